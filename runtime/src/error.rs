@@ -1,0 +1,282 @@
+//! Errors a call can end with, on either side: [`RpcError`], [`Status`] and
+//! [`StatusCode`] (the status byte of PROTOCOL.md), and [`TransportError`].
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The status byte of a response frame (PROTOCOL.md, "Status codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusCode {
+    /// 0: ok.
+    Ok,
+    /// 1: a declared error (typed, from `throws`).
+    DeclaredError,
+    /// 2: the server does not serve this service.
+    UnknownService,
+    /// 3: the service has no such method.
+    UnknownMethod,
+    /// 4: the args could not be decoded.
+    BadRequest,
+    /// 5: the server does not support the frame's serializer.
+    UnsupportedSerializer,
+    /// 6: the deadline passed.
+    DeadlineExceeded,
+    /// 7: the server's concurrency limit is reached; safe to retry elsewhere.
+    Overloaded,
+    /// 8: the handler failed or panicked.
+    Internal,
+    /// 9: the server is shutting down; not executed, safe to retry elsewhere.
+    ShuttingDown,
+    /// 10: the frame is larger than the peer accepts.
+    FrameTooLarge,
+    /// 11: the protocol version is not supported.
+    UnsupportedVersion,
+    /// 12: missing or bad credentials.
+    Unauthenticated,
+    /// 13: the caller may not call this.
+    PermissionDenied,
+    /// A code this version does not know (a newer peer); kept as sent.
+    Other(u8),
+}
+
+impl StatusCode {
+    /// The status byte on the wire.
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            StatusCode::Ok => 0,
+            StatusCode::DeclaredError => 1,
+            StatusCode::UnknownService => 2,
+            StatusCode::UnknownMethod => 3,
+            StatusCode::BadRequest => 4,
+            StatusCode::UnsupportedSerializer => 5,
+            StatusCode::DeadlineExceeded => 6,
+            StatusCode::Overloaded => 7,
+            StatusCode::Internal => 8,
+            StatusCode::ShuttingDown => 9,
+            StatusCode::FrameTooLarge => 10,
+            StatusCode::UnsupportedVersion => 11,
+            StatusCode::Unauthenticated => 12,
+            StatusCode::PermissionDenied => 13,
+            StatusCode::Other(code) => code,
+        }
+    }
+
+    /// The code for a status byte read from the wire.
+    pub const fn from_u8(code: u8) -> StatusCode {
+        match code {
+            0 => StatusCode::Ok,
+            1 => StatusCode::DeclaredError,
+            2 => StatusCode::UnknownService,
+            3 => StatusCode::UnknownMethod,
+            4 => StatusCode::BadRequest,
+            5 => StatusCode::UnsupportedSerializer,
+            6 => StatusCode::DeadlineExceeded,
+            7 => StatusCode::Overloaded,
+            8 => StatusCode::Internal,
+            9 => StatusCode::ShuttingDown,
+            10 => StatusCode::FrameTooLarge,
+            11 => StatusCode::UnsupportedVersion,
+            12 => StatusCode::Unauthenticated,
+            13 => StatusCode::PermissionDenied,
+            other => StatusCode::Other(other),
+        }
+    }
+
+    /// A short lower-case name (`"unknown method"`), for messages and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StatusCode::Ok => "ok",
+            StatusCode::DeclaredError => "declared error",
+            StatusCode::UnknownService => "unknown service",
+            StatusCode::UnknownMethod => "unknown method",
+            StatusCode::BadRequest => "bad request",
+            StatusCode::UnsupportedSerializer => "unsupported serializer",
+            StatusCode::DeadlineExceeded => "deadline exceeded",
+            StatusCode::Overloaded => "overloaded",
+            StatusCode::Internal => "internal",
+            StatusCode::ShuttingDown => "shutting down",
+            StatusCode::FrameTooLarge => "frame too large",
+            StatusCode::UnsupportedVersion => "unsupported protocol version",
+            StatusCode::Unauthenticated => "unauthenticated",
+            StatusCode::PermissionDenied => "permission denied",
+            StatusCode::Other(_) => "unknown status",
+        }
+    }
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.as_u8())
+    }
+}
+
+/// A non-ok, non-declared outcome: a status code and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    code: StatusCode,
+    message: String,
+}
+
+impl Status {
+    /// A status with a code and a message.
+    pub fn new(code: StatusCode, message: impl Into<String>) -> Status {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Status 8: the handler failed.
+    pub fn internal(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::Internal, message)
+    }
+
+    /// Status 4: the request could not be used.
+    pub fn bad_request(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::BadRequest, message)
+    }
+
+    /// Status 6: the deadline passed.
+    pub fn deadline_exceeded(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::DeadlineExceeded, message)
+    }
+
+    /// The code.
+    pub fn code(&self) -> StatusCode {
+        self.code
+    }
+
+    /// The message for humans (may be empty).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "status {}", self.code)
+        } else {
+            write!(f, "status {}: {}", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// A failure below the call: the connection, the framing or the codec.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The connection could not be opened.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where we tried to connect.
+        addr: String,
+        /// Why it failed.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The connection was closed or broke while the call was in flight.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The peer sent something that breaks PROTOCOL.md.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A message could not be encoded.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The serializer's reason.
+        reason: String,
+    },
+    /// A message from the peer could not be decoded.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The serializer's reason.
+        reason: String,
+    },
+    /// No instance of the service could be found to call.
+    #[error("no instance of {service} is available")]
+    NoInstance {
+        /// The service's wire name.
+        service: String,
+    },
+}
+
+/// How a call ended, if not with its result.
+///
+/// `E` is the method's declared error enum (generated from `throws`); methods
+/// that declare none use [`NoDeclaredError`]. Servers return it too: a
+/// handler answers `Err(RpcError::Declared(..))` for a declared error (status
+/// 1) and `Err(RpcError::Status(..))` for anything else.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError<E = NoDeclaredError> {
+    /// The method's declared error, typed (status 1).
+    #[error("declared error: {0:?}")]
+    Declared(E),
+    /// Any other status: from the server, or a deadline that passed locally.
+    #[error(transparent)]
+    Status(Status),
+    /// The call could not be carried (connection, framing, codec).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl<E> RpcError<E> {
+    /// The status code this error travels as (or would): declared errors
+    /// are 1, transport failures are reported as `Internal` (8).
+    pub fn code(&self) -> StatusCode {
+        match self {
+            RpcError::Declared(_) => StatusCode::DeclaredError,
+            RpcError::Status(status) => status.code(),
+            RpcError::Transport(_) => StatusCode::Internal,
+        }
+    }
+
+    /// The declared error, if that is what this is.
+    pub fn declared(&self) -> Option<&E> {
+        match self {
+            RpcError::Declared(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The status, if that is what this is.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            RpcError::Status(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<Status> for RpcError<E> {
+    fn from(status: Status) -> Self {
+        RpcError::Status(status)
+    }
+}
+
+impl RpcError<NoDeclaredError> {
+    /// Widens an error of a method without `throws` into any method's error,
+    /// so `?` works across them.
+    pub fn widen<E>(self) -> RpcError<E> {
+        match self {
+            RpcError::Declared(never) => match never {},
+            RpcError::Status(s) => RpcError::Status(s),
+            RpcError::Transport(t) => RpcError::Transport(t),
+        }
+    }
+}
+
+/// The declared error of a method that declares none: it has no values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDeclaredError {}
+
+impl fmt::Display for NoDeclaredError {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
