@@ -1,0 +1,1 @@
+//! Cross-crate integration tests for Courier; they live in `tests/`.

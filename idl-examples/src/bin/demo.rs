@@ -1,0 +1,267 @@
+//! `demo`: the Courier walking skeleton in one binary.
+//!
+//! - `demo`: providers, the in-process registry and a consumer in one
+//!   process; makes calls, prints what came back, exits 0.
+//! - `demo serve --listen ADDR [--registry URL]`: serves `hello.Greeter` and
+//!   `shop.OrderBook`; prints `listening on IP:PORT` first; exits 0 after a
+//!   graceful shutdown on SIGINT or SIGTERM.
+//! - `demo call (--connect ADDR | --registry URL) [--serializer NAME] NAME`:
+//!   calls `say_hello`, prints the greeting; on failure prints the error and
+//!   exits 1.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use courier::client::{CallOptions, Channel};
+use courier::registry::{MemoryRegistry, Registry, RegistryUrl, ServiceInstance};
+use courier::server::{Server, ServerHandle};
+use courier::{RpcError, Serializer};
+use idl_examples::greeter::HelloGreeter;
+use idl_examples::hello::{GreeterClient, GreeterServer, SayHelloError};
+use idl_examples::order_book::MemoryOrderBook;
+use idl_examples::shop::{GetError, LineItem, OrderBookClient, OrderBookServer, OrderStatus};
+
+#[derive(Debug, Parser)]
+#[command(name = "demo", version, about = "The Courier demo: hello.Greeter and shop.OrderBook.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve hello.Greeter and shop.OrderBook until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Registry to publish the services in (`memory` or `zk://...`).
+        #[arg(long, value_name = "URL", default_value = "memory")]
+        registry: RegistryUrl,
+    },
+    /// Call hello.Greeter/say_hello once and print the greeting.
+    Call {
+        /// Address of a server.
+        #[arg(long, value_name = "ADDR", required_unless_present = "registry", conflicts_with = "registry")]
+        connect: Option<String>,
+        /// Registry to find a server in.
+        #[arg(long, value_name = "URL")]
+        registry: Option<RegistryUrl>,
+        /// Serializer for the call: protobuf or json.
+        #[arg(long, value_name = "NAME", default_value = "protobuf")]
+        serializer: Serializer,
+        /// The name to greet.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => run_in_process().await,
+            Some(Command::Serve { listen, registry }) => serve(&listen, registry).await,
+            Some(Command::Call {
+                connect,
+                registry,
+                serializer,
+                name,
+            }) => call(connect, registry, serializer, name).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts one provider: a server with both services, published in `registry`.
+async fn start_provider(listen: &str, registry: &dyn Registry) -> Result<(ServerHandle, Vec<ServiceInstance>), String> {
+    let server = Server::builder()
+        .add_service(GreeterServer::new(HelloGreeter::default()))
+        .add_service(OrderBookServer::new(MemoryOrderBook::default()))
+        .bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = server.local_addr();
+    let mut instances = Vec::new();
+    for service in [GreeterClient::WIRE_NAME, OrderBookClient::WIRE_NAME] {
+        let instance = ServiceInstance::new(service, addr);
+        registry
+            .register(instance.clone())
+            .await
+            .map_err(|e| format!("cannot register {service}: {e}"))?;
+        instances.push(instance);
+    }
+    Ok((server, instances))
+}
+
+/// `demo`: two providers, the in-process registry, and a consumer.
+async fn run_in_process() -> Result<(), String> {
+    let registry = MemoryRegistry::new();
+    let mut providers = Vec::new();
+    for _ in 0..2 {
+        providers.push(start_provider("127.0.0.1:0", &registry).await?);
+    }
+    for (server, _) in &providers {
+        println!("provider listening on {}", server.local_addr());
+    }
+
+    let channel = Channel::discover(&registry, GreeterClient::WIRE_NAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    let greeter = GreeterClient::new(channel);
+
+    let greeting = greeter.say_hello("Courier").await.map_err(|e| e.to_string())?;
+    println!("say_hello(\"Courier\") -> {greeting:?}");
+
+    match greeter.say_hello("").await {
+        Err(RpcError::Declared(SayHelloError::EmptyName(error))) => {
+            println!("say_hello(\"\") -> declared error EmptyName {{ hint: {:?} }}", error.hint);
+        }
+        other => return Err(format!("say_hello(\"\") should raise EmptyName, got {other:?}")),
+    }
+
+    let json_greeter = greeter.clone().with_options(CallOptions {
+        serializer: Serializer::Json,
+        ..CallOptions::default()
+    });
+    let greeting = json_greeter.say_hello("JSON").await.map_err(|e| e.to_string())?;
+    println!("say_hello(\"JSON\") over JSON -> {greeting:?}");
+
+    let hurried = greeter.clone().with_options(CallOptions {
+        timeout: Some(Duration::from_millis(50)),
+        ..CallOptions::default()
+    });
+    match hurried.sleep(2_000).await {
+        Err(error) => println!("sleep(2000) with a 50 ms timeout -> {error}"),
+        Ok(ms) => return Err(format!("sleep(2000) with a 50 ms timeout answered {ms}")),
+    }
+
+    greeter.notify("demo finished greeting").await.map_err(|e| e.to_string())?;
+    println!("notify(..) -> sent (one-way)");
+
+    let orders = OrderBookClient::new(
+        Channel::discover(&registry, OrderBookClient::WIRE_NAME)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let id = orders
+        .place(
+            vec![LineItem {
+                sku: "BOOK-42".into(),
+                quantity: 2,
+                unit_price_cents: 1_999,
+            }],
+            Some("gift wrap".into()),
+            HashMap::from([("channel".to_owned(), "demo".to_owned())]),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    orders.set_status(id, OrderStatus::Paid).await.map_err(|e| e.to_string())?;
+    let order = orders.get(id).await.map_err(|e| e.to_string())?;
+    println!("place + set_status(PAID) + get({id}) -> {order:?}");
+    let paid = orders.by_status(OrderStatus::Paid).await.map_err(|e| e.to_string())?;
+    println!("by_status(PAID) -> {} order(s)", paid.len());
+    match orders.get(9_999).await {
+        Err(RpcError::Declared(GetError::OrderNotFound(missing))) => {
+            println!("get(9999) -> declared error OrderNotFound {{ id: {} }}", missing.id)
+        }
+        other => return Err(format!("get(9999) should raise OrderNotFound, got {other:?}")),
+    }
+
+    for (server, instances) in providers {
+        for instance in &instances {
+            registry
+                .deregister(&instance.service, &instance.id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        server.shutdown().await;
+    }
+    println!("done");
+    Ok(())
+}
+
+/// `demo serve`.
+async fn serve(listen: &str, registry_url: RegistryUrl) -> Result<(), String> {
+    let registry: Arc<dyn Registry> = courier::registry::connect_registry(&registry_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (server, instances) = start_provider(listen, registry.as_ref()).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        // The first line is a contract: scripts and tests read the port from it.
+        writeln!(stdout, "listening on {}", server.local_addr()).map_err(|e| e.to_string())?;
+        stdout.flush().map_err(|e| e.to_string())?;
+    }
+    wait_for_shutdown_signal().await?;
+    eprintln!("shutting down");
+    for instance in &instances {
+        if let Err(error) = registry.deregister(&instance.service, &instance.id).await {
+            eprintln!("warning: cannot deregister {}: {error}", instance.service);
+        }
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_shutdown_signal() -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+/// `demo call`.
+async fn call(connect: Option<String>, registry: Option<RegistryUrl>, serializer: Serializer, name: String) -> Result<(), String> {
+    let channel = match (connect, registry) {
+        (Some(addr), _) => Channel::connect(addr.as_str()).await.map_err(|e| e.to_string())?,
+        (None, Some(url)) => {
+            let registry = courier::registry::connect_registry(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            Channel::discover(registry.as_ref(), GreeterClient::WIRE_NAME)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        (None, None) => return Err("pass --connect ADDR or --registry URL".into()),
+    };
+    let greeter = GreeterClient::new(channel).with_options(CallOptions {
+        serializer,
+        ..CallOptions::default()
+    });
+    match greeter.say_hello(name).await {
+        Ok(greeting) => {
+            println!("{greeting}");
+            Ok(())
+        }
+        Err(RpcError::Declared(SayHelloError::EmptyName(error))) => {
+            Err(format!("declared error hello.EmptyName: {}", error.hint))
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
