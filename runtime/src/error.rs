@@ -204,6 +204,14 @@ pub enum TransportError {
         /// The service's wire name.
         service: String,
     },
+    /// The registry could not be asked for the service's instances.
+    #[error("cannot discover {service}: {reason}")]
+    Discovery {
+        /// The service's wire name.
+        service: String,
+        /// The registry's reason.
+        reason: String,
+    },
 }
 
 /// How a call ended, if not with its result.

@@ -61,19 +61,23 @@ impl Serializer {
     }
 
     /// Appends `message` to `buf` in this serializer.
-    pub fn encode<M: WireMessage>(self, message: &M, buf: &mut BytesMut) -> Result<(), TransportError> {
+    pub fn encode<M: WireMessage>(
+        self,
+        message: &M,
+        buf: &mut BytesMut,
+    ) -> Result<(), TransportError> {
         match self {
             Serializer::Protobuf => {
                 buf.reserve(message.encoded_len());
                 message.encode_raw(buf);
                 Ok(())
             }
-            Serializer::Json => serde_json::to_writer(buf.writer(), message).map_err(|e| {
-                TransportError::Encode {
+            Serializer::Json => {
+                serde_json::to_writer(buf.writer(), message).map_err(|e| TransportError::Encode {
                     what: std::any::type_name::<M>(),
                     reason: e.to_string(),
-                }
-            }),
+                })
+            }
         }
     }
 
@@ -116,13 +120,21 @@ impl std::str::FromStr for Serializer {
 /// in a status-1 response.
 pub trait DeclaredError: std::fmt::Debug + Send + Sync + 'static + Sized {
     /// Appends the error message to `buf`.
-    fn encode_declared(&self, serializer: Serializer, buf: &mut BytesMut) -> Result<(), TransportError>;
+    fn encode_declared(
+        &self,
+        serializer: Serializer,
+        buf: &mut BytesMut,
+    ) -> Result<(), TransportError>;
     /// Decodes the error message of a status-1 response.
     fn decode_declared(serializer: Serializer, payload: Bytes) -> Result<Self, TransportError>;
 }
 
 impl<M: WireMessage + std::fmt::Debug> DeclaredError for M {
-    fn encode_declared(&self, serializer: Serializer, buf: &mut BytesMut) -> Result<(), TransportError> {
+    fn encode_declared(
+        &self,
+        serializer: Serializer,
+        buf: &mut BytesMut,
+    ) -> Result<(), TransportError> {
         serializer.encode(self, buf)
     }
 

@@ -20,7 +20,10 @@ use super::proto::IdlEnum;
 
 /// Serializes an enum: its IDL name in text formats (its number when it is
 /// `Unrecognized`), its number in binary ones.
-pub fn serialize_enum<E: IdlEnum, S: Serializer>(value: &E, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_enum<E: IdlEnum, S: Serializer>(
+    value: &E,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value.idl_name() {
         Some(name) if serializer.is_human_readable() => serializer.serialize_str(name),
         _ => serializer.serialize_i32(value.to_i32()),
@@ -28,7 +31,9 @@ pub fn serialize_enum<E: IdlEnum, S: Serializer>(value: &E, serializer: S) -> Re
 }
 
 /// Deserializes an enum from its IDL name or its number.
-pub fn deserialize_enum<'de, E: IdlEnum, D: Deserializer<'de>>(deserializer: D) -> Result<E, D::Error> {
+pub fn deserialize_enum<'de, E: IdlEnum, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<E, D::Error> {
     struct EnumVisitor<E>(PhantomData<E>);
 
     impl<E: IdlEnum> Visitor<'_> for EnumVisitor<E> {
@@ -142,12 +147,17 @@ pub mod optional_bytes_field {
     use super::*;
 
     /// Serializes the field.
-    pub fn serialize<S: Serializer>(value: &Option<Bytes>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        value: &Option<Bytes>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         value.as_ref().map(BytesOut).serialize(serializer)
     }
 
     /// Deserializes the field.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Bytes>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Bytes>, D::Error> {
         Option::<BytesIn>::deserialize(deserializer).map(|b| b.map(|b| b.0))
     }
 }

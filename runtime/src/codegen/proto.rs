@@ -4,8 +4,7 @@
 use bytes::{Buf, BufMut};
 use prost::DecodeError;
 use prost::encoding::{
-    DecodeContext, WireType, decode_varint, encode_key, encode_varint, encoded_len_varint, int32,
-    key_len,
+    DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint, int32, key_len,
 };
 
 /// A generated enum: a real Rust enum that travels as its `i32` value.
@@ -130,15 +129,26 @@ mod tests {
 
     #[test]
     fn packed_enums_round_trip_including_unknown_and_negative_values() {
-        let values = vec![Color::Blue, Color::Red, Color::Unrecognized(-3), Color::Unrecognized(99)];
+        let values = vec![
+            Color::Blue,
+            Color::Red,
+            Color::Unrecognized(-3),
+            Color::Unrecognized(99),
+        ];
         let mut buf = Vec::new();
         encode_packed(4, &values, &mut buf);
         assert_eq!(buf.len(), encoded_len_packed(4, &values));
         let mut slice = &buf[..];
         let (tag, wire_type) = prost::encoding::decode_key(&mut slice).unwrap();
         assert_eq!(tag, 4);
-        let mut decoded = Vec::new();
-        merge_repeated(wire_type, &mut decoded, &mut slice, DecodeContext::default()).unwrap();
+        let mut decoded: Vec<Color> = Vec::new();
+        merge_repeated(
+            wire_type,
+            &mut decoded,
+            &mut slice,
+            DecodeContext::default(),
+        )
+        .unwrap();
         assert_eq!(decoded, values);
     }
 

@@ -1,0 +1,62 @@
+//! What callers send to the connection task, and what they get back.
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::error::TransportError;
+
+/// A response as the connection task hands it to its caller, which
+/// decodes it (off the connection task).
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    /// The status byte.
+    pub status: u8,
+    /// The body: a message (status 0 or 1) or UTF-8 text.
+    pub body: Bytes,
+}
+
+/// Where a call's response goes.
+pub(crate) type ReplySender = oneshot::Sender<Result<RawResponse, TransportError>>;
+/// Told once a one-way frame is written.
+pub(crate) type WrittenSender = oneshot::Sender<Result<(), TransportError>>;
+
+/// A request to the connection task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send `frame` and route the response with `id` to `reply`.
+    Call {
+        /// The request id in `frame`.
+        id: u64,
+        /// The whole encoded request frame.
+        frame: Bytes,
+        /// Where the response goes.
+        reply: ReplySender,
+    },
+    /// Send a one-way `frame`; tell `written` once it is on the socket.
+    Oneway {
+        /// The whole encoded one-way frame.
+        frame: Bytes,
+        /// Told once the frame is written.
+        written: WrittenSender,
+    },
+    /// The caller gave up on `id`: forget it and tell the server.
+    Cancel {
+        /// The request id.
+        id: u64,
+    },
+}
+
+impl Command {
+    /// Completes the command with `error` (it could not be carried).
+    pub fn fail(self, error: TransportError) {
+        match self {
+            Command::Call { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Oneway { written, .. } => {
+                let _ = written.send(Err(error));
+            }
+            Command::Cancel { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! What a call is: [`MethodDescriptor`] (static, generated) and
+//! [`CallOptions`] (per call).
+
+use std::time::Duration;
+
+use crate::context::Metadata;
+use crate::serializer::Serializer;
+
+/// Static facts about a method, generated as a `static` per method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// The service's wire name (`hello.Greeter`, `shop.Orders:2`).
+    pub service: &'static str,
+    /// The method's wire name.
+    pub method: &'static str,
+    /// `@idempotent`: may be retried on another instance.
+    pub idempotent: bool,
+    /// `@timeout(ms = N)`: the default deadline of the call.
+    pub default_timeout: Option<Duration>,
+}
+
+/// How one call is made.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The serializer of the request (and so of its answer).
+    pub serializer: Serializer,
+    /// The call's timeout; `None` falls back to the method's default, then
+    /// the channel's default, then no timeout.
+    pub timeout: Option<Duration>,
+    /// Metadata sent with the request.
+    pub metadata: Metadata,
+}
+
+impl CallOptions {
+    /// The timeout a call uses: this call's, else the method's default,
+    /// else the channel's default.
+    pub fn effective_timeout(
+        &self,
+        method: &MethodDescriptor,
+        channel_default: Option<Duration>,
+    ) -> Option<Duration> {
+        self.timeout.or(method.default_timeout).or(channel_default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METHOD: MethodDescriptor = MethodDescriptor {
+        service: "s",
+        method: "m",
+        idempotent: false,
+        default_timeout: Some(Duration::from_secs(2)),
+    };
+
+    #[test]
+    fn timeout_precedence() {
+        let channel_default = Some(Duration::from_secs(3));
+        let mut options = CallOptions::default();
+        assert_eq!(
+            options.effective_timeout(&METHOD, channel_default),
+            Some(Duration::from_secs(2))
+        );
+        options.timeout = Some(Duration::from_secs(1));
+        assert_eq!(
+            options.effective_timeout(&METHOD, channel_default),
+            Some(Duration::from_secs(1))
+        );
+        let no_default = MethodDescriptor {
+            default_timeout: None,
+            ..METHOD
+        };
+        assert_eq!(
+            CallOptions::default().effective_timeout(&no_default, channel_default),
+            channel_default
+        );
+        assert_eq!(
+            CallOptions::default().effective_timeout(&no_default, None),
+            None
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The frame codec of PROTOCOL.md: the 18-byte header, a decoder that
+//! splits frames out of a read buffer without trusting claimed lengths,
+//! request bodies, and building frames in one buffer.
+//!
+//! Everything here is synchronous and allocation-aware; the server and the
+//! client drive it from their socket tasks.
+
+mod body;
+mod decoder;
+mod frame;
+mod header;
+pub(crate) mod write_queue;
+
+pub use body::{
+    BodyError, RequestBody, Utf8Bytes, encode_request_prefix, status_message, timeout_to_ms,
+};
+pub use decoder::{DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, FrameError};
+pub use frame::{BodyTooLarge, FrameBuilder, empty_frame};
+pub use header::{FrameHeader, HEADER_LEN, MAGIC, MessageKind, VERSION};

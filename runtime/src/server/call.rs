@@ -1,0 +1,312 @@
+//! One request handed to a service: [`ServiceHandler`] and [`IncomingCall`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::catch_unwind::{Interrupted, run_guarded};
+use super::conn::SlotGuard;
+use super::respond::Responder;
+use crate::context::{CallContext, Metadata};
+use crate::error::{RpcError, StatusCode};
+use crate::protocol::Utf8Bytes;
+use crate::serializer::{DeclaredError, Serializer, WireMessage};
+
+/// A service the server serves: generated code implements it for each IDL
+/// service (`GreeterServer<T>`), and it can be written by hand.
+pub trait ServiceHandler: Send + Sync + 'static {
+    /// The service's wire name (`hello.Greeter`).
+    fn wire_name(&self) -> &'static str;
+
+    /// Routes one call by [`IncomingCall::method`]; must consume the call
+    /// (serve it or reject it). Runs on the connection's reader: it must not
+    /// block, and the serve methods spawn the handler as a task.
+    fn dispatch(&self, call: IncomingCall);
+}
+
+/// One request on its way to a handler.
+///
+/// It must be consumed by one of [`serve_unary`](IncomingCall::serve_unary),
+/// [`serve_oneway`](IncomingCall::serve_oneway) or
+/// [`reject_unknown_method`](IncomingCall::reject_unknown_method); a call
+/// dropped without being served is answered status 8.
+pub struct IncomingCall {
+    /// Taken by the method that consumes the call; `None` afterwards.
+    inner: Option<CallInner>,
+}
+
+struct CallInner {
+    method: Utf8Bytes,
+    serializer: Serializer,
+    /// A one-way request (message type 3): never answered.
+    oneway: bool,
+    payload: Bytes,
+    metadata: Metadata,
+    deadline: Option<Instant>,
+    slot: SlotGuard,
+}
+
+impl std::fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("IncomingCall");
+        if let Some(inner) = &self.inner {
+            debug
+                .field("request_id", &inner.slot.request_id)
+                .field("method", &inner.method)
+                .field("serializer", &inner.serializer)
+                .field("oneway", &inner.oneway)
+                .field("payload_len", &inner.payload.len());
+        }
+        debug.finish_non_exhaustive()
+    }
+}
+
+/// The parts of a call the reader has checked.
+pub(crate) struct CallParts {
+    pub method: Utf8Bytes,
+    pub serializer: Serializer,
+    pub oneway: bool,
+    pub payload: Bytes,
+    pub metadata: Metadata,
+    pub deadline: Option<Instant>,
+    pub slot: SlotGuard,
+}
+
+impl IncomingCall {
+    pub(crate) fn new(parts: CallParts) -> IncomingCall {
+        let CallParts {
+            method,
+            serializer,
+            oneway,
+            payload,
+            metadata,
+            deadline,
+            slot,
+        } = parts;
+        IncomingCall {
+            inner: Some(CallInner {
+                method,
+                serializer,
+                oneway,
+                payload,
+                metadata,
+                deadline,
+                slot,
+            }),
+        }
+    }
+
+    /// The method's wire name.
+    pub fn method(&self) -> &str {
+        self.inner
+            .as_ref()
+            .map_or("", |inner| inner.method.as_str())
+    }
+
+    /// The serializer of the request (and of its answer).
+    pub fn serializer(&self) -> Serializer {
+        self.inner
+            .as_ref()
+            .map_or_else(Serializer::default, |inner| inner.serializer)
+    }
+
+    /// Spawns the handler as a task: decodes `Args` (status 4 on failure),
+    /// runs the handler and answers: `Ok` -> status 0 with the reply;
+    /// `Err(RpcError::Declared(e))` -> status 1 with `e`;
+    /// `Err(RpcError::Status(s))` -> `s.code()` with its message;
+    /// `Err(RpcError::Transport(t))` -> status 8 with its message.
+    ///
+    /// A panicking handler is answered status 8 and the server keeps
+    /// serving. If the request carried a timeout, the handler is stopped
+    /// when it passes and status 6 is answered then. A one-way request
+    /// served this way runs the handler and answers nothing.
+    pub fn serve_unary<Args, Reply, E, F, Fut>(mut self, handler: F)
+    where
+        Args: WireMessage,
+        Reply: WireMessage,
+        E: DeclaredError,
+        F: FnOnce(CallContext, Args) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Reply, RpcError<E>>> + Send + 'static,
+    {
+        let Some(call) = self.inner.take() else {
+            return;
+        };
+        let (ctx, call) = call.into_context();
+        let CallTask {
+            serializer,
+            payload,
+            responder,
+            ..
+        } = call;
+        let work = async move {
+            let args = match serializer.decode::<Args>(payload) {
+                Ok(args) => args,
+                Err(e) => return Some(responder.status(StatusCode::BadRequest, &e.to_string())),
+            };
+            Some(match handler(ctx, args).await {
+                Ok(reply) => responder.reply(serializer, &reply),
+                Err(error) => responder.error(serializer, error),
+            })
+        };
+        spawn_call(call.slot, responder, call.deadline, call.answer, work);
+    }
+
+    /// Spawns the handler of a one-way method as a task: decodes `Args` and
+    /// runs the handler; nothing is ever answered. Undecodable args, a
+    /// panic or a passed deadline are logged at debug level. A one-way
+    /// method called with a request that expects an answer is answered
+    /// status 0 with the empty message once the handler is done.
+    pub fn serve_oneway<Args, F, Fut>(mut self, handler: F)
+    where
+        Args: WireMessage,
+        F: FnOnce(CallContext, Args) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some(call) = self.inner.take() else {
+            return;
+        };
+        let (ctx, call) = call.into_context();
+        let CallTask {
+            serializer,
+            payload,
+            responder,
+            ..
+        } = call;
+        let request_id = call.slot.request_id;
+        let work = async move {
+            match serializer.decode::<Args>(payload) {
+                Ok(args) => handler(ctx, args).await,
+                Err(e) => {
+                    tracing::debug!(request_id, error = %e, "undecodable args for a one-way method");
+                    return Some(responder.status(StatusCode::BadRequest, &e.to_string()));
+                }
+            }
+            Some(responder.empty_reply(serializer))
+        };
+        spawn_call(call.slot, responder, call.deadline, call.answer, work);
+    }
+
+    /// Answers status 3 (unknown method).
+    pub fn reject_unknown_method(mut self) {
+        let Some(call) = self.inner.take() else {
+            return;
+        };
+        let message = format!("unknown method `{}`", call.method);
+        answer_now(&call, StatusCode::UnknownMethod, &message);
+    }
+}
+
+impl Drop for IncomingCall {
+    fn drop(&mut self) {
+        if let Some(call) = self.inner.take() {
+            tracing::debug!(request_id = call.slot.request_id, method = %call.method, "call dropped unserved");
+            answer_now(
+                &call,
+                StatusCode::Internal,
+                "the service did not serve the call",
+            );
+        }
+    }
+}
+
+/// What the task serving a call needs, once the handler's context is split
+/// off.
+struct CallTask {
+    serializer: Serializer,
+    payload: Bytes,
+    responder: Responder,
+    deadline: Option<Instant>,
+    /// Whether the client waits for an answer (not a one-way request).
+    answer: bool,
+    slot: SlotGuard,
+}
+
+impl CallInner {
+    /// Splits the call into the handler's context (taking the metadata,
+    /// not copying it) and the rest.
+    fn into_context(self) -> (CallContext, CallTask) {
+        let CallInner {
+            method: _,
+            serializer,
+            oneway,
+            payload,
+            metadata,
+            deadline,
+            slot,
+        } = self;
+        let ctx = CallContext::new(deadline.map(Instant::into_std), metadata, slot.conn.peer);
+        let task = CallTask {
+            serializer,
+            payload,
+            responder: slot.responder(serializer.id()),
+            deadline,
+            answer: !oneway,
+            slot,
+        };
+        (ctx, task)
+    }
+}
+
+/// Answers a call from synchronous code (unless it is one-way); its slot
+/// is freed when `call` is dropped.
+fn answer_now(call: &CallInner, code: StatusCode, message: &str) {
+    if !call.oneway {
+        let frame = call
+            .slot
+            .responder(call.serializer.id())
+            .status(code, message);
+        call.slot.conn.send_now(frame);
+    }
+}
+
+/// Spawns a call's task: runs `work` guarded against panics and the
+/// deadline, sends the answer (if `answer`), then frees the slot. The task
+/// is registered so that a cancel frame can abort it.
+fn spawn_call<W>(
+    slot: SlotGuard,
+    responder: Responder,
+    deadline: Option<Instant>,
+    answer: bool,
+    work: W,
+) where
+    W: Future<Output = Option<Bytes>> + Send + 'static,
+{
+    let conn = Arc::clone(&slot.conn);
+    let (request_id, token) = (slot.request_id, slot.token);
+    let task = async move {
+        let frame = match run_guarded(work, deadline).await {
+            Ok(frame) => frame,
+            Err(Interrupted::Panicked(message)) => {
+                tracing::warn!(request_id, panic = %message, "handler panicked");
+                Some(responder.status(StatusCode::Internal, "the handler panicked"))
+            }
+            Err(Interrupted::DeadlineExceeded) => Some(responder.status(
+                StatusCode::DeadlineExceeded,
+                "the deadline passed on the server",
+            )),
+        };
+        if answer {
+            if let Some(frame) = frame {
+                slot.conn.send(frame).await;
+            }
+        }
+        drop(slot);
+    };
+    let handle = tokio::spawn(task);
+    conn.slots.attach(request_id, token, handle.abort_handle());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_handlers_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        fn assert_object_safe(_: Option<&dyn ServiceHandler>) {}
+        assert_send::<IncomingCall>();
+        assert_object_safe(None);
+    }
+}

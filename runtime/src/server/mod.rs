@@ -1,0 +1,21 @@
+//! The TCP server: [`Server::builder`] takes services ([`ServiceHandler`],
+//! implemented by generated code), binds, and returns a [`ServerHandle`].
+//!
+//! Per connection, one reader task decodes frames and routes requests to
+//! their service (which spawns one task per call through
+//! [`IncomingCall`]), and one writer task writes every queued response with
+//! one vectored write.
+
+mod builder;
+mod call;
+mod catch_unwind;
+mod conn;
+mod connection;
+mod respond;
+mod shared;
+mod slots;
+mod writer;
+
+pub use builder::{Server, ServerBuilder, ServerHandle};
+pub use call::{IncomingCall, ServiceHandler};
+pub use shared::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION};

@@ -1,0 +1,178 @@
+//! Building response frames: one buffer per response, header and body.
+
+use bytes::{BufMut, Bytes};
+
+use crate::error::{RpcError, StatusCode};
+use crate::protocol::{FrameBuilder, FrameHeader, MessageKind};
+use crate::serializer::{DeclaredError, Serializer, WireMessage};
+
+/// The longest status message sent; longer ones are cut (at a char
+/// boundary), so an error message can't make a frame too large.
+const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// Builds the response frames of one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Responder {
+    request_id: u64,
+    serializer: u8,
+    max_frame_size: u32,
+}
+
+impl Responder {
+    /// Answers `request_id` in `serializer` (echoed as sent).
+    pub fn new(request_id: u64, serializer: u8, max_frame_size: u32) -> Responder {
+        Responder {
+            request_id,
+            serializer,
+            max_frame_size,
+        }
+    }
+
+    fn builder(&self, status: StatusCode, body_hint: usize) -> FrameBuilder {
+        FrameBuilder::new(
+            FrameHeader {
+                serializer: self.serializer,
+                kind: MessageKind::Response,
+                status: status.as_u8(),
+                request_id: self.request_id,
+                body_len: 0,
+            },
+            body_hint,
+        )
+    }
+
+    /// A response with a status and a message for humans.
+    pub fn status(&self, code: StatusCode, message: &str) -> Bytes {
+        let message = truncate(message, MAX_STATUS_MESSAGE);
+        let mut builder = self.builder(code, message.len());
+        builder.body_mut().put_slice(message.as_bytes());
+        // The message is bounded well below any sane limit; an absurdly
+        // small limit still gets an answer, without the message.
+        builder.finish(self.max_frame_size).unwrap_or_else(|_| {
+            let mut builder = self.builder(code, 0);
+            builder.clear_body();
+            builder.finish(u32::MAX).unwrap_or_default()
+        })
+    }
+
+    /// Status 0 with the reply message.
+    pub fn reply<M: WireMessage>(&self, serializer: Serializer, reply: &M) -> Bytes {
+        let hint = match serializer {
+            Serializer::Protobuf => reply.encoded_len(),
+            Serializer::Json => 64,
+        };
+        let mut builder = self.builder(StatusCode::Ok, hint);
+        if let Err(e) = serializer.encode(reply, builder.body_mut()) {
+            return self.status(StatusCode::Internal, &e.to_string());
+        }
+        self.finish(builder)
+    }
+
+    /// Status 0 with the empty message (a one-way method called as a
+    /// request that expects an answer).
+    pub fn empty_reply(&self, serializer: Serializer) -> Bytes {
+        let mut builder = self.builder(StatusCode::Ok, 2);
+        if serializer == Serializer::Json {
+            builder.body_mut().put_slice(b"{}");
+        }
+        self.finish(builder)
+    }
+
+    /// The answer for a handler's error.
+    pub fn error<E: DeclaredError>(&self, serializer: Serializer, error: RpcError<E>) -> Bytes {
+        match error {
+            RpcError::Declared(declared) => {
+                let mut builder = self.builder(StatusCode::DeclaredError, 64);
+                if let Err(e) = declared.encode_declared(serializer, builder.body_mut()) {
+                    return self.status(StatusCode::Internal, &e.to_string());
+                }
+                self.finish(builder)
+            }
+            RpcError::Status(status) => match status.code() {
+                // 0 and 1 carry messages, not text: a handler can't use them.
+                StatusCode::Ok | StatusCode::DeclaredError => self.status(
+                    StatusCode::Internal,
+                    &format!(
+                        "handler failed with status {}: {}",
+                        status.code(),
+                        status.message()
+                    ),
+                ),
+                code => self.status(code, status.message()),
+            },
+            RpcError::Transport(transport) => {
+                self.status(StatusCode::Internal, &transport.to_string())
+            }
+        }
+    }
+
+    fn finish(&self, builder: FrameBuilder) -> Bytes {
+        match builder.finish(self.max_frame_size) {
+            Ok(frame) => frame,
+            Err(too_large) => self.status(
+                StatusCode::Internal,
+                &format!("the reply is too large: {too_large}"),
+            ),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Status;
+
+    fn parse(frame: &Bytes) -> (u8, u8, u64, &[u8]) {
+        (
+            frame[3],
+            frame[5],
+            u64::from_be_bytes(frame[6..14].try_into().expect("8")),
+            &frame[18..],
+        )
+    }
+
+    #[test]
+    fn status_frames_carry_the_message() {
+        let frame = Responder::new(9, 2, 1024).status(StatusCode::UnknownMethod, "no such method");
+        assert_eq!(parse(&frame), (2, 3, 9, &b"no such method"[..]));
+    }
+
+    #[test]
+    fn handler_statuses_0_and_1_become_internal() {
+        let responder = Responder::new(1, 1, 1024);
+        let frame = responder.error::<crate::NoDeclaredError>(
+            Serializer::Protobuf,
+            RpcError::Status(Status::new(StatusCode::Ok, "x")),
+        );
+        assert_eq!(frame[5], 8);
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_char_boundary() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+        let frame = Responder::new(1, 1, 1 << 20).status(StatusCode::Internal, &"é".repeat(5000));
+        assert!(frame.len() - 18 <= MAX_STATUS_MESSAGE);
+    }
+
+    #[test]
+    fn a_reply_over_the_limit_becomes_internal() {
+        // prost implements `Message` for `String` (a wrapper message).
+        let frame = Responder::new(1, 2, 4).reply(Serializer::Json, &"a long string".to_owned());
+        assert_eq!(frame[5], 8);
+        let frame = Responder::new(1, 2, 64).reply(Serializer::Json, &"short".to_owned());
+        assert_eq!(parse(&frame), (2, 0, 1, &b"\"short\""[..]));
+    }
+}

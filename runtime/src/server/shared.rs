@@ -1,0 +1,143 @@
+//! Server-wide state: the services, the configuration, the shutdown phase
+//! and the count of calls in flight.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::call::ServiceHandler;
+use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+
+/// The default limit of calls in flight on one connection.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
+/// The default time a graceful shutdown waits for calls in flight.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tunables of a server.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerConfig {
+    pub max_frame_size: u32,
+    pub max_in_flight_per_connection: usize,
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Accepting connections and serving calls.
+    Running,
+    /// Not accepting; new requests are answered status 9; calls in flight
+    /// finish.
+    Draining,
+    /// Connections close.
+    Closing,
+}
+
+/// The state every connection of a server shares.
+pub(crate) struct ServerShared {
+    pub services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+    pub config: ServerConfig,
+    phase: watch::Sender<Phase>,
+    /// Set once new requests are answered status 9 (checked per request).
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl ServerShared {
+    pub fn new(
+        services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+        config: ServerConfig,
+    ) -> ServerShared {
+        ServerShared {
+            services,
+            config,
+            phase: watch::Sender::new(Phase::Running),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    /// Is the server shutting down?
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Stops the accept loop (phase `Draining`); requests are still served
+    /// until [`start_draining`](Self::start_draining).
+    pub fn stop_accepting(&self) {
+        self.phase.send_replace(Phase::Draining);
+    }
+
+    /// From now on new requests are answered status 9.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Connections close (phase `Closing`).
+    pub fn close(&self) {
+        self.start_draining();
+        self.phase.send_replace(Phase::Closing);
+    }
+
+    /// Follows the phase.
+    pub fn subscribe(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
+    }
+
+    /// A call took a slot.
+    pub fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A call freed its slot.
+    pub fn call_ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Calls in flight on all connections.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits until no call is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let mut notified = pin!(self.idle.notified());
+            notified.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Waits until `phase` reaches `Closing` (or the server is gone).
+pub(crate) async fn closing(phase: &mut watch::Receiver<Phase>) {
+    // An error means the server state was dropped: close too.
+    let _ = phase.wait_for(|phase| *phase == Phase::Closing).await;
+}
+
+/// Waits until `phase` leaves `Running` (or the server is gone).
+pub(crate) async fn stopped_running(phase: &mut watch::Receiver<Phase>) {
+    // An error means the server state was dropped: stop too.
+    let _ = phase.wait_for(|phase| *phase != Phase::Running).await;
+}

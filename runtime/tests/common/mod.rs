@@ -1,0 +1,399 @@
+//! A small hand-written service and helpers shared by the integration
+//! tests: real sockets on 127.0.0.1:0, no mocks.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use courier::client::{CallOptions, Channel, MethodDescriptor};
+use courier::protocol::{
+    Frame, FrameBuilder, FrameDecoder, FrameHeader, MessageKind, encode_request_prefix,
+};
+use courier::server::{IncomingCall, Server, ServerBuilder, ServerHandle, ServiceHandler};
+use courier::{CallContext, Metadata, RpcError, Status, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The wire name of the test service.
+pub const SERVICE: &str = "test.Echo";
+
+/// How long any single wait in a test may take before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The args of every test method.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct EchoArgs {
+    #[prost(string, tag = "1")]
+    #[serde(default)]
+    pub text: String,
+    /// How long `echo` waits before answering.
+    #[prost(uint64, tag = "2")]
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// The result message of `echo`.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct EchoReply {
+    #[prost(string, tag = "1")]
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A declared error type.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct NotFound {
+    #[prost(string, tag = "1")]
+    #[serde(default)]
+    pub key: String,
+}
+
+/// The error message of `fail_declared`: one field per declared error.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct EchoError {
+    #[prost(message, optional, tag = "1")]
+    #[serde(default)]
+    pub not_found: Option<NotFound>,
+}
+
+/// The empty message (`void` results).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// What the service has seen; shared with the test.
+#[derive(Default)]
+pub struct Observed {
+    /// Handlers of `slow` and `gated` that started.
+    pub started: AtomicUsize,
+    /// Handlers of `slow` and `gated` that were dropped before finishing.
+    pub stopped: AtomicUsize,
+    /// Texts received by the one-way `notify`.
+    pub notes: Mutex<Vec<String>>,
+    /// Releases the `gated` handlers once `true`.
+    pub gate: watch::Sender<bool>,
+    /// The metadata of the last `whoami`.
+    pub last_metadata: Mutex<Option<Metadata>>,
+}
+
+impl Observed {
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    pub fn stopped(&self) -> usize {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Lets every `gated` handler, running or future, finish.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().expect("not poisoned").clone()
+    }
+}
+
+/// Counts a handler as stopped if dropped before `finish`.
+struct StopDetector {
+    observed: Arc<Observed>,
+    finished: bool,
+}
+
+impl StopDetector {
+    fn new(observed: &Arc<Observed>) -> StopDetector {
+        observed.started.fetch_add(1, Ordering::SeqCst);
+        StopDetector {
+            observed: Arc::clone(observed),
+            finished: false,
+        }
+    }
+}
+
+impl Drop for StopDetector {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.observed.stopped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The hand-written service: what a generated adapter would look like.
+#[derive(Clone, Default)]
+pub struct EchoService {
+    pub observed: Arc<Observed>,
+}
+
+impl ServiceHandler for EchoService {
+    fn wire_name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn dispatch(&self, call: IncomingCall) {
+        let observed = Arc::clone(&self.observed);
+        match call.method() {
+            "echo" => call.serve_unary(move |_ctx: CallContext, args: EchoArgs| async move {
+                if args.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(args.delay_ms)).await;
+                }
+                Ok::<_, RpcError>(EchoReply { value: args.text })
+            }),
+            "fail_declared" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                Err::<EchoReply, _>(RpcError::Declared(EchoError {
+                    not_found: Some(NotFound { key: args.text }),
+                }))
+            }),
+            "fail_status" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                Err::<EchoReply, RpcError>(RpcError::Status(Status::new(
+                    StatusCode::PermissionDenied,
+                    format!("no access to {}", args.text),
+                )))
+            }),
+            "panic" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                if args.text == "panic" {
+                    panic!("the handler panicked on purpose");
+                }
+                Ok::<_, RpcError>(EchoReply { value: args.text })
+            }),
+            // Never finishes by itself.
+            "slow" => call.serve_unary(move |_ctx, _args: EchoArgs| async move {
+                let _detector = StopDetector::new(&observed);
+                std::future::pending::<()>().await;
+                Ok::<_, RpcError>(EchoReply::default())
+            }),
+            // Finishes when the test opens the gate.
+            "gated" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                let mut detector = StopDetector::new(&observed);
+                let _ = observed.gate.subscribe().wait_for(|open| *open).await;
+                detector.finished = true;
+                Ok::<_, RpcError>(EchoReply { value: args.text })
+            }),
+            "whoami" => call.serve_unary(move |ctx: CallContext, _args: EchoArgs| async move {
+                let value = format!(
+                    "deadline={} peer_is_loopback={}",
+                    ctx.deadline().is_some(),
+                    ctx.peer().ip().is_loopback()
+                );
+                *observed.last_metadata.lock().expect("not poisoned") =
+                    Some(ctx.metadata().clone());
+                Ok::<_, RpcError>(EchoReply { value })
+            }),
+            "notify" => call.serve_oneway(move |_ctx, args: EchoArgs| async move {
+                observed.notes.lock().expect("not poisoned").push(args.text);
+            }),
+            _ => call.reject_unknown_method(),
+        }
+    }
+}
+
+/// A method descriptor for the test service.
+macro_rules! method {
+    ($name:ident, $wire:literal) => {
+        pub static $name: MethodDescriptor = MethodDescriptor {
+            service: SERVICE,
+            method: $wire,
+            idempotent: false,
+            default_timeout: None,
+        };
+    };
+}
+
+method!(ECHO, "echo");
+method!(FAIL_DECLARED, "fail_declared");
+method!(FAIL_STATUS, "fail_status");
+method!(PANIC, "panic");
+method!(SLOW, "slow");
+method!(GATED, "gated");
+method!(WHOAMI, "whoami");
+method!(NOTIFY, "notify");
+method!(NO_SUCH_METHOD, "no_such_method");
+
+/// A method of a service the server does not have.
+pub static UNKNOWN_SERVICE: MethodDescriptor = MethodDescriptor {
+    service: "test.Nobody",
+    method: "echo",
+    idempotent: false,
+    default_timeout: None,
+};
+
+/// A running test server and the service's observations.
+pub struct TestServer {
+    pub handle: ServerHandle,
+    pub observed: Arc<Observed>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|builder| builder).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+        let service = EchoService::default();
+        let observed = Arc::clone(&service.observed);
+        let handle = configure(Server::builder().add_service(service))
+            .bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        TestServer { handle, observed }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.handle.local_addr()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::connect(self.addr()).await.expect("connect")
+    }
+}
+
+pub fn args(text: &str) -> EchoArgs {
+    EchoArgs {
+        text: text.to_owned(),
+        delay_ms: 0,
+    }
+}
+
+pub fn options() -> CallOptions {
+    CallOptions::default()
+}
+
+pub fn with_timeout(timeout: Duration) -> CallOptions {
+    CallOptions {
+        timeout: Some(timeout),
+        ..CallOptions::default()
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds; fails the
+/// test after [`PATIENCE`].
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Bounds a future by [`PATIENCE`].
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// The status code of a failed call.
+pub fn code<T: std::fmt::Debug, E: std::fmt::Debug>(result: &Result<T, RpcError<E>>) -> StatusCode {
+    match result {
+        Err(error) => error.code(),
+        Ok(value) => panic!("expected an error, got {value:?}"),
+    }
+}
+
+/// A request frame built by hand, for tests that speak the wire directly.
+pub struct RawRequest<'a> {
+    pub version: u8,
+    pub serializer: u8,
+    pub kind: MessageKind,
+    pub request_id: u64,
+    pub service: &'a str,
+    pub method: &'a str,
+    pub timeout_ms: u32,
+    pub payload: Vec<u8>,
+}
+
+impl RawRequest<'_> {
+    /// A protobuf `echo` request.
+    pub fn echo(request_id: u64, args: &EchoArgs) -> RawRequest<'static> {
+        RawRequest {
+            version: 1,
+            serializer: 1,
+            kind: MessageKind::Request,
+            request_id,
+            service: SERVICE,
+            method: "echo",
+            timeout_ms: 0,
+            payload: prost::Message::encode_to_vec(args),
+        }
+    }
+
+    pub fn encode(&self) -> Bytes {
+        let mut builder = FrameBuilder::new(
+            FrameHeader {
+                serializer: self.serializer,
+                kind: self.kind,
+                status: 0,
+                request_id: self.request_id,
+                body_len: 0,
+            },
+            64,
+        );
+        encode_request_prefix(
+            builder.body_mut(),
+            self.service,
+            self.method,
+            self.timeout_ms,
+            &Metadata::new(),
+        )
+        .expect("short strings");
+        builder.body_mut().extend_from_slice(&self.payload);
+        let mut frame = BytesMut::from(&builder.finish(u32::MAX).expect("fits")[..]);
+        frame[2] = self.version;
+        frame.freeze()
+    }
+}
+
+/// A client that speaks raw bytes.
+pub struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl RawClient {
+    pub async fn connect(addr: std::net::SocketAddr) -> RawClient {
+        RawClient {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(u32::MAX),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// The next frame, or `None` once the server closed the connection.
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        within("a frame from the server", async {
+            loop {
+                if let Some(frame) = self
+                    .decoder
+                    .decode(&mut self.buf)
+                    .expect("the server's frames are valid")
+                {
+                    return Some(frame);
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads until the server closes the connection; fails if a frame comes.
+    pub async fn expect_closed(&mut self) {
+        if let Some(frame) = self.next_frame().await {
+            panic!("expected the connection to close, got {frame:?}");
+        }
+    }
+}
