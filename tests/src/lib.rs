@@ -1,1 +1,37 @@
-//! Cross-crate integration tests for Courier; they live in `tests/`.
+//! Cross-crate integration tests for Courier; the tests live in `tests/`.
+//!
+//! This library holds the code idlc generates from its codegen fixtures
+//! (`idlc/tests/fixtures/codegen/*.rpc`), one module per fixture, so every
+//! generated file is compiled and linted, and the tests can use it.
+
+/// One module per codegen fixture.
+pub mod fixtures {
+    /// `collections.rpc`
+    pub mod collections {
+        courier::include_idl!("collections");
+    }
+    /// `defaults.rpc`
+    pub mod defaults {
+        courier::include_idl!("defaults");
+    }
+    /// `enums.rpc`
+    pub mod enums {
+        courier::include_idl!("enums");
+    }
+    /// `keywords.rpc`
+    pub mod keywords {
+        courier::include_idl!("keywords");
+    }
+    /// `recursion.rpc`
+    pub mod recursion {
+        courier::include_idl!("recursion");
+    }
+    /// `scalars.rpc`
+    pub mod scalars {
+        courier::include_idl!("scalars");
+    }
+    /// `services.rpc`
+    pub mod services {
+        courier::include_idl!("services");
+    }
+}

@@ -112,7 +112,10 @@ fn messages_module(service: &Service, scope: Scope<'_>) -> TokenStream {
         let method_name = &method.name;
         let idempotent = method.idempotent;
         let timeout = match method.timeout_ms {
-            Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+            Some(ms) => {
+                let ms = proc_macro2::Literal::u64_unsuffixed(ms);
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
             None => quote!(::core::option::Option::None),
         };
         let descriptor_doc = format!(" Describes `{}` to the runtime.", method.name);
@@ -259,9 +262,10 @@ fn server_adapter(service: &Service) -> TokenStream {
             let name = names::field_ident(&p.name);
             quote!(args.#name)
         });
+        let args_binding = if method.params.is_empty() { quote!(_args) } else { quote!(args) };
         if method.oneway {
             quote! {
-                #method_name => call.serve_oneway(move |ctx, args: #module::#args| async move {
+                #method_name => call.serve_oneway(move |ctx, #args_binding: #module::#args| async move {
                     service.#func(ctx, #(#params),*).await;
                 }),
             }
@@ -273,7 +277,7 @@ fn server_adapter(service: &Service) -> TokenStream {
                 quote!(|()| #module::#reply {})
             };
             quote! {
-                #method_name => call.serve_unary(move |ctx, args: #module::#args| async move {
+                #method_name => call.serve_unary(move |ctx, #args_binding: #module::#args| async move {
                     service.#func(ctx, #(#params),*).await.map(#wrap)
                 }),
             }

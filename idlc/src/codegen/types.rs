@@ -5,7 +5,7 @@ use quote::quote;
 
 use super::docs::doc_attrs;
 use super::names;
-use super::rust_types::{Scope, field_type, scalar_type, value_expr};
+use super::rust_types::{Scope, field_type, int_literal, scalar_type, value_expr};
 use super::wire_codec::{struct_message_impl, union_message_impl};
 use crate::model::{ConstDef, EnumDef, Field, FieldType, Scalar, StructDef, UnionDef};
 
@@ -84,11 +84,10 @@ pub fn struct_item(def: &StructDef, scope: Scope<'_>) -> TokenStream {
     let docs = doc_attrs(&def.docs, || format!("The `{}` {kind}.", def.name));
     let item = message_struct(&ident, docs, &def.fields, scope);
     let error_impls = def.is_error.then(|| {
-        let name = &def.name;
         quote! {
             impl ::core::fmt::Display for #ident {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    write!(f, "{}: {:?}", #name, self)
+                    ::core::fmt::Debug::fmt(self, f)
                 }
             }
 
@@ -121,11 +120,11 @@ pub fn enum_item(def: &EnumDef) -> TokenStream {
         quote!(#docs #default #variant,)
     });
     let to_i32 = variants.iter().map(|(variant, v)| {
-        let value = v.value;
+        let value = int_literal(v.value.into());
         quote!(Self::#variant => #value,)
     });
     let from_i32 = variants.iter().map(|(variant, v)| {
-        let value = v.value;
+        let value = int_literal(v.value.into());
         quote!(#value => Self::#variant,)
     });
     let idl_name = variants.iter().map(|(variant, v)| {

@@ -18,8 +18,10 @@ pub struct FieldWireCode {
     pub encode: TokenStream,
     /// Expression: merge the field from `buf` (a `Result<(), DecodeError>`).
     pub merge: TokenStream,
-    /// Expression: the field's encoded length.
-    pub encoded_len: TokenStream,
+    /// Statement: add the field's encoded length to `len`.
+    pub add_len: TokenStream,
+    /// Expression: the field's encoded length, when it is written at all.
+    pub len: TokenStream,
 }
 
 /// How one value (not a container) travels.
@@ -111,7 +113,15 @@ fn differs_from_default(field: &Field, access: &TokenStream, scope: Scope<'_>) -
                 _ => quote!(#access),
             });
         }
-        let default = value_expr(default, &field.ty, scope);
+        let default = match (default, &field.ty) {
+            // Compare with the literal itself: no owned value per check.
+            (crate::model::Value::String(text), FieldType::Scalar(Scalar::String)) => quote!(#text),
+            (crate::model::Value::String(text), FieldType::Scalar(Scalar::Bytes)) => {
+                let lit = proc_macro2::Literal::byte_string(text.as_bytes());
+                quote!(&#lit[..])
+            }
+            (value, ty) => value_expr(value, ty, scope),
+        };
         return Some(quote!(#access != #default));
     }
     match &field.ty {
@@ -137,7 +147,7 @@ pub enum Access {
 /// The code for one field. `always` writes the value even when it equals its
 /// default (union arms); otherwise the field must be an [`Access::Place`].
 pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scope<'_>) -> FieldWireCode {
-    let tag = field.tag;
+    let tag = proc_macro2::Literal::u32_unsuffixed(field.tag);
     let (place, by_ref, by_mut) = match access {
         Access::Place(place) => (place.clone(), quote!(&#place), quote!(&mut #place)),
         Access::Ref => (quote!((*value)), quote!(value), quote!(value)),
@@ -150,7 +160,8 @@ pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scop
         FieldWireCode {
             encode: quote!(::core::compile_error!(#message);),
             merge: quote!(::core::result::Result::Ok(())),
-            encoded_len: quote!(0),
+            add_len: quote!(),
+            len: quote!(0),
         }
     };
     match &field.ty {
@@ -167,12 +178,14 @@ pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scop
                 Some(condition) => FieldWireCode {
                     encode: quote!(if #condition { #encode(#tag, #by_ref, buf); }),
                     merge: quote!(#merge(wire_type, #by_mut, buf, ctx)),
-                    encoded_len: quote!(if #condition { #len(#tag, #by_ref) } else { 0 }),
+                    add_len: quote!(if #condition { len += #len(#tag, #by_ref); }),
+                    len: quote!(#len(#tag, #by_ref)),
                 },
                 None => FieldWireCode {
                     encode: quote!(#encode(#tag, #by_ref, buf);),
                     merge: quote!(#merge(wire_type, #by_mut, buf, ctx)),
-                    encoded_len: quote!(#len(#tag, #by_ref)),
+                    add_len: quote!(len += #len(#tag, #by_ref);),
+                    len: quote!(#len(#tag, #by_ref)),
                 },
             }
         }
@@ -184,7 +197,8 @@ pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scop
             FieldWireCode {
                 encode: quote!(if let ::core::option::Option::Some(value) = #by_ref { #encode(#tag, value, buf); }),
                 merge: quote!(#merge(wire_type, #place.get_or_insert_with(::core::default::Default::default), buf, ctx)),
-                encoded_len: quote!(#place.as_ref().map_or(0, |value| #len(#tag, value))),
+                add_len: quote!(if let ::core::option::Option::Some(value) = #by_ref { len += #len(#tag, value); }),
+                len: quote!(#place.as_ref().map_or(0, |value| #len(#tag, value))),
             }
         }
         FieldType::List(inner) => {
@@ -195,7 +209,8 @@ pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scop
             FieldWireCode {
                 encode: quote!(#encode(#tag, #by_ref, buf);),
                 merge: quote!(#merge(wire_type, #by_mut, buf, ctx)),
-                encoded_len: quote!(#len(#tag, #by_ref)),
+                add_len: quote!(len += #len(#tag, #by_ref);),
+                len: quote!(#len(#tag, #by_ref)),
             }
         }
         FieldType::Map(key, value) => {
@@ -211,7 +226,10 @@ pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scop
                 merge: quote!(__rt::prost::encoding::hash_map::merge(
                     #key_merge, #value_merge, #by_mut, buf, ctx,
                 )),
-                encoded_len: quote!(__rt::prost::encoding::hash_map::encoded_len(
+                add_len: quote!(len += __rt::prost::encoding::hash_map::encoded_len(
+                    #key_len, #value_len, #tag, #by_ref,
+                );),
+                len: quote!(__rt::prost::encoding::hash_map::encoded_len(
                     #key_len, #value_len, #tag, #by_ref,
                 )),
             }
@@ -225,11 +243,11 @@ pub fn struct_message_impl(
     fields: &[(&Field, proc_macro2::Ident)],
     scope: Scope<'_>,
 ) -> TokenStream {
-    let codes: Vec<(u32, FieldWireCode)> = fields
+    let codes: Vec<(proc_macro2::Literal, FieldWireCode)> = fields
         .iter()
         .map(|(field, ident)| {
             let code = field_wire_code(field, &Access::Place(quote!(self.#ident)), false, scope);
-            (field.tag, code)
+            (proc_macro2::Literal::u32_unsuffixed(field.tag), code)
         })
         .collect();
     let encodes = codes.iter().map(|(_, c)| &c.encode);
@@ -237,12 +255,27 @@ pub fn struct_message_impl(
         let merge = &c.merge;
         quote!(#tag => #merge,)
     });
-    let lens = codes.iter().map(|(_, c)| &c.encoded_len);
+    let skip = quote!(__rt::prost::encoding::skip_field(wire_type, tag, buf, ctx));
+    let merge_body = if codes.is_empty() {
+        skip
+    } else {
+        quote! {
+            match tag {
+                #(#merges)*
+                _ => #skip,
+            }
+        }
+    };
+    let add_lens = codes.iter().map(|(_, c)| &c.add_len);
     let buf = if codes.is_empty() { quote!(_buf) } else { quote!(buf) };
     let encoded_len = if codes.is_empty() {
         quote!(0)
     } else {
-        quote!(#(#lens)+*)
+        quote! {
+            let mut len = 0;
+            #(#add_lens)*
+            len
+        }
     };
     quote! {
         impl __rt::prost::Message for #type_ident {
@@ -257,10 +290,7 @@ pub fn struct_message_impl(
                 buf: &mut impl __rt::bytes::Buf,
                 ctx: __rt::prost::encoding::DecodeContext,
             ) -> ::core::result::Result<(), __rt::prost::DecodeError> {
-                match tag {
-                    #(#merges)*
-                    _ => __rt::prost::encoding::skip_field(wire_type, tag, buf, ctx),
-                }
+                #merge_body
             }
 
             fn encoded_len(&self) -> usize {
@@ -288,13 +318,22 @@ pub fn union_message_impl(
     });
     let lens = arms.iter().map(|(field, variant)| {
         let code = field_wire_code(field, &Access::Ref, true, scope);
-        let len = code.encoded_len;
+        let len = code.len;
         quote!(Self::#variant(value) => #len,)
     });
+    let single_arm = arms.len() == 1;
     let merges = arms.iter().map(|(field, variant)| {
-        let tag = field.tag;
+        let tag = proc_macro2::Literal::u32_unsuffixed(field.tag);
         let code = field_wire_code(field, &Access::Ref, true, scope);
         let merge_current = code.merge;
+        if single_arm {
+            return quote! {
+                #tag => {
+                    let Self::#variant(value) = self;
+                    #merge_current
+                }
+            };
+        }
         let fresh = field_wire_code(field, &Access::Place(quote!(fresh)), true, scope);
         let merge_fresh = fresh.merge;
         quote! {
