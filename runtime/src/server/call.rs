@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::catch_unwind::{Interrupted, run_guarded};
-use super::conn::SlotGuard;
+use super::connection_shared::SlotGuard;
 use super::respond::Responder;
 use crate::context::{CallContext, Metadata};
 use crate::error::{RpcError, StatusCode};

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::call::{CallParts, IncomingCall};
-use super::conn::{ConnShared, SlotGuard};
+use super::connection_shared::{ConnShared, SlotGuard};
 use super::respond::Responder;
 use super::shared::{Phase, ServerShared, closing};
 use super::slots::ReserveError;

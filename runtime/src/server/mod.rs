@@ -9,7 +9,7 @@
 mod builder;
 mod call;
 mod catch_unwind;
-mod conn;
+mod connection_shared;
 mod connection;
 mod respond;
 mod shared;
