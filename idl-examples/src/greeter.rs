@@ -29,7 +29,11 @@ impl HelloGreeter {
 }
 
 impl Greeter for HelloGreeter {
-    async fn say_hello(&self, _ctx: CallContext, name: String) -> Result<String, RpcError<SayHelloError>> {
+    async fn say_hello(
+        &self,
+        _ctx: CallContext,
+        name: String,
+    ) -> Result<String, RpcError<SayHelloError>> {
         if name.is_empty() {
             return Err(EmptyName {
                 hint: "pass a non-empty name, e.g. \"Bob\"".into(),

@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use courier::{CallContext, RpcError};
 
-use crate::shop::{GetError, LineItem, Order, OrderBook, OrderNotFound, OrderStatus, SetStatusError};
+use crate::shop::{
+    GetError, LineItem, Order, OrderBook, OrderNotFound, OrderStatus, SetStatusError,
+};
 
 /// Orders by id.
 #[derive(Debug, Default)]
@@ -17,7 +19,9 @@ impl MemoryOrderBook {
     fn orders(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Order>> {
         // A poisoned lock only means another handler panicked mid-update of
         // a map whose every state is valid; keep serving.
-        self.orders.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.orders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -51,7 +55,12 @@ impl OrderBook for MemoryOrderBook {
             .ok_or_else(|| OrderNotFound { id }.into())
     }
 
-    async fn set_status(&self, _ctx: CallContext, id: u64, status: OrderStatus) -> Result<(), RpcError<SetStatusError>> {
+    async fn set_status(
+        &self,
+        _ctx: CallContext,
+        id: u64,
+        status: OrderStatus,
+    ) -> Result<(), RpcError<SetStatusError>> {
         match self.orders().get_mut(&id) {
             Some(order) => {
                 order.status = status;
@@ -61,7 +70,11 @@ impl OrderBook for MemoryOrderBook {
         }
     }
 
-    async fn by_status(&self, _ctx: CallContext, status: OrderStatus) -> Result<Vec<Order>, RpcError> {
+    async fn by_status(
+        &self,
+        _ctx: CallContext,
+        status: OrderStatus,
+    ) -> Result<Vec<Order>, RpcError> {
         Ok(self
             .orders()
             .values()

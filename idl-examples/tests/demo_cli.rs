@@ -28,9 +28,14 @@ impl ServeProcess {
         let addr = first_line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line should be `listening on IP:PORT`, got {first_line:?}"))
+            .unwrap_or_else(|| {
+                panic!("first line should be `listening on IP:PORT`, got {first_line:?}")
+            })
             .to_owned();
-        assert!(!addr.ends_with(":0"), "the real port is printed, got {addr}");
+        assert!(
+            !addr.ends_with(":0"),
+            "the real port is printed, got {addr}"
+        );
         ServeProcess { child, addr }
     }
 
@@ -42,7 +47,10 @@ impl ServeProcess {
             if let Some(status) = self.child.try_wait().expect("wait for demo serve") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "demo serve did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "demo serve did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -64,7 +72,11 @@ fn send_sigterm(pid: u32) {
 }
 
 fn demo_call(args: &[&str]) -> Output {
-    Command::new(DEMO).arg("call").args(args).output().expect("run demo call")
+    Command::new(DEMO)
+        .arg("call")
+        .args(args)
+        .output()
+        .expect("run demo call")
 }
 
 #[test]
@@ -72,11 +84,17 @@ fn serve_and_call_over_protobuf_and_json() {
     let server = ServeProcess::start();
     for serializer in ["protobuf", "json"] {
         let out = demo_call(&["--connect", &server.addr, "--serializer", serializer, "Bob"]);
-        assert!(out.status.success(), "demo call over {serializer} failed: {out:?}");
+        assert!(
+            out.status.success(),
+            "demo call over {serializer} failed: {out:?}"
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello, Bob!");
     }
     let status = server.terminate();
-    assert!(status.success(), "demo serve should exit 0 after SIGTERM, got {status}");
+    assert!(
+        status.success(),
+        "demo serve should exit 0 after SIGTERM, got {status}"
+    );
 }
 
 #[test]
@@ -84,7 +102,11 @@ fn empty_name_comes_back_as_the_typed_declared_error() {
     let server = ServeProcess::start();
     for serializer in ["protobuf", "json"] {
         let out = demo_call(&["--connect", &server.addr, "--serializer", serializer, ""]);
-        assert_eq!(out.status.code(), Some(1), "demo call \"\" must exit 1: {out:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "demo call \"\" must exit 1: {out:?}"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("declared error hello.EmptyName"),
@@ -112,13 +134,19 @@ fn in_process_demo_runs_and_exits_0() {
     let out = Command::new(DEMO).output().expect("run demo");
     assert!(out.status.success(), "demo failed: {out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("say_hello(\"Courier\") -> \"Hello, Courier!\""), "{stdout}");
+    assert!(
+        stdout.contains("say_hello(\"Courier\") -> \"Hello, Courier!\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("declared error EmptyName"), "{stdout}");
     assert!(stdout.contains("done"), "{stdout}");
 }
 
 #[test]
 fn bad_usage_exits_2() {
-    let out = Command::new(DEMO).args(["call", "Bob"]).output().expect("run demo");
+    let out = Command::new(DEMO)
+        .args(["call", "Bob"])
+        .output()
+        .expect("run demo");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }

@@ -23,7 +23,7 @@ pub use serializer::Serializer;
 /// Includes the Rust module that `idlc` generated from `NAME.rpc` into
 /// `OUT_DIR` (the build.rs way, like tonic's `include_proto!`).
 ///
-/// ```ignore
+/// ```text
 /// pub mod hello {
 ///     courier::include_idl!("hello");
 /// }

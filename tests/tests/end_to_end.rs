@@ -22,7 +22,9 @@ async fn start_greeter() -> (ServerHandle, Arc<HelloGreeter>) {
 }
 
 async fn client_for(server: &ServerHandle) -> GreeterClient {
-    let channel = Channel::connect(server.local_addr()).await.expect("connect");
+    let channel = Channel::connect(server.local_addr())
+        .await
+        .expect("connect");
     GreeterClient::new(channel)
 }
 
@@ -48,7 +50,9 @@ async fn hundred_concurrent_calls_on_one_client_each_get_their_own_answer() {
     server.shutdown().await;
 }
 
-async fn futures_join_all<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+async fn futures_join_all<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
     let mut out = Vec::new();
     for handle in handles.collect::<Vec<_>>() {
         out.push(handle.await.expect("task"));
@@ -66,7 +70,9 @@ async fn declared_error_arrives_typed_over_both_serializers() {
             ..CallOptions::default()
         });
         match client.say_hello("").await {
-            Err(RpcError::Declared(SayHelloError::EmptyName(error))) => assert!(!error.hint.is_empty()),
+            Err(RpcError::Declared(SayHelloError::EmptyName(error))) => {
+                assert!(!error.hint.is_empty())
+            }
             other => panic!("expected EmptyName over {serializer}, got {other:?}"),
         }
         assert_eq!(client.say_hello("Ann").await.expect("call"), "Hello, Ann!");
@@ -107,7 +113,9 @@ async fn a_call_past_its_timeout_fails_with_deadline_exceeded() {
 #[tokio::test]
 async fn bad_magic_closes_that_connection_and_the_server_serves_the_next_client() {
     let (server, _) = start_greeter().await;
-    let mut raw = tokio::net::TcpStream::connect(server.local_addr()).await.expect("connect");
+    let mut raw = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
     let mut frame = vec![0xBA, 0xD0, 1, 1, 1, 0];
     frame.extend_from_slice(&1u64.to_be_bytes());
     frame.extend_from_slice(&0u32.to_be_bytes());
@@ -116,9 +124,15 @@ async fn bad_magic_closes_that_connection_and_the_server_serves_the_next_client(
     let read = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut buf))
         .await
         .expect("server closes within 10 s");
-    assert!(matches!(read, Ok(0) | Err(_)), "connection must be closed, read {read:?}");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "connection must be closed, read {read:?}"
+    );
 
     let client = client_for(&server).await;
-    assert_eq!(client.say_hello("next").await.expect("call"), "Hello, next!");
+    assert_eq!(
+        client.say_hello("next").await.expect("call"),
+        "Hello, next!"
+    );
     server.shutdown().await;
 }

@@ -26,7 +26,10 @@ fn sample_order() -> Order {
             },
         ],
         note: Some("gift wrap".into()),
-        labels: HashMap::from([("channel".into(), "web".into()), ("region".into(), "eu".into())]),
+        labels: HashMap::from([
+            ("channel".into(), "web".into()),
+            ("region".into(), "eu".into()),
+        ]),
         status: OrderStatus::Shipped,
         receipt: Bytes::from_static(b"\x00\x01receipt\xff"),
         parent: Some(Box::new(Order {
@@ -63,13 +66,17 @@ fn default_values_round_trip_even_when_they_differ_from_the_idl_default() {
     };
     assert_eq!(LineItem::default().quantity, 1);
     for serializer in Serializer::ALL {
-        let back: LineItem = serializer.decode(encode(serializer, &item)).expect("decode");
+        let back: LineItem = serializer
+            .decode(encode(serializer, &item))
+            .expect("decode");
         assert_eq!(back, item, "through {serializer}");
     }
     // And a missing field decodes as the IDL default.
     let from_empty: LineItem = Serializer::Protobuf.decode(Bytes::new()).expect("decode");
     assert_eq!(from_empty.quantity, 1);
-    let from_json: LineItem = Serializer::Json.decode(Bytes::from_static(b"{\"sku\":\"Y\"}")).expect("decode");
+    let from_json: LineItem = Serializer::Json
+        .decode(Bytes::from_static(b"{\"sku\":\"Y\"}"))
+        .expect("decode");
     assert_eq!(from_json.quantity, 1);
     assert_eq!(from_json.sku, "Y");
 }
@@ -77,7 +84,10 @@ fn default_values_round_trip_even_when_they_differ_from_the_idl_default() {
 #[test]
 fn protocol_md_example_protobuf_bytes() {
     let args = SayHelloArgs { name: "Bob".into() };
-    assert_eq!(&encode(Serializer::Protobuf, &args)[..], &[0x0a, 0x03, 0x42, 0x6f, 0x62]);
+    assert_eq!(
+        &encode(Serializer::Protobuf, &args)[..],
+        &[0x0a, 0x03, 0x42, 0x6f, 0x62]
+    );
     let reply = SayHelloReply {
         value: "Hello, Bob!".into(),
     };
@@ -93,17 +103,28 @@ fn protocol_md_example_json_text() {
     let reply = SayHelloReply {
         value: "Hello, Bob!".into(),
     };
-    assert_eq!(&encode(Serializer::Json, &reply)[..], br#"{"value":"Hello, Bob!"}"#);
+    assert_eq!(
+        &encode(Serializer::Json, &reply)[..],
+        br#"{"value":"Hello, Bob!"}"#
+    );
 }
 
 #[test]
 fn declared_error_message_uses_the_snake_case_type_name_and_its_throws_position() {
     let error = SayHelloError::EmptyName(EmptyName { hint: "h".into() });
-    assert_eq!(&encode(Serializer::Json, &error)[..], br#"{"empty_name":{"hint":"h"}}"#);
+    assert_eq!(
+        &encode(Serializer::Json, &error)[..],
+        br#"{"empty_name":{"hint":"h"}}"#
+    );
     // Tag 1 (position in `throws`), length-delimited, holding {1: "h"}.
-    assert_eq!(&encode(Serializer::Protobuf, &error)[..], &[0x0a, 0x03, 0x0a, 0x01, b'h']);
+    assert_eq!(
+        &encode(Serializer::Protobuf, &error)[..],
+        &[0x0a, 0x03, 0x0a, 0x01, b'h']
+    );
     for serializer in Serializer::ALL {
-        let back: SayHelloError = serializer.decode(encode(serializer, &error)).expect("decode");
+        let back: SayHelloError = serializer
+            .decode(encode(serializer, &error))
+            .expect("decode");
         assert_eq!(back, error);
     }
 }
@@ -125,7 +146,9 @@ fn json_mapping_uses_idl_names_enum_names_and_base64_bytes() {
 #[test]
 fn json_decoders_accept_enum_numbers_null_optionals_and_ignore_unknown_keys() {
     let text = br#"{"id":1,"status":2,"note":null,"parent":null,"from_a_newer_peer":{"x":[1,2]}}"#;
-    let order: Order = Serializer::Json.decode(Bytes::from_static(text)).expect("decode");
+    let order: Order = Serializer::Json
+        .decode(Bytes::from_static(text))
+        .expect("decode");
     assert_eq!(order.id, 1);
     assert_eq!(order.status, OrderStatus::Shipped);
     assert_eq!(order.note, None);
@@ -144,7 +167,8 @@ fn unknown_enum_values_from_newer_peers_survive_protobuf() {
 #[test]
 fn garbage_is_a_decode_error_not_a_panic() {
     for serializer in Serializer::ALL {
-        let result: Result<Order, _> = serializer.decode(Bytes::from_static(&[0xff, 0xff, 0xff, 0x0f, 0x00]));
+        let result: Result<Order, _> =
+            serializer.decode(Bytes::from_static(&[0xff, 0xff, 0xff, 0x0f, 0x00]));
         assert!(result.is_err(), "{serializer} should reject garbage");
     }
 }

@@ -26,7 +26,11 @@ use idl_examples::order_book::MemoryOrderBook;
 use idl_examples::shop::{GetError, LineItem, OrderBookClient, OrderBookServer, OrderStatus};
 
 #[derive(Debug, Parser)]
-#[command(name = "demo", version, about = "The Courier demo: hello.Greeter and shop.OrderBook.")]
+#[command(
+    name = "demo",
+    version,
+    about = "The Courier demo: hello.Greeter and shop.OrderBook."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,7 +50,12 @@ enum Command {
     /// Call hello.Greeter/say_hello once and print the greeting.
     Call {
         /// Address of a server.
-        #[arg(long, value_name = "ADDR", required_unless_present = "registry", conflicts_with = "registry")]
+        #[arg(
+            long,
+            value_name = "ADDR",
+            required_unless_present = "registry",
+            conflicts_with = "registry"
+        )]
         connect: Option<String>,
         /// Registry to find a server in.
         #[arg(long, value_name = "URL")]
@@ -65,7 +74,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the tokio runtime: {error}");
@@ -94,7 +106,10 @@ fn main() -> ExitCode {
 }
 
 /// Starts one provider: a server with both services, published in `registry`.
-async fn start_provider(listen: &str, registry: &dyn Registry) -> Result<(ServerHandle, Vec<ServiceInstance>), String> {
+async fn start_provider(
+    listen: &str,
+    registry: &dyn Registry,
+) -> Result<(ServerHandle, Vec<ServiceInstance>), String> {
     let server = Server::builder()
         .add_service(GreeterServer::new(HelloGreeter::default()))
         .add_service(OrderBookServer::new(MemoryOrderBook::default()))
@@ -130,21 +145,34 @@ async fn run_in_process() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let greeter = GreeterClient::new(channel);
 
-    let greeting = greeter.say_hello("Courier").await.map_err(|e| e.to_string())?;
+    let greeting = greeter
+        .say_hello("Courier")
+        .await
+        .map_err(|e| e.to_string())?;
     println!("say_hello(\"Courier\") -> {greeting:?}");
 
     match greeter.say_hello("").await {
         Err(RpcError::Declared(SayHelloError::EmptyName(error))) => {
-            println!("say_hello(\"\") -> declared error EmptyName {{ hint: {:?} }}", error.hint);
+            println!(
+                "say_hello(\"\") -> declared error EmptyName {{ hint: {:?} }}",
+                error.hint
+            );
         }
-        other => return Err(format!("say_hello(\"\") should raise EmptyName, got {other:?}")),
+        other => {
+            return Err(format!(
+                "say_hello(\"\") should raise EmptyName, got {other:?}"
+            ));
+        }
     }
 
     let json_greeter = greeter.clone().with_options(CallOptions {
         serializer: Serializer::Json,
         ..CallOptions::default()
     });
-    let greeting = json_greeter.say_hello("JSON").await.map_err(|e| e.to_string())?;
+    let greeting = json_greeter
+        .say_hello("JSON")
+        .await
+        .map_err(|e| e.to_string())?;
     println!("say_hello(\"JSON\") over JSON -> {greeting:?}");
 
     let hurried = greeter.clone().with_options(CallOptions {
@@ -156,7 +184,10 @@ async fn run_in_process() -> Result<(), String> {
         Ok(ms) => return Err(format!("sleep(2000) with a 50 ms timeout answered {ms}")),
     }
 
-    greeter.notify("demo finished greeting").await.map_err(|e| e.to_string())?;
+    greeter
+        .notify("demo finished greeting")
+        .await
+        .map_err(|e| e.to_string())?;
     println!("notify(..) -> sent (one-way)");
 
     let orders = OrderBookClient::new(
@@ -176,16 +207,29 @@ async fn run_in_process() -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-    orders.set_status(id, OrderStatus::Paid).await.map_err(|e| e.to_string())?;
+    orders
+        .set_status(id, OrderStatus::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
     let order = orders.get(id).await.map_err(|e| e.to_string())?;
     println!("place + set_status(PAID) + get({id}) -> {order:?}");
-    let paid = orders.by_status(OrderStatus::Paid).await.map_err(|e| e.to_string())?;
+    let paid = orders
+        .by_status(OrderStatus::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
     println!("by_status(PAID) -> {} order(s)", paid.len());
     match orders.get(9_999).await {
         Err(RpcError::Declared(GetError::OrderNotFound(missing))) => {
-            println!("get(9999) -> declared error OrderNotFound {{ id: {} }}", missing.id)
+            println!(
+                "get(9999) -> declared error OrderNotFound {{ id: {} }}",
+                missing.id
+            )
         }
-        other => return Err(format!("get(9999) should raise OrderNotFound, got {other:?}")),
+        other => {
+            return Err(format!(
+                "get(9999) should raise OrderNotFound, got {other:?}"
+            ));
+        }
     }
 
     for (server, instances) in providers {
@@ -237,9 +281,16 @@ async fn wait_for_shutdown_signal() -> Result<(), String> {
 }
 
 /// `demo call`.
-async fn call(connect: Option<String>, registry: Option<RegistryUrl>, serializer: Serializer, name: String) -> Result<(), String> {
+async fn call(
+    connect: Option<String>,
+    registry: Option<RegistryUrl>,
+    serializer: Serializer,
+    name: String,
+) -> Result<(), String> {
     let channel = match (connect, registry) {
-        (Some(addr), _) => Channel::connect(addr.as_str()).await.map_err(|e| e.to_string())?,
+        (Some(addr), _) => Channel::connect(addr.as_str())
+            .await
+            .map_err(|e| e.to_string())?,
         (None, Some(url)) => {
             let registry = courier::registry::connect_registry(&url)
                 .await

@@ -12,7 +12,11 @@ pub fn doc_attrs(docs: &[String], fallback: impl FnOnce() -> String) -> TokenStr
         return quote!(#[doc = #line]);
     }
     let lines = docs.iter().map(|line| {
-        let line = if line.is_empty() { String::new() } else { format!(" {line}") };
+        let line = if line.is_empty() {
+            String::new()
+        } else {
+            format!(" {line}")
+        };
         quote!(#[doc = #line])
     });
     quote!(#(#lines)*)

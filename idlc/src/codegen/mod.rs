@@ -34,7 +34,10 @@ fn file_tokens(file: &FileModel) -> proc_macro2::TokenStream {
         TypeDef::Enum(e) => types::enum_item(e),
         TypeDef::Union(u) => types::union_item(u, scope),
     });
-    let services = file.services.iter().map(|s| service::service_items(s, scope));
+    let services = file
+        .services
+        .iter()
+        .map(|s| service::service_items(s, scope));
     quote! {
         use ::courier::codegen as __rt;
 
@@ -64,7 +67,8 @@ pub fn generate(file: &FileModel, options: &CodegenOptions) -> String {
         // bug in idlc. Emit a compile error that says so, rather than
         // panicking in a user's build script.
         Err(error) => {
-            let message = format!("idlc generated code it cannot parse ({error}); please report this bug");
+            let message =
+                format!("idlc generated code it cannot parse ({error}); please report this bug");
             format!("::core::compile_error!({message:?});\n")
         }
     };

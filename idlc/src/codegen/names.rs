@@ -81,8 +81,14 @@ mod tests {
     #[test]
     fn serde_rename_only_when_the_wire_name_differs() {
         assert_eq!(serde_rename("type", &field_ident("type")), None);
-        assert_eq!(serde_rename("self", &field_ident("self")), Some("self".into()));
-        assert_eq!(serde_rename("userName", &field_ident("userName")), Some("userName".into()));
+        assert_eq!(
+            serde_rename("self", &field_ident("self")),
+            Some("self".into())
+        );
+        assert_eq!(
+            serde_rename("userName", &field_ident("userName")),
+            Some("userName".into())
+        );
         assert_eq!(serde_rename("sku", &field_ident("sku")), None);
     }
 }

@@ -107,7 +107,11 @@ pub fn value_expr(value: &Value, ty: &FieldType, scope: Scope<'_>) -> TokenStrea
 /// An unsuffixed integer literal (the type comes from the context).
 pub fn int_literal(value: i128) -> TokenStream {
     let lit = Literal::u128_unsuffixed(value.unsigned_abs());
-    if value < 0 { quote!(-#lit) } else { quote!(#lit) }
+    if value < 0 {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
 }
 
 /// An unsuffixed float literal; infinities and NaN by name (of `f32` when
@@ -117,9 +121,17 @@ pub fn float_literal(value: f64, is_f32: bool) -> TokenStream {
     if value.is_nan() {
         quote!(#float::NAN)
     } else if value.is_infinite() {
-        if value > 0.0 { quote!(#float::INFINITY) } else { quote!(#float::NEG_INFINITY) }
+        if value > 0.0 {
+            quote!(#float::INFINITY)
+        } else {
+            quote!(#float::NEG_INFINITY)
+        }
     } else {
         let lit = Literal::f64_unsuffixed(value.abs());
-        if value.is_sign_negative() { quote!(-#lit) } else { quote!(#lit) }
+        if value.is_sign_negative() {
+            quote!(-#lit)
+        } else {
+            quote!(#lit)
+        }
     }
 }

@@ -85,7 +85,9 @@ fn messages_module(service: &Service, scope: Scope<'_>) -> TokenStream {
     let module = messages_module_ident(service);
     let inner = scope.nested();
     let service_ident = names::type_ident(&service.name);
-    let module_doc = format!(" The wire messages and method descriptors of [`{service_ident}`](super::{service_ident}).");
+    let module_doc = format!(
+        " The wire messages and method descriptors of [`{service_ident}`](super::{service_ident})."
+    );
     let wire_name = &service.wire_name;
     let items = service.methods.iter().map(|method| {
         let names = MethodNames::of(method);
@@ -160,7 +162,10 @@ fn declared_error_enum(service: &Service, method: &Method, scope: Scope<'_>) -> 
         })
         .collect();
     let docs = doc_attrs(&[], || {
-        format!("The declared errors of `{}.{}` (its `throws`).", service.name, method.name)
+        format!(
+            "The declared errors of `{}.{}` (its `throws`).",
+            service.name, method.name
+        )
     });
     let item = union_enum(ident, docs, &arms, scope);
     let conversions = method.throws.iter().map(|error| {
@@ -203,8 +208,15 @@ fn declared_error_enum(service: &Service, method: &Method, scope: Scope<'_>) -> 
 /// The name of the call-context parameter: `ctx`, unless a parameter is
 /// already called that.
 fn context_ident(method: &Method) -> Ident {
-    let taken = method.params.iter().any(|p| names::field_ident(&p.name) == "ctx");
-    if taken { format_ident!("call_ctx") } else { format_ident!("ctx") }
+    let taken = method
+        .params
+        .iter()
+        .any(|p| names::field_ident(&p.name) == "ctx");
+    if taken {
+        format_ident!("call_ctx")
+    } else {
+        format_ident!("ctx")
+    }
 }
 
 /// `trait Greeter { fn say_hello(..) -> impl Future<..> + Send; }`.
@@ -252,7 +264,9 @@ fn server_adapter(service: &Service) -> TokenStream {
     let ident = format_ident!("{}Server", names::type_name(&service.name));
     let module = messages_module_ident(service);
     let wire_name = &service.wire_name;
-    let doc = format!(" Serves a [`{trait_ident}`] implementation: add it to a `courier::server::Server`.");
+    let doc = format!(
+        " Serves a [`{trait_ident}`] implementation: add it to a `courier::server::Server`."
+    );
     let arms = service.methods.iter().map(|method| {
         let names = MethodNames::of(method);
         let func = &names.func;

@@ -32,10 +32,20 @@ fn serde_field_attrs(idl_name: &str, ident: &Ident, ty: &FieldType) -> TokenStre
 
 /// A message struct: a user `struct`/`error`, or a generated args/reply
 /// message. `docs` are its doc attributes.
-pub fn message_struct(ident: &Ident, docs: TokenStream, fields: &[Field], scope: Scope<'_>) -> TokenStream {
-    let named: Vec<(&Field, Ident)> = fields.iter().map(|f| (f, names::field_ident(&f.name))).collect();
+pub fn message_struct(
+    ident: &Ident,
+    docs: TokenStream,
+    fields: &[Field],
+    scope: Scope<'_>,
+) -> TokenStream {
+    let named: Vec<(&Field, Ident)> = fields
+        .iter()
+        .map(|f| (f, names::field_ident(&f.name)))
+        .collect();
     let declarations = named.iter().map(|(field, field_ident)| {
-        let docs = doc_attrs(&field.docs, || format!("Field {} (`{}`).", field.tag, field.name));
+        let docs = doc_attrs(&field.docs, || {
+            format!("Field {} (`{}`).", field.tag, field.name)
+        });
         let serde = serde_field_attrs(&field.name, field_ident, &field.ty);
         let ty = field_type(&field.ty, field.boxed, scope);
         quote! {
@@ -47,13 +57,15 @@ pub fn message_struct(ident: &Ident, docs: TokenStream, fields: &[Field], scope:
     let has_idl_defaults = fields.iter().any(|f| f.default.is_some());
     let default_derive = (!has_idl_defaults).then(|| quote!(Default,));
     let default_impl = has_idl_defaults.then(|| {
-        let inits = named.iter().map(|(field, field_ident)| match &field.default {
-            Some(value) => {
-                let value = value_expr(value, &field.ty, scope);
-                quote!(#field_ident: #value,)
-            }
-            None => quote!(#field_ident: ::core::default::Default::default(),),
-        });
+        let inits = named
+            .iter()
+            .map(|(field, field_ident)| match &field.default {
+                Some(value) => {
+                    let value = value_expr(value, &field.ty, scope);
+                    quote!(#field_ident: #value,)
+                }
+                None => quote!(#field_ident: ::core::default::Default::default(),),
+            });
         quote! {
             impl ::core::default::Default for #ident {
                 fn default() -> Self {
@@ -100,8 +112,15 @@ pub fn struct_item(def: &StructDef, scope: Scope<'_>) -> TokenStream {
 /// The name of an enum's catch-all variant: `Unrecognized`, unless the IDL
 /// already uses that name.
 fn unrecognized_variant(def: &EnumDef) -> Ident {
-    let taken = def.variants.iter().any(|v| names::type_name(&v.name) == "Unrecognized");
-    names::ident(if taken { "UnrecognizedValue" } else { "Unrecognized" })
+    let taken = def
+        .variants
+        .iter()
+        .any(|v| names::type_name(&v.name) == "Unrecognized");
+    names::ident(if taken {
+        "UnrecognizedValue"
+    } else {
+        "Unrecognized"
+    })
 }
 
 /// A user `enum`: a Rust enum with a catch-all for values from newer peers.
@@ -190,14 +209,26 @@ pub fn enum_item(def: &EnumDef) -> TokenStream {
 
 /// A union-shaped Rust enum: one tuple variant per arm. Used for IDL
 /// `union`s and for the declared-error enum of a throwing method.
-pub fn union_enum(ident: &Ident, docs: TokenStream, arms: &[Field], scope: Scope<'_>) -> TokenStream {
-    let named: Vec<(&Field, Ident)> = arms.iter().map(|f| (f, names::type_ident(&f.name))).collect();
+pub fn union_enum(
+    ident: &Ident,
+    docs: TokenStream,
+    arms: &[Field],
+    scope: Scope<'_>,
+) -> TokenStream {
+    let named: Vec<(&Field, Ident)> = arms
+        .iter()
+        .map(|f| (f, names::type_ident(&f.name)))
+        .collect();
     let declarations = named.iter().map(|(arm, variant)| {
         let docs = doc_attrs(&arm.docs, || format!("Arm {} (`{}`).", arm.tag, arm.name));
         let name = &arm.name;
         let with = serde_with(&arm.ty).map(|path| quote!(#[serde(with = #path)]));
         let ty = field_type(&arm.ty, arm.boxed, scope);
-        let ty = if arm.boxed { quote!(::std::boxed::Box<#ty>) } else { ty };
+        let ty = if arm.boxed {
+            quote!(::std::boxed::Box<#ty>)
+        } else {
+            ty
+        };
         quote! {
             #docs
             #[serde(rename = #name)]
@@ -232,7 +263,9 @@ pub fn union_enum(ident: &Ident, docs: TokenStream, arms: &[Field], scope: Scope
 /// A user `union`.
 pub fn union_item(def: &UnionDef, scope: Scope<'_>) -> TokenStream {
     let ident = names::type_ident(&def.name);
-    let docs = doc_attrs(&def.docs, || format!("The `{}` union: exactly one arm is set.", def.name));
+    let docs = doc_attrs(&def.docs, || {
+        format!("The `{}` union: exactly one arm is set.", def.name)
+    });
     union_enum(&ident, docs, &def.arms, scope)
 }
 

@@ -102,7 +102,11 @@ fn repeated_fns(codec: &ValueCodec) -> (TokenStream, TokenStream, TokenStream) {
 
 /// The condition under which a singular struct field is written: it differs
 /// from its default. `None`: always written (nested messages).
-fn differs_from_default(field: &Field, access: &TokenStream, scope: Scope<'_>) -> Option<TokenStream> {
+fn differs_from_default(
+    field: &Field,
+    access: &TokenStream,
+    scope: Scope<'_>,
+) -> Option<TokenStream> {
     let (FieldType::Scalar(_) | FieldType::Named(_)) = &field.ty else {
         return None;
     };
@@ -146,7 +150,12 @@ pub enum Access {
 
 /// The code for one field. `always` writes the value even when it equals its
 /// default (union arms); otherwise the field must be an [`Access::Place`].
-pub fn field_wire_code(field: &Field, access: &Access, always: bool, scope: Scope<'_>) -> FieldWireCode {
+pub fn field_wire_code(
+    field: &Field,
+    access: &Access,
+    always: bool,
+    scope: Scope<'_>,
+) -> FieldWireCode {
     let tag = proc_macro2::Literal::u32_unsuffixed(field.tag);
     let (place, by_ref, by_mut) = match access {
         Access::Place(place) => (place.clone(), quote!(&#place), quote!(&mut #place)),
@@ -267,7 +276,11 @@ pub fn struct_message_impl(
         }
     };
     let add_lens = codes.iter().map(|(_, c)| &c.add_len);
-    let buf = if codes.is_empty() { quote!(_buf) } else { quote!(buf) };
+    let buf = if codes.is_empty() {
+        quote!(_buf)
+    } else {
+        quote!(buf)
+    };
     let encoded_len = if codes.is_empty() {
         quote!(0)
     } else {

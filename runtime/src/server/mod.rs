@@ -9,8 +9,8 @@
 mod builder;
 mod call;
 mod catch_unwind;
-mod connection_shared;
 mod connection;
+mod connection_shared;
 mod respond;
 mod shared;
 mod slots;

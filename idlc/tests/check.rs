@@ -1,0 +1,368 @@
+//! Checker tests: the models it produces (resolution, boxing, wire names,
+//! annotations, defaults), imports, and robustness on broken input.
+
+use std::path::{Path, PathBuf};
+
+use idlc::model::*;
+use idlc::{CheckOptions, analyze, check_files, check_files_with};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ok")
+        .join(name)
+}
+
+/// Writes files into a temporary directory.
+fn files(contents: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in contents {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+fn check_one(text: &str) -> Result<FileModel, idlc::Diagnostics> {
+    let dir = files(&[("main.rpc", text)]);
+    let checked = check_files(&[dir.path().join("main.rpc")])?;
+    Ok(checked.files.into_iter().next().expect("one model"))
+}
+
+fn codes(text: &str) -> Vec<String> {
+    match check_one(text) {
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics.codes(),
+    }
+}
+
+fn struct_def<'a>(model: &'a FileModel, name: &str) -> &'a StructDef {
+    model
+        .types
+        .iter()
+        .find_map(|t| match t {
+            TypeDef::Struct(s) if s.name == name => Some(s),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no struct {name}"))
+}
+
+fn field<'a>(def: &'a StructDef, name: &str) -> &'a Field {
+    def.fields
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no field {name}"))
+}
+
+#[test]
+fn the_idl_md_example_checks() {
+    let checked = check_files(&[fixture("orders.rpc")]).expect("no errors");
+    assert!(checked.warnings.is_empty(), "{}", checked.warnings);
+    let modules: Vec<_> = checked
+        .files
+        .iter()
+        .map(|f| f.module_name.as_str())
+        .collect();
+    assert_eq!(modules, ["orders", "common"]);
+    assert_eq!(checked.files_read.len(), 2);
+    let orders = &checked.files[0];
+    assert_eq!(orders.package.as_deref(), Some("shop.orders"));
+    assert_eq!(
+        orders.constants,
+        [ConstDef {
+            name: "MAX_ITEMS".into(),
+            ty: Scalar::U32,
+            value: Value::Int(100),
+            docs: vec![],
+        }]
+    );
+
+    let line_item = struct_def(orders, "LineItem");
+    assert_eq!(field(line_item, "quantity").default, Some(Value::Int(1)));
+    assert_eq!(
+        field(line_item, "price").ty,
+        FieldType::Named(TypeRef {
+            package: Some("common".into()),
+            module_name: "common".into(),
+            name: "Money".into(),
+            kind: TypeKind::Struct,
+        })
+    );
+
+    let order = struct_def(orders, "Order");
+    let parent = field(order, "parent");
+    assert!(parent.boxed, "optional Order inside Order is boxed");
+    assert!(!field(order, "note").boxed);
+    assert_eq!(
+        field(order, "labels").ty,
+        FieldType::Map(Scalar::String, Box::new(FieldType::Scalar(Scalar::String)))
+    );
+    assert!(
+        matches!(&field(order, "payment").ty, FieldType::Named(t) if t.kind == TypeKind::Union)
+    );
+
+    let out_of_stock = struct_def(orders, "OutOfStock");
+    assert!(out_of_stock.is_error);
+    assert_eq!(out_of_stock.docs, ["Raised when stock is short."]);
+
+    let service = &orders.services[0];
+    assert_eq!(service.wire_name, "shop.orders.OrderService:2");
+    assert_eq!(service.version.as_deref(), Some("2"));
+    assert_eq!(service.docs, ["Order management."]);
+    let [place, get, search, cancel, track] = service.methods.as_slice() else {
+        panic!("{:#?}", service.methods)
+    };
+    assert_eq!(place.docs, ["Places an order."]);
+    assert_eq!(place.throws[0].name, "OutOfStock");
+    assert_eq!(place.throws[0].kind, TypeKind::Error);
+    assert!(get.idempotent);
+    assert_eq!(get.timeout_ms, Some(200));
+    assert!(get.params[0].hash_key);
+    assert!(!search.idempotent);
+    assert_eq!(search.params[1].default, Some(Value::Int(20)));
+    assert!(matches!(search.returns, Some(FieldType::List(_))));
+    assert_eq!(cancel.returns, None);
+    assert!(track.oneway);
+    assert!(track.throws.is_empty());
+
+    let common = &checked.files[1];
+    let card = struct_def(common, "Card");
+    assert!(!field(card, "limit").boxed);
+    assert_eq!(
+        field(struct_def(common, "Money"), "currency").default,
+        Some(Value::String("EUR".into()))
+    );
+}
+
+#[test]
+fn boxing_follows_cycles_through_structs_and_unions() {
+    let model = check_one(
+        "struct A { 1: optional B b; 2: optional C c; 3: optional A me; }\n\
+         union B { 1: A a; 2: string s; }\n\
+         struct C { 1: list<A> all; }\n\
+         struct D { 1: optional C c; }",
+    )
+    .expect("no errors");
+    let a = struct_def(&model, "A");
+    assert!(field(a, "b").boxed, "A -> B -> A");
+    assert!(!field(a, "c").boxed, "C holds A only through a list");
+    assert!(field(a, "me").boxed);
+    assert!(!field(struct_def(&model, "D"), "c").boxed);
+}
+
+#[test]
+fn infinite_size_through_several_types() {
+    assert_eq!(
+        codes("struct A { 1: B b; }\nstruct B { 1: C c; }\nstruct C { 1: A a; }"),
+        ["idl::infinite_size"]
+    );
+    assert!(codes("struct A { 1: list<A> a; 2: map<string, A> m; 3: optional A o; }").is_empty());
+}
+
+#[test]
+fn defaults_of_each_type() {
+    let model = check_one(
+        "enum Color { RED = 0; BLUE = 1; }\n\
+         struct S { 1: bool b = true; 2: i32 i = -5; 3: f32 f = 1; 4: f64 g = -2e10;\n\
+         5: string s = \"x\"; 6: Color c = BLUE; 7: u64 big = 0xFFFFFFFFFFFFFFFF; 8: bytes raw = \"ab\"; }",
+    )
+    .expect("no errors");
+    let s = struct_def(&model, "S");
+    let defaults: Vec<_> = s.fields.iter().map(|f| f.default.clone()).collect();
+    assert_eq!(
+        defaults,
+        [
+            Some(Value::Bool(true)),
+            Some(Value::Int(-5)),
+            Some(Value::Float(1.0)),
+            Some(Value::Float(-2e10)),
+            Some(Value::String("x".into())),
+            Some(Value::EnumVariant("BLUE".into())),
+            Some(Value::Int(i128::from(u64::MAX))),
+            Some(Value::String("ab".into())),
+        ]
+    );
+}
+
+#[test]
+fn wire_names() {
+    let model = check_one("service Plain {}\n@version(\"v3\") service Versioned {}").expect("ok");
+    let names: Vec<_> = model
+        .services
+        .iter()
+        .map(|s| s.wire_name.as_str())
+        .collect();
+    assert_eq!(names, ["Plain", "Versioned:v3"]);
+}
+
+#[test]
+fn rust_keywords_are_legal_names() {
+    let model = check_one(
+        "struct type { 1: u32 match; 2: string self; }\nservice async { void fn(1: u32 type); }",
+    );
+    assert!(model.is_ok(), "{:?}", model.err());
+}
+
+#[test]
+fn unknown_annotations_only_warn() {
+    let dir = files(&[("main.rpc", "@shiny struct A { 1: u32 a; }")]);
+    let checked = check_files(&[dir.path().join("main.rpc")]).expect("warnings pass");
+    assert_eq!(checked.warnings.codes(), ["idl::unknown_annotation"]);
+    assert!(checked.warnings.render().contains("shiny"));
+}
+
+#[test]
+fn imports_are_relative_transitive_and_qualified() {
+    let dir = files(&[
+        (
+            "api/main.rpc",
+            "package api;\nimport \"../lib/mid.rpc\";\nstruct A { 1: mid.M m; 2: base.B b; }",
+        ),
+        (
+            "lib/mid.rpc",
+            "package mid;\nimport \"base.rpc\";\nstruct M { 1: base.B b; }",
+        ),
+        ("lib/base.rpc", "package base;\nstruct B { 1: u32 x; }"),
+    ]);
+    let checked = check_files(&[dir.path().join("api/main.rpc")]).expect("no errors");
+    let modules: Vec<_> = checked
+        .files
+        .iter()
+        .map(|f| f.module_name.as_str())
+        .collect();
+    assert_eq!(modules, ["main", "mid", "base"]);
+    assert_eq!(checked.files_read.len(), 3);
+    let a = struct_def(&checked.files[0], "A");
+    assert!(matches!(&field(a, "b").ty, FieldType::Named(t) if t.module_name == "base"));
+}
+
+#[test]
+fn bare_names_only_within_the_package() {
+    let dir = files(&[
+        (
+            "main.rpc",
+            "package app;\nimport \"money.rpc\";\nstruct A { 1: Money m; }",
+        ),
+        ("money.rpc", "package pay;\nstruct Money { 1: i64 units; }"),
+    ]);
+    let diagnostics =
+        check_files(&[dir.path().join("main.rpc")]).expect_err("bare name of another package");
+    assert_eq!(diagnostics.codes(), ["idl::unknown_type"]);
+    assert!(
+        diagnostics.render().contains("`pay.Money`"),
+        "{diagnostics}"
+    );
+}
+
+#[test]
+fn same_package_across_files_and_files_without_package() {
+    let dir = files(&[
+        (
+            "a.rpc",
+            "package shop;\nimport \"b.rpc\";\nimport \"plain.rpc\";\nstruct A { 1: B b; 2: shop.B b2; 3: P p; }",
+        ),
+        ("b.rpc", "package shop;\nstruct B { 1: u32 x; }"),
+        ("plain.rpc", "struct P { 1: u32 x; }"),
+    ]);
+    check_files(&[dir.path().join("a.rpc")]).expect("no errors");
+}
+
+#[test]
+fn duplicate_types_across_files_of_one_package() {
+    let dir = files(&[
+        (
+            "a.rpc",
+            "package shop;\nimport \"b.rpc\";\nstruct Dup { 1: u32 x; }",
+        ),
+        ("b.rpc", "package shop;\nstruct Dup { 1: u32 x; }"),
+    ]);
+    let diagnostics = check_files(&[dir.path().join("a.rpc")]).expect_err("duplicate");
+    assert_eq!(diagnostics.codes(), ["idl::duplicate_type"]);
+}
+
+#[test]
+fn include_directories() {
+    let dir = files(&[
+        (
+            "src/main.rpc",
+            "import \"common.rpc\";\nstruct A { 1: C c; }",
+        ),
+        ("inc/common.rpc", "struct C { 1: u32 x; }"),
+    ]);
+    let main = dir.path().join("src/main.rpc");
+    let diagnostics = check_files(&[&main]).expect_err("not found without -I");
+    assert_eq!(diagnostics.codes(), ["idl::unresolved_import"]);
+    let options = CheckOptions::new().include(dir.path().join("inc"));
+    check_files_with(&[&main], &options).expect("found with -I");
+}
+
+#[test]
+fn files_read_are_known_even_with_errors() {
+    let dir = files(&[
+        (
+            "main.rpc",
+            "import \"other.rpc\";\nstruct A { 1: Missing m; }",
+        ),
+        ("other.rpc", "struct B { 1: u32 x; }"),
+    ]);
+    let analysis = analyze(&[dir.path().join("main.rpc")], &CheckOptions::new());
+    assert!(analysis.has_errors());
+    assert!(analysis.files.is_empty());
+    assert_eq!(analysis.files_read.len(), 2);
+}
+
+#[test]
+fn a_missing_named_file_is_an_error_without_source() {
+    let analysis = analyze(&["/definitely/not/here.rpc"], &CheckOptions::new());
+    assert_eq!(analysis.diagnostics.codes(), ["idl::unreadable_file"]);
+}
+
+#[test]
+fn never_panics_on_any_prefix_of_a_valid_file() {
+    let text = std::fs::read_to_string(fixture("orders.rpc")).expect("read");
+    let common = std::fs::read_to_string(fixture("common.rpc")).expect("read");
+    let dir = files(&[("common.rpc", &common)]);
+    let path = dir.path().join("orders.rpc");
+    let mut cut = 0;
+    while cut <= text.len() {
+        if text.is_char_boundary(cut) {
+            std::fs::write(&path, &text[..cut]).expect("write");
+            let _ = analyze(&[&path], &CheckOptions::new());
+        }
+        cut += 7;
+    }
+}
+
+#[test]
+fn never_panics_on_mutated_input() {
+    let text = std::fs::read_to_string(fixture("orders.rpc")).expect("read");
+    let dir = files(&[]);
+    let path = dir.path().join("m.rpc");
+    let alphabet = b"{}<>();:=,.@\"/*\\ \nabcXYZ019-_";
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..300 {
+        let mut bytes = text.as_bytes().to_vec();
+        for _ in 0..(next() % 8 + 1) {
+            let at = (next() as usize) % bytes.len();
+            let with = alphabet[(next() as usize) % alphabet.len()];
+            match next() % 3 {
+                0 => bytes[at] = with,
+                1 => bytes.insert(at, with),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let analysis = analyze(&[&path], &CheckOptions::new());
+        let _ = analysis.diagnostics.render();
+    }
+}

@@ -1,0 +1,89 @@
+//! Snapshot tests of rendered diagnostics: one fixture per error kind under
+//! `tests/fixtures/errors/`, named after the diagnostic code it shows.
+
+use std::path::Path;
+
+use idlc::{CheckOptions, analyze};
+
+/// Renders the diagnostics of one fixture, with paths relative to the crate
+/// so that snapshots do not depend on where the repository is.
+fn render(path: &Path) -> (Vec<String>, String) {
+    let relative = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(path)
+        .to_path_buf();
+    let analysis = analyze(&[relative], &CheckOptions::new());
+    (analysis.diagnostics.codes(), analysis.diagnostics.render())
+}
+
+#[test]
+fn error_fixtures() {
+    insta::glob!("fixtures/errors/*.rpc", |path| {
+        let (codes, rendered) = render(path);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('-', "_"))
+            .unwrap_or_default();
+        if stem != "many_errors" {
+            let expected = format!("idl::{stem}");
+            assert!(
+                codes.contains(&expected),
+                "{} should report {expected}, got {codes:?}\n{rendered}",
+                path.display()
+            );
+        }
+        insta::assert_snapshot!(rendered);
+    });
+}
+
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors/many_errors.rpc");
+    let (codes, rendered) = render(&path);
+    for code in [
+        "idl::first_enum_value_not_zero",
+        "idl::duplicate_enum_value",
+        "idl::tag_out_of_range",
+        "idl::unknown_type",
+        "idl::optional_list",
+        "idl::map_key_type",
+        "idl::value_type_mismatch",
+        "idl::infinite_size",
+        "idl::oneway_with_result",
+        "idl::oneway_with_throws",
+        "idl::multiple_hash_keys",
+        "idl::throws_not_error",
+        "idl::unknown_annotation",
+        "idl::duplicate_method",
+    ] {
+        assert!(
+            codes.iter().any(|c| c == code),
+            "missing {code}:\n{rendered}"
+        );
+    }
+}
+
+#[test]
+fn every_syntax_error_is_reported() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors/syntax.rpc");
+    let (codes, rendered) = render(&path);
+    assert_eq!(codes.len(), 4, "{rendered}");
+    assert!(codes.iter().all(|c| c == "idl::syntax"), "{rendered}");
+}
+
+#[test]
+fn rendering_is_plain_ascii_with_file_line_and_column() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/errors/duplicate_tag.rpc");
+    let (_, rendered) = render(&path);
+    assert!(rendered.is_ascii(), "{rendered}");
+    assert!(!rendered.contains('\u{1b}'), "no colors: {rendered}");
+    assert!(
+        rendered.contains("[tests/fixtures/errors/duplicate_tag.rpc:4:3]"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("help: the next free tag is 3"),
+        "{rendered}"
+    );
+}

@@ -1,0 +1,430 @@
+//! Parser tests: every construct of the language, comments and docs,
+//! literals, spans, error recovery, and deep nesting.
+
+use idlc::parse::MAX_NESTING;
+use idlc::parse::ast::*;
+use idlc::parse::parse;
+
+/// Parses text that must be valid.
+fn ok(text: &str) -> File {
+    let parsed = parse(text);
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    parsed.file
+}
+
+/// The source text under a span.
+fn at(text: &str, span: miette::SourceSpan) -> &str {
+    &text[span.offset()..span.offset() + span.len()]
+}
+
+fn only_struct(file: &File) -> &StructDecl {
+    match file.decls.as_slice() {
+        [Decl::Struct(s)] => s,
+        other => panic!("expected one struct, got {other:#?}"),
+    }
+}
+
+fn only_service(file: &File) -> &ServiceDecl {
+    match file.decls.as_slice() {
+        [Decl::Service(s)] => s,
+        other => panic!("expected one service, got {other:#?}"),
+    }
+}
+
+fn literal(text: &str) -> LiteralKind {
+    let file = ok(&format!("const i64 X = {text};"));
+    match file.decls.as_slice() {
+        [Decl::Const(c)] => c.value.kind.clone(),
+        other => panic!("{other:#?}"),
+    }
+}
+
+#[test]
+fn empty_file_and_comments_only() {
+    assert_eq!(ok(""), File::default());
+    assert_eq!(ok("  // nothing\n/* at all */\n"), File::default());
+}
+
+#[test]
+fn package_and_imports() {
+    let text = "/// File docs are accepted.\npackage shop.orders;\nimport \"common.rpc\";\nimport \"dir/other.rpc\";";
+    let file = ok(text);
+    let package = file.package.expect("package");
+    assert_eq!(package.name, "shop.orders");
+    assert_eq!(at(text, package.span), "shop.orders");
+    let paths: Vec<_> = file.imports.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, ["common.rpc", "dir/other.rpc"]);
+    assert_eq!(at(text, file.imports[0].span), "\"common.rpc\"");
+}
+
+#[test]
+fn package_must_come_first() {
+    let parsed = parse("struct A {}\npackage late;");
+    assert_eq!(parsed.errors.len(), 1);
+    let parsed = parse("package a;\npackage b;");
+    assert_eq!(parsed.errors.len(), 1);
+}
+
+#[test]
+fn constants() {
+    let text = "/// The limit.\nconst u32 MAX_ITEMS = 100;\nconst string NAME = \"x\";";
+    let file = ok(text);
+    let [Decl::Const(max), Decl::Const(name)] = file.decls.as_slice() else {
+        panic!("{:#?}", file.decls)
+    };
+    assert_eq!(max.docs, ["The limit."]);
+    assert_eq!(max.ty, Scalar::U32);
+    assert_eq!(at(text, max.ty_span), "u32");
+    assert_eq!(max.name.name, "MAX_ITEMS");
+    assert_eq!(max.value.kind, LiteralKind::Int(100));
+    assert_eq!(at(text, max.value.span), "100");
+    assert_eq!(name.value.kind, LiteralKind::String("x".into()));
+}
+
+#[test]
+fn structs_errors_and_unions() {
+    let file =
+        ok("struct A { 1: u32 a; }\nerror E { 1: string why; }\nunion U { 1: string s; 2: A a; }");
+    let kinds: Vec<_> = file
+        .decls
+        .iter()
+        .map(|d| match d {
+            Decl::Struct(s) => s.kind,
+            other => panic!("{other:#?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [StructKind::Struct, StructKind::Error, StructKind::Union]
+    );
+}
+
+#[test]
+fn fields_with_everything() {
+    let text = "struct Order {\n  /// The id.\n  /// Unique.\n  @sensitive 1: u64 id @hash_key = 7 @other;\n  2: optional string note;\n}";
+    let file = ok(text);
+    let order = only_struct(&file);
+    assert_eq!(order.name.name, "Order");
+    assert_eq!(at(text, order.name.span), "Order");
+    let id = &order.fields[0];
+    assert_eq!(id.docs, ["The id.", "Unique."]);
+    assert_eq!(id.tag.value, 1);
+    assert_eq!(at(text, id.tag.span), "1");
+    assert_eq!(id.ty.kind, TypeExprKind::Scalar(Scalar::U64));
+    assert_eq!(at(text, id.ty.span), "u64");
+    assert_eq!(id.name.name, "id");
+    assert_eq!(at(text, id.name.span), "id");
+    let names: Vec<_> = id
+        .annotations
+        .iter()
+        .map(|a| a.name.name.as_str())
+        .collect();
+    assert_eq!(names, ["sensitive", "hash_key", "other"]);
+    assert_eq!(at(text, id.annotations[1].span), "@hash_key");
+    assert_eq!(
+        id.default.as_ref().map(|d| &d.kind),
+        Some(&LiteralKind::Int(7))
+    );
+    let note = &order.fields[1];
+    assert_eq!(at(text, note.ty.span), "optional string");
+    let TypeExprKind::Optional(inner) = &note.ty.kind else {
+        panic!("{:#?}", note.ty)
+    };
+    assert_eq!(inner.kind, TypeExprKind::Scalar(Scalar::String));
+}
+
+#[test]
+fn all_types() {
+    let text = "struct T {\n 1: bool a; 2: i32 b; 3: i64 c; 4: u32 d; 5: u64 e; 6: f32 f; 7: f64 g;\n 8: string h; 9: bytes i; 10: list<Item> j; 11: map<string, list<u32>> k;\n 12: common.Money l; 13: a.b.C m;\n}";
+    let file = ok(text);
+    let fields = &only_struct(&file).fields;
+    let scalars: Vec<_> = fields[..9]
+        .iter()
+        .map(|f| match f.ty.kind {
+            TypeExprKind::Scalar(s) => s,
+            ref other => panic!("{other:#?}"),
+        })
+        .collect();
+    assert_eq!(
+        scalars,
+        [
+            Scalar::Bool,
+            Scalar::I32,
+            Scalar::I64,
+            Scalar::U32,
+            Scalar::U64,
+            Scalar::F32,
+            Scalar::F64,
+            Scalar::String,
+            Scalar::Bytes
+        ]
+    );
+    let TypeExprKind::List(element) = &fields[9].ty.kind else {
+        panic!()
+    };
+    let TypeExprKind::Named(item) = &element.kind else {
+        panic!()
+    };
+    assert_eq!(
+        (item.package.as_deref(), item.name.as_str()),
+        (None, "Item")
+    );
+    assert_eq!(at(text, fields[9].ty.span), "list<Item>");
+    let TypeExprKind::Map(key, value) = &fields[10].ty.kind else {
+        panic!()
+    };
+    assert_eq!(key.kind, TypeExprKind::Scalar(Scalar::String));
+    assert!(matches!(value.kind, TypeExprKind::List(_)));
+    assert_eq!(at(text, value.span), "list<u32>");
+    let TypeExprKind::Named(money) = &fields[11].ty.kind else {
+        panic!()
+    };
+    assert_eq!(
+        (money.package.as_deref(), money.name.as_str()),
+        (Some("common"), "Money")
+    );
+    assert_eq!(at(text, money.span), "common.Money");
+    let TypeExprKind::Named(c) = &fields[12].ty.kind else {
+        panic!()
+    };
+    assert_eq!(c.written(), "a.b.C");
+}
+
+#[test]
+fn optional_collections_and_elements_parse() {
+    // They are errors of the checker (with a clear message), not of the grammar.
+    ok(
+        "struct T { 1: optional list<u32> a; 2: list<optional u32> b; 3: map<string, optional u32> c; }",
+    );
+}
+
+#[test]
+fn enums() {
+    let text = "/// Status.\nenum Status {\n  /// Waiting.\n  PENDING = 0;\n  PAID = 0x10;\n  GONE = -1;\n}";
+    let file = ok(text);
+    let [Decl::Enum(status)] = file.decls.as_slice() else {
+        panic!()
+    };
+    assert_eq!(status.docs, ["Status."]);
+    let values: Vec<_> = status
+        .variants
+        .iter()
+        .map(|v| (v.name.name.as_str(), v.value))
+        .collect();
+    assert_eq!(values, [("PENDING", 0), ("PAID", 16), ("GONE", -1)]);
+    assert_eq!(status.variants[0].docs, ["Waiting."]);
+    assert_eq!(at(text, status.variants[1].value_span), "0x10");
+}
+
+#[test]
+fn services_and_methods() {
+    let text = r#"
+/// Orders.
+@version("2")
+service OrderService {
+  /// Places.
+  Order place(1: list<LineItem> items, 2: optional string coupon) throws OutOfStock, common.Denied;
+
+  @idempotent
+  @timeout(ms = 200)
+  Order get(1: u64 id @hash_key) throws NotFound;
+
+  list<Order> search(1: string query, 2: u32 limit = 20,);
+
+  void ping();
+
+  oneway void track(1: string event);
+}"#;
+    let file = ok(text);
+    let service = only_service(&file);
+    assert_eq!(service.docs, ["Orders."]);
+    assert_eq!(service.annotations[0].name.name, "version");
+    assert_eq!(
+        service.annotations[0].args[0].value.kind,
+        LiteralKind::String("2".into())
+    );
+    let [place, get, search, ping, track] = service.methods.as_slice() else {
+        panic!("{:#?}", service.methods)
+    };
+    assert_eq!(place.docs, ["Places."]);
+    assert_eq!(place.params.len(), 2);
+    let throws: Vec<_> = place.throws.iter().map(TypeName::written).collect();
+    assert_eq!(throws, ["OutOfStock", "common.Denied"]);
+    assert_eq!(
+        at(text, place.throws_span.expect("throws")),
+        "throws OutOfStock, common.Denied"
+    );
+    let timeout = &get.annotations[1];
+    assert_eq!(timeout.name.name, "timeout");
+    assert_eq!(
+        timeout.args[0].key.as_ref().map(|k| k.name.as_str()),
+        Some("ms")
+    );
+    assert_eq!(timeout.args[0].value.kind, LiteralKind::Int(200));
+    assert_eq!(at(text, timeout.span), "@timeout(ms = 200)");
+    assert_eq!(get.params[0].annotations[0].name.name, "hash_key");
+    assert!(matches!(search.returns, ReturnType::Type(_)));
+    assert_eq!(
+        search.params[1].default.as_ref().map(|d| &d.kind),
+        Some(&LiteralKind::Int(20))
+    );
+    assert!(matches!(ping.returns, ReturnType::Void(_)));
+    assert!(ping.params.is_empty());
+    assert!(ping.oneway.is_none());
+    assert!(track.oneway.is_some());
+}
+
+#[test]
+fn keywords_as_member_names() {
+    // IDL keywords and Rust keywords are fine as field, method, parameter
+    // and variant names.
+    let file = ok(
+        "struct S { 1: string error; 2: u32 type; 3: bool match; }\nenum E { struct = 0; }\nservice X { void service(1: u32 self); }",
+    );
+    assert_eq!(file.decls.len(), 3);
+}
+
+#[test]
+fn literals() {
+    assert_eq!(literal("42"), LiteralKind::Int(42));
+    assert_eq!(literal("-42"), LiteralKind::Int(-42));
+    assert_eq!(literal("0xFF"), LiteralKind::Int(255));
+    assert_eq!(literal("-0x10"), LiteralKind::Int(-16));
+    assert_eq!(literal("1.5"), LiteralKind::Float(1.5));
+    assert_eq!(literal("-2e10"), LiteralKind::Float(-2e10));
+    assert_eq!(literal("2.5E-3"), LiteralKind::Float(2.5e-3));
+    assert_eq!(literal("true"), LiteralKind::Bool(true));
+    assert_eq!(literal("false"), LiteralKind::Bool(false));
+    assert_eq!(literal("PENDING"), LiteralKind::Ident("PENDING".into()));
+    assert_eq!(
+        literal(r#""q\" b\\ n\n t\t u\u{e9}\u{1F600}""#),
+        LiteralKind::String("q\" b\\ n\n t\t u\u{e9}\u{1F600}".into())
+    );
+    assert_eq!(literal("\"héllo\""), LiteralKind::String("héllo".into()));
+}
+
+#[test]
+fn bad_literals_are_syntax_errors() {
+    for text in [
+        r#"const string X = "\q";"#,
+        r#"const string X = "\u{D800}";"#,
+        r#"const string X = "unterminated;"#,
+        "const u64 X = 0x;",
+        "const u64 X = 12abc;",
+        "const u64 X = 1.;",
+        "const u64 X = 999999999999999999999999999999999999999999;",
+    ] {
+        let parsed = parse(text);
+        assert_eq!(parsed.errors.len(), 1, "{text}: {:#?}", parsed.errors);
+    }
+}
+
+#[test]
+fn comments_anywhere_whitespace_is() {
+    let text = "struct /* a */ A /* b */ { // c\n 1 /* d */ : /* e */ list /* f */ < /* g */ u32 /* h */ > /* i */ xs /* j */ ; //// not a doc\n}";
+    let file = ok(text);
+    assert_eq!(only_struct(&file).fields.len(), 1);
+}
+
+#[test]
+fn doc_comments_only_before_documented_things() {
+    assert!(
+        !parse("struct A { 1: u32 a; /// dangling\n}")
+            .errors
+            .is_empty()
+    );
+    assert!(
+        !parse("struct A { 1: /// inside\n u32 a; }")
+            .errors
+            .is_empty()
+    );
+    assert!(!parse("/// at the end").errors.is_empty());
+}
+
+#[test]
+fn every_broken_declaration_is_reported() {
+    let text = "struct A { 1: u32 a }\nstruct B { 1: u32 b; }\nenum C { X = 0 }\n@tag\nstruct D { 1 u32 d; }\nstruct E { 1: u32 e; }";
+    let parsed = parse(text);
+    assert_eq!(parsed.errors.len(), 3, "{:#?}", parsed.errors);
+    let names: Vec<_> = parsed
+        .file
+        .decls
+        .iter()
+        .map(|d| d.name().name.clone())
+        .collect();
+    assert_eq!(names, ["B", "E"]);
+}
+
+#[test]
+fn syntax_error_messages_say_what_was_expected() {
+    let message = |text: &str| match parse(text).errors.first() {
+        Some(idlc::DiagnosticKind::Syntax { message, .. }) => message.clone(),
+        other => panic!("{other:#?}"),
+    };
+    assert_eq!(
+        message("struct A { 1: u32 a }"),
+        "expected `;` or `=`, found `}`"
+    );
+    assert_eq!(
+        message("struct A { 1 u32 a; }"),
+        "expected `:`, found `u32`"
+    );
+    assert_eq!(
+        message("struct A { 1: list<u32 a; }"),
+        "expected `>`, found `a`"
+    );
+    assert!(message("struct A {").contains("found end of file"));
+    assert!(message("strct A {}").starts_with("expected a declaration"));
+}
+
+fn nested(levels: usize) -> String {
+    format!(
+        "struct Deep {{ 1: {}u32{} x; }}",
+        "list<".repeat(levels),
+        ">".repeat(levels)
+    )
+}
+
+#[test]
+fn nesting_up_to_the_limit_parses() {
+    let text = nested(MAX_NESTING);
+    // On a small stack, to show the limit leaves plenty of room.
+    let errors = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || parse(&text).errors.len())
+        .expect("spawn")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(errors, 0);
+}
+
+#[test]
+fn ten_thousand_nested_levels_give_an_error_not_a_stack_overflow() {
+    let text = nested(10_000);
+    // A thread with the default (normal) stack size.
+    let errors = std::thread::spawn(move || parse(&text).errors)
+        .join()
+        .expect("no stack overflow");
+    assert!(
+        matches!(
+            errors.as_slice(),
+            [idlc::DiagnosticKind::NestingTooDeep {
+                max: MAX_NESTING,
+                ..
+            }]
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn deep_nesting_through_the_whole_front_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("deep.rpc");
+    std::fs::write(&path, nested(10_000)).expect("write");
+    let diagnostics = std::thread::spawn(move || idlc::check_files(&[path]).err())
+        .join()
+        .expect("no stack overflow")
+        .expect("an error");
+    assert_eq!(diagnostics.codes(), ["idl::nesting_too_deep"]);
+}
