@@ -83,8 +83,9 @@ pub struct Field {
     pub ty: FieldType,
     /// The declared default value (`= 1`), already checked against the type.
     pub default: Option<Value>,
-    /// The field refers back to its own container through `optional`
-    /// (directly or through other structs), so it must be boxed in Rust.
+    /// The field refers back to its own container (directly or through
+    /// other types) through `optional`, or is a union arm (not the first)
+    /// that does, so it must be boxed in Rust.
     pub boxed: bool,
     /// Doc comment.
     pub docs: Docs,

@@ -6,9 +6,17 @@
 
 /// One module per codegen fixture.
 pub mod fixtures {
+    /// `annotations.rpc`
+    pub mod annotations {
+        courier::include_idl!("annotations");
+    }
     /// `collections.rpc`
     pub mod collections {
         courier::include_idl!("collections");
+    }
+    /// `constants.rpc`
+    pub mod constants {
+        courier::include_idl!("constants");
     }
     /// `defaults.rpc`
     pub mod defaults {
@@ -17,6 +25,14 @@ pub mod fixtures {
     /// `enums.rpc`
     pub mod enums {
         courier::include_idl!("enums");
+    }
+    /// `imports.rpc`
+    pub mod imports {
+        courier::include_idl!("imports");
+    }
+    /// `imports_common.rpc`
+    pub mod imports_common {
+        courier::include_idl!("imports_common");
     }
     /// `keywords.rpc`
     pub mod keywords {
@@ -33,5 +49,9 @@ pub mod fixtures {
     /// `services.rpc`
     pub mod services {
         courier::include_idl!("services");
+    }
+    /// `unions.rpc`
+    pub mod unions {
+        courier::include_idl!("unions");
     }
 }

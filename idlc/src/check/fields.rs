@@ -118,7 +118,12 @@ impl FileChecker<'_> {
             };
             let Some(ty) = ty else { continue };
             if let Some(owner) = container.layout {
-                self.record_edge(owner, result.fields.len(), &ty, decl);
+                // Only one arm of a union is ever set, so an arm can hold its
+                // union again behind a box, like an `optional` field. Not the
+                // first arm: it is the union's default, and a default that
+                // contains itself is infinitely large.
+                let boxable_arm = container.kind == ContainerKind::Union && !result.fields.is_empty();
+                self.record_edge(owner, result.fields.len(), &ty, decl, boxable_arm);
             }
             result.fields.push(Field {
                 name: decl.name.name.clone(),
@@ -214,16 +219,18 @@ impl FileChecker<'_> {
         self.field_type(&decl.ty)
     }
 
-    /// Notes that the struct or union `owner` holds another one.
+    /// Notes that the struct or union `owner` holds another one;
+    /// `boxable_arm`: the field is a union arm other than the first.
     fn record_edge(
         &mut self,
         owner: LayoutOwner,
         field_index: usize,
         ty: &FieldType,
         decl: &FieldDecl,
+        boxable_arm: bool,
     ) {
         let (target, optional) = match ty {
-            FieldType::Named(target) => (target, false),
+            FieldType::Named(target) => (target, boxable_arm),
             FieldType::Optional(inner) => match inner.as_ref() {
                 FieldType::Named(target) => (target, true),
                 _ => return,

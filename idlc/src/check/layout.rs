@@ -1,7 +1,7 @@
 //! Type layout: which structs and unions contain which, directly or through
-//! `optional`. A cycle of direct containment is infinitely large (an
-//! error); an `optional` field whose type can reach its container again is
-//! boxed. Both use strongly connected components, computed iteratively so
+//! `optional` (or a union arm other than the first). A cycle of direct
+//! containment is infinitely large (an error); an `optional` field or arm
+//! whose type can reach its container again is boxed. Both use strongly connected components, computed iteratively so
 //! that long chains of types cannot overflow the stack.
 
 use std::collections::{HashMap, VecDeque};
@@ -24,7 +24,8 @@ pub(super) struct Edge {
     pub field_index: usize,
     /// The contained type.
     pub target: TypeRef,
-    /// Held through `optional` (so it can be boxed).
+    /// Held through `optional`, or as a union arm other than the first (so
+    /// it can be boxed).
     pub optional: bool,
     /// The field's type, for diagnostics.
     pub span: SourceSpan,

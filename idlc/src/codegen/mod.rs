@@ -38,8 +38,11 @@ fn file_tokens(file: &FileModel) -> proc_macro2::TokenStream {
         .services
         .iter()
         .map(|s| service::service_items(s, scope));
+    // Constants alone need nothing from the runtime.
+    let runtime_import = (!file.types.is_empty() || !file.services.is_empty())
+        .then(|| quote!(use ::courier::codegen as __rt;));
     quote! {
-        use ::courier::codegen as __rt;
+        #runtime_import
 
         #(#constants)*
         #(#types)*
