@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use super::{Registry, RegistryFuture, ServiceInstance};
+use tokio::sync::watch;
+
+use super::{InstanceWatch, Registry, RegistryFuture, ServiceInstance};
 
 /// A registry in this process's memory; clones share it.
 ///
@@ -11,7 +13,34 @@ use super::{Registry, RegistryFuture, ServiceInstance};
 /// is the one `memory` URLs name, shared by the whole process.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryRegistry {
-    services: Arc<Mutex<HashMap<String, Vec<ServiceInstance>>>>,
+    services: Arc<Mutex<HashMap<String, Service>>>,
+}
+
+/// One service: its instances and, once someone watches it, the channel
+/// that tells its watchers (one per service, so a change to one service
+/// wakes only that service's watchers).
+#[derive(Debug, Default)]
+struct Service {
+    instances: Vec<ServiceInstance>,
+    watchers: Option<watch::Sender<Vec<ServiceInstance>>>,
+}
+
+impl Service {
+    /// Tells the watchers, if any, the current list.
+    fn notify(&self) {
+        if let Some(watchers) = &self.watchers {
+            watchers.send_replace(self.instances.clone());
+        }
+    }
+
+    /// Nothing registered and nobody watching: the entry can go.
+    fn is_unused(&self) -> bool {
+        self.instances.is_empty()
+            && self
+                .watchers
+                .as_ref()
+                .is_none_or(|watchers| watchers.receiver_count() == 0)
+    }
 }
 
 impl MemoryRegistry {
@@ -26,31 +55,55 @@ impl MemoryRegistry {
         GLOBAL.get_or_init(MemoryRegistry::new).clone()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<ServiceInstance>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Service>> {
         self.services.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn register_now(&self, instance: ServiceInstance) {
         let mut services = self.lock();
-        let instances = services.entry(instance.service.clone()).or_default();
-        match instances.iter_mut().find(|known| known.id == instance.id) {
+        let service = services.entry(instance.service.clone()).or_default();
+        match service
+            .instances
+            .iter_mut()
+            .find(|known| known.id == instance.id)
+        {
+            Some(known) if *known == instance => return,
             Some(known) => *known = instance,
-            None => instances.push(instance),
+            None => service.instances.push(instance),
         }
+        service.notify();
     }
 
-    fn deregister_now(&self, service: &str, id: &str) {
+    fn deregister_now(&self, name: &str, id: &str) {
         let mut services = self.lock();
-        if let Some(instances) = services.get_mut(service) {
-            instances.retain(|instance| instance.id != id);
-            if instances.is_empty() {
-                services.remove(service);
-            }
+        let Some(service) = services.get_mut(name) else {
+            return;
+        };
+        let before = service.instances.len();
+        service.instances.retain(|instance| instance.id != id);
+        if service.instances.len() != before {
+            service.notify();
+        }
+        if service.is_unused() {
+            services.remove(name);
         }
     }
 
     fn list_now(&self, service: &str) -> Vec<ServiceInstance> {
-        self.lock().get(service).cloned().unwrap_or_default()
+        self.lock()
+            .get(service)
+            .map(|service| service.instances.clone())
+            .unwrap_or_default()
+    }
+
+    fn watch_now(&self, name: &str) -> InstanceWatch {
+        let mut services = self.lock();
+        let service = services.entry(name.to_owned()).or_default();
+        let instances = &service.instances;
+        service
+            .watchers
+            .get_or_insert_with(|| watch::channel(instances.clone()).0)
+            .subscribe()
     }
 }
 
@@ -68,6 +121,11 @@ impl Registry for MemoryRegistry {
     fn list<'a>(&'a self, service: &'a str) -> RegistryFuture<'a, Vec<ServiceInstance>> {
         let instances = self.list_now(service);
         Box::pin(std::future::ready(Ok(instances)))
+    }
+
+    fn watch<'a>(&'a self, service: &'a str) -> RegistryFuture<'a, InstanceWatch> {
+        let watch = self.watch_now(service);
+        Box::pin(std::future::ready(Ok(watch)))
     }
 }
 
@@ -145,5 +203,57 @@ mod tests {
             .deregister("memory.test.Global", &instance.id)
             .await
             .expect("ok");
+    }
+
+    #[tokio::test]
+    async fn a_change_fires_the_watch_of_its_service_only() {
+        let registry = MemoryRegistry::new();
+        let existing = ServiceInstance::from_host("a", "h", 1);
+        registry.register(existing.clone()).await.expect("ok");
+
+        let mut a = registry.watch("a").await.expect("ok");
+        let mut b = registry.watch("b").await.expect("ok");
+        assert_eq!(
+            *a.borrow_and_update(),
+            std::slice::from_ref(&existing),
+            "starts current"
+        );
+        assert!(b.borrow_and_update().is_empty());
+
+        let added = ServiceInstance::from_host("a", "h", 2);
+        registry.register(added.clone()).await.expect("ok");
+        assert!(a.has_changed().expect("open"));
+        assert_eq!(*a.borrow_and_update(), [existing.clone(), added.clone()]);
+        assert!(!b.has_changed().expect("open"), "b is not told about a");
+
+        registry.register(added.clone()).await.expect("ok");
+        assert!(!a.has_changed().expect("open"), "no change, no wake-up");
+        registry.deregister("a", "missing").await.expect("ok");
+        assert!(!a.has_changed().expect("open"));
+
+        registry.deregister("a", &existing.id).await.expect("ok");
+        assert_eq!(*a.borrow_and_update(), std::slice::from_ref(&added));
+        assert!(!b.has_changed().expect("open"));
+
+        let on_b = ServiceInstance::from_host("b", "h", 3);
+        registry.register(on_b.clone()).await.expect("ok");
+        assert_eq!(*b.borrow_and_update(), [on_b]);
+        assert!(!a.has_changed().expect("open"));
+
+        let mut second = registry.watch("a").await.expect("ok");
+        registry.deregister("a", &added.id).await.expect("ok");
+        assert!(a.borrow_and_update().is_empty());
+        assert!(second.borrow_and_update().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unwatched_empty_services_are_forgotten() {
+        let registry = MemoryRegistry::new();
+        let instance = ServiceInstance::from_host("s", "h", 1);
+        let watch = registry.watch("s").await.expect("ok");
+        registry.register(instance.clone()).await.expect("ok");
+        drop(watch);
+        registry.deregister("s", &instance.id).await.expect("ok");
+        assert!(registry.lock().is_empty());
     }
 }

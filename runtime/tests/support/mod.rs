@@ -1,0 +1,3 @@
+//! Test support shared by the `zookeeper_*` integration tests.
+
+pub mod zookeeper;
