@@ -386,6 +386,27 @@ pub enum DiagnosticKind {
         span: SourceSpan,
     },
 
+    /// A list or map directly inside a list or map (protobuf has no
+    /// repeated-of-repeated or map-of-repeated field).
+    #[error(
+        "`{written}` is not allowed: protobuf cannot carry a {inner} directly inside a {outer}"
+    )]
+    #[diagnostic(
+        code(idl::nested_collection),
+        help("wrap the inner list/map in a struct")
+    )]
+    NestedCollection {
+        /// The outer type as written, e.g. `list<list<u32>>`.
+        written: String,
+        /// `list` or `map`: the outer collection.
+        outer: String,
+        /// `list` or `map`: the collection inside it.
+        inner: String,
+        /// The inner collection type.
+        #[label("a {inner} inside a {outer}")]
+        span: SourceSpan,
+    },
+
     /// An `optional` union arm.
     #[error("union arm `{name}` cannot be `optional`: exactly one arm of a union is set")]
     #[diagnostic(code(idl::optional_union_arm), help("drop `optional`"))]
@@ -549,6 +570,18 @@ pub enum DiagnosticKind {
         /// Where.
         #[label("no Rust name")]
         span: SourceSpan,
+    },
+
+    /// `idlc fmt` could not produce a layout that keeps the file's meaning
+    /// and comments (an idlc bug; the file is left as it is).
+    #[error("cannot format this file safely: {reason}")]
+    #[diagnostic(
+        code(idl::format_failed),
+        help("the file was left unchanged; please report this as an idlc bug, with the file")
+    )]
+    FormatFailed {
+        /// What went wrong.
+        reason: String,
     },
 
     /// A known annotation with wrong arguments, or given twice.

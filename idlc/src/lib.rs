@@ -10,6 +10,9 @@
 //!    IDL checked and every name resolved;
 //! 4. [`codegen`]: a [`model::FileModel`] to a Rust module.
 //!
+//! Beside them, [`format`](mod@format) lays a file out canonically, comments kept (the
+//! `idlc fmt` command).
+//!
 //! Problems are [`Diagnostic`]s (codes such as `idl::unknown_type`, a caret
 //! under the spot, a fix hint), rendered with miette.
 //!
@@ -40,6 +43,7 @@ pub mod builder;
 mod check;
 pub mod codegen;
 pub mod diagnostic;
+pub mod format;
 mod load;
 pub mod model;
 pub mod output;

@@ -1,7 +1,8 @@
 //! The `idlc` command: check `.rpc` files and generate Rust modules.
 //!
 //! Exit codes: 0 success (warnings are printed but pass), 1 IDL errors (or,
-//! with `build --check`, stale generated files), 2 bad usage or I/O failure.
+//! with `build --check`, stale generated files; with `fmt --check`, files
+//! that would be reformatted), 2 bad usage or I/O failure.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,8 +22,13 @@ Examples:
       Write nothing; exit 1 if a generated file is missing or out of date.
   idlc check -I idl/common idl/shop.rpc
       Also look for imports in idl/common.
+  idlc fmt idl/*.rpc
+      Rewrite the files in the canonical layout (only those that change).
+  idlc fmt --check idl/*.rpc
+      Write nothing; exit 1 if any file would be reformatted.
 
-Exit status: 0 ok (warnings allowed), 1 IDL errors or stale files, 2 usage or I/O errors.";
+Exit status: 0 ok (warnings allowed), 1 IDL errors, stale files or files that
+would be reformatted, 2 usage or I/O errors.";
 
 /// The Courier IDL compiler: `.rpc` files to Rust types, server traits and
 /// client stubs.
@@ -61,6 +67,16 @@ enum Command {
         #[arg(short = 'I', long = "include", value_name = "DIR")]
         include: Vec<PathBuf>,
     },
+    /// Rewrite .rpc files in the canonical layout, keeping every comment.
+    #[command(after_help = EXAMPLES)]
+    Fmt {
+        /// The .rpc files to format (imports are not followed).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Write nothing; exit 1 if any file would be reformatted.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// Exit status 1: IDL errors or stale files.
@@ -79,6 +95,7 @@ fn main() -> ExitCode {
             include,
         } => build(&files, &out_dir, check, &include),
         Command::Check { files, include } => check_only(&files, &include),
+        Command::Fmt { files, check } => fmt(&files, check),
     };
     ExitCode::from(code)
 }
@@ -182,4 +199,52 @@ fn build(files: &[PathBuf], out_dir: &Path, check: bool, include: &[PathBuf]) ->
     }
     eprintln!("idlc: wrote {written} file(s), {unchanged} unchanged");
     0
+}
+
+/// Formats each file; files with syntax errors are reported and left alone.
+fn fmt(files: &[PathBuf], check: bool) -> u8 {
+    if let Err(code) = validate_inputs(files, &[]) {
+        return code;
+    }
+    let (mut changed, mut unchanged, mut failed) = (0usize, 0usize, false);
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(error) => {
+                eprintln!("idlc: error: cannot read `{}`: {error}", file.display());
+                return USAGE;
+            }
+        };
+        let name = idlc::source::display_name(file);
+        let formatted = match idlc::format::format_source_named(&name, &text) {
+            Ok(formatted) => formatted,
+            Err(diagnostics) => {
+                print_diagnostics(&diagnostics);
+                eprintln!("idlc: `{name}` was not formatted");
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == text {
+            unchanged += 1;
+            continue;
+        }
+        changed += 1;
+        if check {
+            eprintln!("idlc: `{name}` would be reformatted");
+        } else if let Err(error) = std::fs::write(file, formatted) {
+            eprintln!("idlc: error: cannot write `{name}`: {error}");
+            return USAGE;
+        }
+    }
+    if check {
+        eprintln!("idlc: {changed} file(s) would be reformatted, {unchanged} already formatted");
+    } else {
+        eprintln!("idlc: reformatted {changed} file(s), {unchanged} unchanged");
+    }
+    if failed || (check && changed > 0) {
+        FAILED
+    } else {
+        0
+    }
 }

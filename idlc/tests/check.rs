@@ -162,6 +162,41 @@ fn infinite_size_through_several_types() {
 }
 
 #[test]
+fn collections_cannot_nest_directly() {
+    for ty in [
+        "list<list<u32>>",
+        "list<map<string, u32>>",
+        "map<string, list<u32>>",
+        "map<u32, map<u32, u32>>",
+    ] {
+        let text = format!("struct A {{ 1: {ty} a; }}");
+        assert_eq!(codes(&text), ["idl::nested_collection"], "{ty}");
+        let text = format!("union U {{ 1: {ty} a; }}");
+        assert_eq!(codes(&text), ["idl::nested_collection"], "{ty}");
+        let text = format!("service S {{ {ty} m(1: {ty} p); }}");
+        assert_eq!(
+            codes(&text),
+            ["idl::nested_collection", "idl::nested_collection"],
+            "{ty}"
+        );
+    }
+    // One error for the whole type, however deep.
+    assert_eq!(
+        codes("struct A { 1: list<list<list<map<u32, list<u32>>>>> a; }"),
+        ["idl::nested_collection"]
+    );
+    // A struct between the two is the fix; optional elements are their own error.
+    assert!(
+        codes("struct R { 1: list<u32> v; }\nstruct A { 1: list<R> a; 2: map<u32, R> m; }")
+            .is_empty()
+    );
+    assert_eq!(
+        codes("struct A { 1: list<optional list<u32>> a; }"),
+        ["idl::optional_element", "idl::optional_list"]
+    );
+}
+
+#[test]
 fn defaults_of_each_type() {
     let model = check_one(
         "enum Color { RED = 0; BLUE = 1; }\n\

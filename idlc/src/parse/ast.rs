@@ -6,7 +6,8 @@ use miette::SourceSpan;
 
 pub use crate::model::Scalar;
 
-/// Doc comment lines (`///`), without the slashes and one leading space.
+/// Doc comment lines (`///`), without the slashes, one leading space and
+/// trailing whitespace.
 pub type Docs = Vec<String>;
 
 /// A parsed file.

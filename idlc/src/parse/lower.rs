@@ -567,11 +567,12 @@ impl Lower<'_> {
     }
 }
 
-/// A `///` line without the slashes and one leading space.
+/// A `///` line without the slashes, one leading space and trailing
+/// whitespace.
 fn doc_line(text: &str) -> String {
     let line = text.strip_prefix("///").unwrap_or(text);
     let line = line.strip_prefix(' ').unwrap_or(line);
-    line.trim_end_matches('\r').to_owned()
+    line.trim_end().to_owned()
 }
 
 fn scalar(text: &str) -> Option<Scalar> {

@@ -7,10 +7,11 @@
 //! declaration, not just the first.
 
 pub mod ast;
-mod grammar;
+pub(crate) mod grammar;
 mod lower;
 mod prescan;
 mod syntax_error;
+mod without_spans;
 
 use pest::Parser as _;
 
