@@ -17,7 +17,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::codegen::CodegenOptions;
+use crate::codegen::{CodegenOptions, MapType};
 use crate::diagnostic::Diagnostics;
 use crate::output::generate_files;
 use crate::{CheckOptions, analyze};
@@ -50,6 +50,10 @@ pub enum BuildError {
         /// The I/O error.
         source: io::Error,
     },
+    /// A code generator option is invalid (for example a type attribute
+    /// that is not Rust attribute syntax).
+    #[error("idlc: {0}")]
+    InvalidOption(String),
     /// Cargo instructions could not be written.
     #[error("idlc: cannot write cargo instructions: {0}")]
     Instructions(#[source] io::Error),
@@ -87,6 +91,20 @@ impl Builder {
         self
     }
 
+    /// Chooses the Rust type of `map<K, V>` fields (default `HashMap`).
+    pub fn map_type(mut self, map_type: MapType) -> Self {
+        self.codegen = self.codegen.map_type(map_type);
+        self
+    }
+
+    /// Adds an attribute (such as `#[derive(Hash)]`) to the declared types
+    /// `path` matches: `"."` for all, `"Order"` or `"shop.Order"` for one.
+    /// See [`CodegenOptions::type_attribute`].
+    pub fn type_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.codegen = self.codegen.type_attribute(path, attribute);
+        self
+    }
+
     /// Checks `files` (and their imports) and writes one Rust module per
     /// file; prints `cargo:rerun-if-changed=` for every file read and
     /// `cargo:warning=` for every IDL warning to stdout.
@@ -103,6 +121,7 @@ impl Builder {
         files: &[impl AsRef<Path>],
         cargo: &mut dyn Write,
     ) -> Result<(), BuildError> {
+        self.codegen.validate().map_err(BuildError::InvalidOption)?;
         let out_dir = resolve_out_dir(self.out_dir.as_deref(), std::env::var_os("OUT_DIR"))?;
         let analysis = analyze(files, &self.check);
         for path in &analysis.files_read {

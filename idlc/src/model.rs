@@ -100,9 +100,10 @@ pub enum FieldType {
     Scalar(Scalar),
     /// A declared struct, error, enum or union.
     Named(TypeRef),
-    /// `list<T>`; `T` is never `Optional`.
+    /// `list<T>`; `T` is never `Optional`, `List` or `Map`.
     List(Box<FieldType>),
-    /// `map<K, V>`; `K` is an integer, `string` or `bool`; `V` never `Optional`.
+    /// `map<K, V>`; `K` is an integer, `string` or `bool`; `V` is never
+    /// `Optional`, `List` or `Map`.
     Map(Scalar, Box<FieldType>),
     /// `optional T`; `T` is never `List` or `Optional`.
     Optional(Box<FieldType>),

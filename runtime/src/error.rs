@@ -212,6 +212,28 @@ pub enum TransportError {
         /// The registry's reason.
         reason: String,
     },
+    /// The server sent no frame for three heartbeat intervals (not even a
+    /// pong): the connection was dropped as dead.
+    #[error(
+        "no frame from the server for {silent_for:?} (three heartbeat intervals); the connection was dropped"
+    )]
+    HeartbeatTimeout {
+        /// How long the server had been silent.
+        silent_for: std::time::Duration,
+    },
+    /// A blocking call ([`Channel::call_blocking`](crate::client::Channel::call_blocking),
+    /// [`PendingCall::wait`](crate::client::PendingCall::wait)) was made on
+    /// a thread that runs an async runtime, where blocking would stall or
+    /// deadlock it. Await the call instead.
+    #[error("a blocking call was made from inside an async runtime; await the call instead")]
+    BlockingInAsyncContext,
+    /// The task running a spawned call panicked.
+    #[error("the call's task panicked: {0}")]
+    CallPanicked(String),
+    /// The task running a spawned call was stopped before it finished (its
+    /// runtime shut down, or it was aborted).
+    #[error("the call's task was stopped before the call finished")]
+    CallAborted,
 }
 
 /// How a call ended, if not with its result.

@@ -19,10 +19,7 @@ async fn hundred_concurrent_calls_on_one_channel_each_get_their_own_reply() {
         let channel = channel.clone();
         calls.spawn(async move {
             // Later calls answer sooner, so responses come out of order.
-            let args = EchoArgs {
-                text: format!("call {i}"),
-                delay_ms: (100 - i) % 7,
-            };
+            let args = delayed(&format!("call {i}"), (100 - i) % 7);
             let reply: Result<EchoReply, RpcError> = channel.unary(&ECHO, &args, &options()).await;
             (i, reply)
         });
@@ -269,4 +266,33 @@ async fn a_request_over_the_client_limit_fails_locally() {
         .await
         .expect("echo");
     assert_eq!(reply.value, "small");
+}
+
+#[tokio::test]
+async fn beyond_the_server_wide_limit_requests_are_overloaded() {
+    let server = TestServer::start_with(|builder| builder.max_in_flight(1)).await;
+    let first = server.channel().await;
+    let blocked = tokio::spawn(async move {
+        first
+            .unary::<_, EchoReply, NoDeclaredError>(&GATED, &args("first"), &options())
+            .await
+    });
+    let observed = &server.observed;
+    eventually("the first call to start", || observed.started() == 1).await;
+    // Another connection: its own limit is far away, the server's is not.
+    let second = server.channel().await;
+    let result: Result<EchoReply, RpcError> =
+        second.unary(&ECHO, &args("second"), &options()).await;
+    assert_eq!(code(&result), StatusCode::Overloaded);
+    assert!(result.unwrap_err().to_string().contains("server"));
+    observed.open_gate();
+    within("the first call", blocked)
+        .await
+        .expect("task")
+        .expect("echo");
+    let reply: EchoReply = second
+        .unary::<_, _, NoDeclaredError>(&ECHO, &args("third"), &options())
+        .await
+        .expect("echo");
+    assert_eq!(reply.value, "third");
 }

@@ -122,7 +122,8 @@ impl FileChecker<'_> {
                 // union again behind a box, like an `optional` field. Not the
                 // first arm: it is the union's default, and a default that
                 // contains itself is infinitely large.
-                let boxable_arm = container.kind == ContainerKind::Union && !result.fields.is_empty();
+                let boxable_arm =
+                    container.kind == ContainerKind::Union && !result.fields.is_empty();
                 self.record_edge(owner, result.fields.len(), &ty, decl, boxable_arm);
             }
             result.fields.push(Field {

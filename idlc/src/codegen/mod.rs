@@ -7,6 +7,7 @@
 
 mod docs;
 mod names;
+mod options;
 mod rust_types;
 mod service;
 mod types;
@@ -15,23 +16,21 @@ mod wire_codec;
 use quote::quote;
 
 use crate::model::{FileModel, TypeDef};
+pub use options::{CodegenOptions, MapType};
 use rust_types::Scope;
 
-/// Options that change the generated code.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct CodegenOptions {}
-
 /// The tokens of one generated module (before formatting).
-fn file_tokens(file: &FileModel) -> proc_macro2::TokenStream {
+fn file_tokens(file: &FileModel, options: &CodegenOptions) -> proc_macro2::TokenStream {
     let scope = Scope {
+        options,
+        package: file.package.as_deref(),
         module_name: &file.module_name,
         depth: 0,
     };
     let constants = file.constants.iter().map(|c| types::const_item(c, scope));
     let types = file.types.iter().map(|def| match def {
         TypeDef::Struct(s) => types::struct_item(s, scope),
-        TypeDef::Enum(e) => types::enum_item(e),
+        TypeDef::Enum(e) => types::enum_item(e, scope),
         TypeDef::Union(u) => types::union_item(u, scope),
     });
     let services = file
@@ -39,8 +38,11 @@ fn file_tokens(file: &FileModel) -> proc_macro2::TokenStream {
         .iter()
         .map(|s| service::service_items(s, scope));
     // Constants alone need nothing from the runtime.
-    let runtime_import = (!file.types.is_empty() || !file.services.is_empty())
-        .then(|| quote!(use ::courier::codegen as __rt;));
+    let runtime_import = (!file.types.is_empty() || !file.services.is_empty()).then(|| {
+        quote!(
+            use ::courier::codegen as __rt;
+        )
+    });
     quote! {
         #runtime_import
 
@@ -53,8 +55,7 @@ fn file_tokens(file: &FileModel) -> proc_macro2::TokenStream {
 /// Generates the Rust module for one checked file: formatted source that
 /// starts with an `@generated` header.
 pub fn generate(file: &FileModel, options: &CodegenOptions) -> String {
-    let CodegenOptions {} = options;
-    let tokens = file_tokens(file);
+    let tokens = file_tokens(file, options);
     let source_name = file
         .source
         .file_name()

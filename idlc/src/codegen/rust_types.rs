@@ -4,11 +4,17 @@ use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
 use super::names;
+use super::options::{CodegenOptions, MapType};
 use crate::model::{FieldType, Scalar, TypeRef, Value};
 
-/// Where generated code stands, for paths to other generated types.
+/// Where generated code stands (for paths to other generated types), and
+/// the options it is generated with.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
+    /// The options of this run.
+    pub options: &'a CodegenOptions,
+    /// The package of the file being generated.
+    pub package: Option<&'a str>,
     /// The module of the file being generated.
     pub module_name: &'a str,
     /// How many modules below the file's module the code is (0 at the top).
@@ -16,6 +22,11 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// The extra attributes the options give the declared type `name`.
+    pub fn type_attributes(self, name: &str) -> proc_macro2::TokenStream {
+        self.options.attributes_for(self.package, name)
+    }
+
     /// The same file, one module deeper.
     pub fn nested(self) -> Self {
         Scope {
@@ -65,7 +76,10 @@ pub fn field_type(ty: &FieldType, boxed: bool, scope: Scope<'_>) -> TokenStream 
         FieldType::Map(key, value) => {
             let key = scalar_type(*key);
             let value = field_type(value, false, scope);
-            quote!(::std::collections::HashMap<#key, #value>)
+            match scope.options.map_type {
+                MapType::HashMap => quote!(::std::collections::HashMap<#key, #value>),
+                MapType::BTreeMap => quote!(::std::collections::BTreeMap<#key, #value>),
+            }
         }
         FieldType::Optional(inner) => {
             let inner = field_type(inner, false, scope);

@@ -354,7 +354,145 @@ fn client_param(param: &Field, scope: Scope<'_>) -> (TokenStream, TokenStream) {
     }
 }
 
-/// `struct GreeterClient` with one async method per IDL method.
+/// A local name for generated client code that no parameter uses.
+fn free_local(method: &Method, wanted: &str) -> Ident {
+    let taken = |candidate: &str| {
+        method
+            .params
+            .iter()
+            .any(|p| names::field_ident(&p.name) == candidate)
+    };
+    let mut name = wanted.to_owned();
+    while taken(&name) {
+        name.push('_');
+    }
+    format_ident!("{name}")
+}
+
+/// The async client method: the one the other call modes wrap.
+fn client_async_method(method: &Method, scope: Scope<'_>, module: &Ident) -> TokenStream {
+    let names = MethodNames::of(method);
+    let func = &names.func;
+    let args = &names.args;
+    let descriptor = &names.descriptor;
+    let docs = doc_attrs(&method.docs, || format!("Calls `{}`.", method.name));
+    let (params, inits): (Vec<_>, Vec<_>) =
+        method.params.iter().map(|p| client_param(p, scope)).unzip();
+    if method.oneway {
+        return quote! {
+            #docs
+            ///
+            /// One-way: returns once the request is written; nothing comes back.
+            pub async fn #func(&self, #(#params),*) -> ::core::result::Result<(), __rt::RpcError> {
+                let args = #module::#args { #(#inits),* };
+                self.channel.oneway(&#module::#descriptor, &args, &self.options).await
+            }
+        };
+    }
+    let reply = &names.reply;
+    let ret = return_type(method, scope);
+    let error = rpc_error_type(method);
+    let call = quote!(self.channel.unary(&#module::#descriptor, &args, &self.options).await?);
+    let body = if method.returns.is_some() {
+        quote! {
+            let reply: #module::#reply = #call;
+            ::core::result::Result::Ok(reply.value)
+        }
+    } else {
+        quote! {
+            let _: #module::#reply = #call;
+            ::core::result::Result::Ok(())
+        }
+    };
+    quote! {
+        #docs
+        pub async fn #func(&self, #(#params),*) -> ::core::result::Result<#ret, #error> {
+            let args = #module::#args { #(#inits),* };
+            #body
+        }
+    }
+}
+
+/// The sync, future and callback forms of a client method, each a thin
+/// wrapper around the async one.
+fn client_mode_methods(method: &Method, scope: Scope<'_>) -> TokenStream {
+    let names = MethodNames::of(method);
+    let func = &names.func;
+    let blocking = format_ident!("{}_blocking", func.to_string().trim_start_matches("r#"));
+    let future = format_ident!("{}_future", func.to_string().trim_start_matches("r#"));
+    let with_callback = format_ident!(
+        "{}_with_callback",
+        func.to_string().trim_start_matches("r#")
+    );
+    let (params, _): (Vec<_>, Vec<_>) =
+        method.params.iter().map(|p| client_param(p, scope)).unzip();
+    let arg_names: Vec<Ident> = method
+        .params
+        .iter()
+        .map(|p| names::field_ident(&p.name))
+        .collect();
+    // Owned values to move into a spawned call (`impl Into<String>` converted first).
+    let owned: Vec<TokenStream> = method
+        .params
+        .iter()
+        .zip(&arg_names)
+        .filter(|(p, _)| matches!(p.ty, FieldType::Scalar(Scalar::String)))
+        .map(|(_, name)| quote!(let #name = #name.into();))
+        .collect();
+    let (ret, declared) = if method.oneway {
+        (quote!(()), quote!(__rt::NoDeclaredError))
+    } else if method.throws.is_empty() {
+        (return_type(method, scope), quote!(__rt::NoDeclaredError))
+    } else {
+        let error = &names.error;
+        (return_type(method, scope), quote!(#error))
+    };
+    let result = quote!(::core::result::Result<#ret, __rt::RpcError<#declared>>);
+    let stub = free_local(method, "stub");
+    let on_result = free_local(method, "on_result");
+    let name = &method.name;
+    let blocking_doc = format!(
+        " Calls `{name}` and blocks the calling thread until it ends (sync mode).\n\n \
+         For plain threads: on an async runtime's worker it returns an error instead of blocking."
+    );
+    let future_doc = format!(
+        " Starts `{name}` and returns at once with a handle (future mode): poll \
+         `is_done()`, `.await` it, or `wait()` for it. Dropping the handle cancels the call."
+    );
+    let callback_doc = format!(
+        " Starts `{name}` and returns at once; `{on_result}` runs once with the result or the \
+         failure (callback mode)."
+    );
+    quote! {
+        #[doc = #blocking_doc]
+        pub fn #blocking(&self, #(#params),*) -> #result {
+            #(#owned)*
+            self.channel.call_blocking(self.#func(#(#arg_names),*))
+        }
+
+        #[doc = #future_doc]
+        pub fn #future(&self, #(#params),*) -> __rt::PendingCall<#ret, #declared> {
+            #(#owned)*
+            let #stub = self.clone();
+            self.channel.spawn_call(async move { #stub.#func(#(#arg_names),*).await })
+        }
+
+        #[doc = #callback_doc]
+        pub fn #with_callback(
+            &self,
+            #(#params,)*
+            #on_result: impl ::core::ops::FnOnce(#result) + Send + 'static,
+        ) {
+            #(#owned)*
+            let #stub = self.clone();
+            self.channel
+                .spawn_call_with_callback(async move { #stub.#func(#(#arg_names),*).await }, #on_result);
+        }
+    }
+}
+
+/// `struct GreeterClient`: per IDL method an async call, and its
+/// `_blocking`, `_future` and `_with_callback` forms.
 fn client_stub(service: &Service, scope: Scope<'_>) -> TokenStream {
     let trait_ident = names::type_ident(&service.name);
     let ident = format_ident!("{}Client", names::type_name(&service.name));
@@ -363,50 +501,13 @@ fn client_stub(service: &Service, scope: Scope<'_>) -> TokenStream {
     let wire_name = &service.wire_name;
     let wire_doc = format!(" The wire name of the service: `{wire_name}`.");
     let methods = service.methods.iter().map(|method| {
-        let names = MethodNames::of(method);
-        let func = &names.func;
-        let args = &names.args;
-        let descriptor = &names.descriptor;
-        let docs = doc_attrs(&method.docs, || format!("Calls `{}`.", method.name));
-        let (params, inits): (Vec<_>, Vec<_>) = method.params.iter().map(|p| client_param(p, scope)).unzip();
-        if method.oneway {
-            quote! {
-                #docs
-                ///
-                /// One-way: returns once the request is written; nothing comes back.
-                pub async fn #func(&self, #(#params),*) -> ::core::result::Result<(), __rt::RpcError> {
-                    let args = #module::#args { #(#inits),* };
-                    self.channel.oneway(&#module::#descriptor, &args, &self.options).await
-                }
-            }
-        } else {
-            let reply = &names.reply;
-            let ret = return_type(method, scope);
-            let error = rpc_error_type(method);
-            let call = quote!(self.channel.unary(&#module::#descriptor, &args, &self.options).await?);
-            let body = if method.returns.is_some() {
-                quote! {
-                    let reply: #module::#reply = #call;
-                    ::core::result::Result::Ok(reply.value)
-                }
-            } else {
-                quote! {
-                    let _: #module::#reply = #call;
-                    ::core::result::Result::Ok(())
-                }
-            };
-            quote! {
-                #docs
-                pub async fn #func(&self, #(#params),*) -> ::core::result::Result<#ret, #error> {
-                    let args = #module::#args { #(#inits),* };
-                    #body
-                }
-            }
-        }
+        let call = client_async_method(method, scope, &module);
+        let modes = client_mode_methods(method, scope);
+        quote!(#call #modes)
     });
     quote! {
         #[doc = #doc]
-        #[derive(Clone)]
+        #[derive(Clone, Debug)]
         pub struct #ident {
             channel: __rt::Channel,
             options: __rt::CallOptions,
@@ -424,6 +525,28 @@ fn client_stub(service: &Service, scope: Scope<'_>) -> TokenStream {
             /// The same client with other call options (serializer, timeout, metadata).
             pub fn with_options(mut self, options: __rt::CallOptions) -> Self {
                 self.options = options;
+                self
+            }
+
+            /// The same client with a timeout for every call.
+            pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.options.timeout = ::core::option::Option::Some(timeout);
+                self
+            }
+
+            /// The same client speaking another serializer.
+            pub fn with_serializer(mut self, serializer: __rt::Serializer) -> Self {
+                self.options.serializer = serializer;
+                self
+            }
+
+            /// The same client sending one more metadata entry with every call.
+            pub fn with_metadata(
+                mut self,
+                key: impl ::core::convert::Into<::std::string::String>,
+                value: impl ::core::convert::Into<::std::string::String>,
+            ) -> Self {
+                self.options.metadata.insert(key, value);
                 self
             }
 

@@ -94,6 +94,8 @@ pub fn struct_item(def: &StructDef, scope: Scope<'_>) -> TokenStream {
     let ident = names::type_ident(&def.name);
     let kind = if def.is_error { "error" } else { "struct" };
     let docs = doc_attrs(&def.docs, || format!("The `{}` {kind}.", def.name));
+    let extra = scope.type_attributes(&def.name);
+    let docs = quote!(#docs #extra);
     let item = message_struct(&ident, docs, &def.fields, scope);
     let error_impls = def.is_error.then(|| {
         quote! {
@@ -124,9 +126,10 @@ fn unrecognized_variant(def: &EnumDef) -> Ident {
 }
 
 /// A user `enum`: a Rust enum with a catch-all for values from newer peers.
-pub fn enum_item(def: &EnumDef) -> TokenStream {
+pub fn enum_item(def: &EnumDef, scope: Scope<'_>) -> TokenStream {
     let ident = names::type_ident(&def.name);
     let docs = doc_attrs(&def.docs, || format!("The `{}` enum.", def.name));
+    let extra = scope.type_attributes(&def.name);
     let unrecognized = unrecognized_variant(def);
     let variants: Vec<(Ident, &crate::model::EnumVariant)> = def
         .variants
@@ -156,6 +159,7 @@ pub fn enum_item(def: &EnumDef) -> TokenStream {
     });
     quote! {
         #docs
+        #extra
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
         pub enum #ident {
             #(#declarations)*
@@ -266,7 +270,8 @@ pub fn union_item(def: &UnionDef, scope: Scope<'_>) -> TokenStream {
     let docs = doc_attrs(&def.docs, || {
         format!("The `{}` union: exactly one arm is set.", def.name)
     });
-    union_enum(&ident, docs, &def.arms, scope)
+    let extra = scope.type_attributes(&def.name);
+    union_enum(&ident, quote!(#docs #extra), &def.arms, scope)
 }
 
 /// A `const`.

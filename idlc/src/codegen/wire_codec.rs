@@ -9,6 +9,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::options::MapType;
 use super::rust_types::{Scope, value_expr};
 use crate::model::{Field, FieldType, Scalar, TypeKind};
 
@@ -228,17 +229,21 @@ pub fn field_wire_code(
             };
             let (key_encode, key_merge, key_len) = singular_fns(&ValueCodec::Scalar(*key));
             let (value_encode, value_merge, value_len) = singular_fns(&value_codec);
+            let map = match scope.options.map_type {
+                MapType::HashMap => quote!(__rt::prost::encoding::hash_map),
+                MapType::BTreeMap => quote!(__rt::prost::encoding::btree_map),
+            };
             FieldWireCode {
-                encode: quote!(__rt::prost::encoding::hash_map::encode(
+                encode: quote!(#map::encode(
                     #key_encode, #key_len, #value_encode, #value_len, #tag, #by_ref, buf,
                 );),
-                merge: quote!(__rt::prost::encoding::hash_map::merge(
+                merge: quote!(#map::merge(
                     #key_merge, #value_merge, #by_mut, buf, ctx,
                 )),
-                add_len: quote!(len += __rt::prost::encoding::hash_map::encoded_len(
+                add_len: quote!(len += #map::encoded_len(
                     #key_len, #value_len, #tag, #by_ref,
                 );),
-                len: quote!(__rt::prost::encoding::hash_map::encoded_len(
+                len: quote!(#map::encoded_len(
                     #key_len, #value_len, #tag, #by_ref,
                 )),
             }

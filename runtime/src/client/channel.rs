@@ -1,80 +1,74 @@
-//! [`Channel`]: a multiplexed connection to one server that any number of
+//! [`Channel`]: multiplexed connections to one server that any number of
 //! calls share.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rand::seq::IndexedRandom;
 use tokio::net::{ToSocketAddrs, lookup_host};
-use tokio::sync::{mpsc, oneshot};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
-use super::command::{Command, RawResponse};
+use super::command::Command;
+use super::config::ChannelConfig;
+use super::connection::ConnectionSettings;
 use super::dial::Dialer;
+use super::interceptor::{ClientInterceptor, OutgoingRequest};
 use super::method::{CallOptions, MethodDescriptor};
-use super::task::run_channel;
+use super::pool::{Link, Pool, task_gone};
+use super::request::{RequestHead, decode_response, encode_request};
+use crate::context::{Metadata, cap_timeout};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
-use crate::protocol::{
-    DEFAULT_MAX_FRAME_SIZE, FrameBuilder, FrameHeader, MessageKind, encode_request_prefix,
-    status_message, timeout_to_ms,
-};
+use crate::protocol::MessageKind;
 use crate::registry::Registry;
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
-/// The default time one connection attempt may take.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How a channel connects and what it accepts.
-#[derive(Debug, Clone)]
-pub struct ChannelConfig {
-    /// The largest response body accepted (default 16 MiB) and the largest
-    /// request body sent.
-    pub max_frame_size: u32,
-    /// The timeout of calls whose options and method set none.
-    pub default_timeout: Option<Duration>,
-    /// How long one connection attempt may take (default 5 s).
-    pub connect_timeout: Duration,
-}
-
-impl Default for ChannelConfig {
-    fn default() -> Self {
-        ChannelConfig {
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            default_timeout: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        }
-    }
-}
-
-/// A multiplexed connection to one server: cheap to clone, every clone
-/// shares the connection, and calls on it run concurrently.
+/// Multiplexed connections to one server: cheap to clone, every clone
+/// shares the connections, and calls on them run concurrently.
 ///
-/// One task owns the socket; calls hand it their encoded frame and wait
-/// for their response. After a connection loss, the calls in flight fail
-/// with [`TransportError::ConnectionLost`] and the next call reconnects.
+/// The channel keeps [`ChannelConfig::connections`] connections and spreads
+/// calls over them. One task per connection owns its socket; calls hand it
+/// their encoded frame and wait for their response. After a connection
+/// loss, the calls in flight on it fail with
+/// [`TransportError::ConnectionLost`] and the next call reconnects.
+///
+/// Calls are made by generated stubs ([`unary`](Channel::unary),
+/// [`oneway`](Channel::oneway)); the call modes
+/// [`call_blocking`](Channel::call_blocking),
+/// [`spawn_call`](Channel::spawn_call) and
+/// [`spawn_call_with_callback`](Channel::spawn_call_with_callback) take
+/// such a call.
 #[derive(Clone)]
 pub struct Channel {
-    shared: Arc<ChannelShared>,
+    pub(super) shared: Arc<ChannelShared>,
     default_timeout: Option<Duration>,
+    interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
 }
 
-struct ChannelShared {
-    commands: mpsc::UnboundedSender<Command>,
+/// What every clone of a channel shares.
+pub(super) struct ChannelShared {
+    pool: Pool,
     next_id: AtomicU64,
-    pending_len: Arc<AtomicUsize>,
     max_frame_size: u32,
     target: String,
+    /// The runtime the channel was created on: its connection tasks run
+    /// there, and blocking calls drive their futures with it.
+    pub(super) runtime: Handle,
 }
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
             .field("target", &self.shared.target)
+            .field("connections", &self.shared.pool.len())
             .field("default_timeout", &self.default_timeout)
+            .field("interceptors", &self.interceptors.len())
             .field("pending", &self.pending_len())
             .finish()
     }
@@ -82,6 +76,8 @@ impl fmt::Debug for Channel {
 
 impl Channel {
     /// Connects to `addr` now; fails fast with [`TransportError::Connect`].
+    /// Must be called within a tokio runtime (the channel's tasks run on
+    /// it).
     pub async fn connect<A>(addr: A) -> Result<Channel, TransportError>
     where
         A: ToSocketAddrs + fmt::Display,
@@ -104,30 +100,32 @@ impl Channel {
             .collect();
         let dialer = Dialer {
             addrs,
-            target,
+            target: target.clone(),
             connect_timeout: config.connect_timeout,
         };
-        let stream = dialer.dial().await?;
-        let (commands, receiver) = mpsc::unbounded_channel();
-        let pending_len = Arc::new(AtomicUsize::new(0));
+        let settings = ConnectionSettings {
+            max_frame_size: config.max_frame_size,
+            heartbeat_interval: config.heartbeat_interval,
+        };
+        let pool = Pool::connect(
+            dialer,
+            config.connections,
+            settings,
+            config.reconnect_backoff,
+        )
+        .await?;
         let shared = Arc::new(ChannelShared {
-            commands,
+            pool,
             // 0 is left for heartbeats.
             next_id: AtomicU64::new(1),
-            pending_len: Arc::clone(&pending_len),
             max_frame_size: config.max_frame_size,
-            target: dialer.target.clone(),
+            target,
+            runtime: Handle::current(),
         });
-        tokio::spawn(run_channel(
-            receiver,
-            stream,
-            dialer,
-            config.max_frame_size,
-            pending_len,
-        ));
         Ok(Channel {
             shared,
             default_timeout: config.default_timeout,
+            interceptors: Arc::from(Vec::new()),
         })
     }
 
@@ -159,12 +157,23 @@ impl Channel {
         self
     }
 
+    /// This channel with one more interceptor, run after those already
+    /// installed on every call made through this value (and its clones
+    /// made from now on; other clones keep theirs).
+    pub fn with_interceptor(mut self, interceptor: impl ClientInterceptor) -> Channel {
+        let mut interceptors = self.interceptors.to_vec();
+        interceptors.push(Arc::new(interceptor));
+        self.interceptors = Arc::from(interceptors);
+        self
+    }
+
     /// Calls a method and waits for its reply.
     ///
-    /// The timeout (see [`CallOptions::effective_timeout`]) travels to the
-    /// server and bounds the wait: when it passes the call ends with status
-    /// 6 and the server is told to stop. Dropping the future cancels the
-    /// call the same way.
+    /// The timeout (see [`CallOptions::effective_timeout`]), capped at what
+    /// is left of the deadline of the call this task serves (if it is a
+    /// server handler), travels to the server and bounds the wait: when it
+    /// passes the call ends with status 6 and the server is told to stop.
+    /// Dropping the future cancels the call the same way.
     pub async fn unary<Args, Reply, E>(
         &self,
         method: &'static MethodDescriptor,
@@ -177,37 +186,17 @@ impl Channel {
         E: DeclaredError,
     {
         let timeout = options.effective_timeout(method, self.default_timeout);
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = self
-            .encode_request(MessageKind::Request, id, method, args, options, timeout)
+        if self.interceptors.is_empty() {
+            return self
+                .call(method, args, options.serializer, &options.metadata, timeout)
+                .await;
+        }
+        let (metadata, timeout) = self
+            .intercept(method, options, timeout)
+            .await
             .map_err(RpcError::widen)?;
-        let (reply, response) = oneshot::channel();
-        self.shared.send(Command::Call { id, frame, reply })?;
-        let mut cancel = CancelOnDrop {
-            shared: &self.shared,
-            id,
-            armed: true,
-        };
-        let response = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
-                Ok(response) => response,
-                // `cancel` is dropped armed: the call is forgotten and the
-                // server told.
-                Err(_) => {
-                    return Err(RpcError::Status(Status::deadline_exceeded(format!(
-                        "no answer from {}/{} within {:?}",
-                        method.service,
-                        method.method,
-                        timeout.unwrap_or_default()
-                    ))));
-                }
-            },
-            None => response.await,
-        };
-        cancel.armed = false;
-        let response = response.map_err(|_| task_gone())??;
-        decode_response(response, options.serializer)
+        self.call(method, args, options.serializer, &metadata, timeout)
+            .await
     }
 
     /// Sends a one-way request (message type 3); returns once the frame is
@@ -221,17 +210,177 @@ impl Channel {
         options: &CallOptions,
     ) -> Result<(), RpcError> {
         let timeout = options.effective_timeout(method, self.default_timeout);
+        if self.interceptors.is_empty() {
+            return self
+                .send_oneway(method, args, options.serializer, &options.metadata, timeout)
+                .await;
+        }
+        let (metadata, timeout) = self.intercept(method, options, timeout).await?;
+        self.send_oneway(method, args, options.serializer, &metadata, timeout)
+            .await
+    }
+
+    /// Calls waiting for a response (a test hook: after timeouts and
+    /// cancels it must drop back to zero).
+    #[doc(hidden)]
+    pub fn pending_len(&self) -> usize {
+        self.shared.pool.pending_len()
+    }
+
+    /// Runs the interceptors over a copy of the call's metadata and
+    /// timeout, within the timeout; returns what they made of them, the
+    /// timeout reduced by the time they took.
+    async fn intercept(
+        &self,
+        method: &'static MethodDescriptor,
+        options: &CallOptions,
+        timeout: Option<Duration>,
+    ) -> Result<(Metadata, Option<Duration>), RpcError> {
+        let started = Instant::now();
+        let mut request = OutgoingRequest::new(
+            method,
+            options.serializer,
+            options.metadata.clone(),
+            cap_timeout(timeout),
+        );
+        let deadline = request_deadline(started, request.timeout());
+        let run = async {
+            for interceptor in self.interceptors.iter() {
+                interceptor.intercept(&mut request).await?;
+            }
+            Ok::<_, Status>(())
+        };
+        let outcome = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, run)
+                .await
+                .unwrap_or_else(|_| Err(deadline_exceeded(method, "in its interceptors"))),
+            None => run.await,
+        };
+        outcome?;
+        let (metadata, timeout) = request.into_parts();
+        let timeout = timeout.map(|timeout| timeout.saturating_sub(started.elapsed()));
+        Ok((metadata, timeout))
+    }
+
+    /// A unary call after its interceptors: cascades the deadline, traces.
+    async fn call<Args, Reply, E>(
+        &self,
+        method: &'static MethodDescriptor,
+        args: &Args,
+        serializer: Serializer,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, RpcError<E>>
+    where
+        Args: WireMessage,
+        Reply: WireMessage,
+        E: DeclaredError,
+    {
+        let timeout = cap_timeout(timeout);
+        if timeout == Some(Duration::ZERO) {
+            return Err(deadline_exceeded(method, "before it was sent").into());
+        }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = self.encode_request(
-            MessageKind::OnewayRequest,
+        let head = RequestHead {
+            kind: MessageKind::Request,
             id,
             method,
-            args,
-            options,
+            serializer,
+            metadata,
             timeout,
-        )?;
+        };
+        let span = tracing::debug_span!(
+            "courier.call",
+            service = method.service,
+            method = method.method,
+            request_id = id,
+            peer = %self.shared.target,
+            status = Empty,
+            latency_us = Empty,
+        );
+        if span.is_disabled() {
+            return self.exchange(&head, args).await;
+        }
+        let started = Instant::now();
+        let result = self.exchange(&head, args).instrument(span.clone()).await;
+        let status = match &result {
+            Ok(_) => StatusCode::Ok,
+            Err(error) => error.code(),
+        };
+        span.record("status", status.as_u8());
+        span.record("latency_us", micros(started.elapsed()));
+        result
+    }
+
+    /// Sends the request and waits for its response, until the timeout.
+    async fn exchange<Args, Reply, E>(
+        &self,
+        head: &RequestHead<'_>,
+        args: &Args,
+    ) -> Result<Reply, RpcError<E>>
+    where
+        Args: WireMessage,
+        Reply: WireMessage,
+        E: DeclaredError,
+    {
+        let deadline = request_deadline(Instant::now(), head.timeout);
+        let frame =
+            encode_request(head, args, self.shared.max_frame_size).map_err(RpcError::widen)?;
+        let link = self.shared.pool.pick();
+        let (reply, response) = oneshot::channel();
+        link.send(Command::Call {
+            id: head.id,
+            frame,
+            reply,
+        })?;
+        let mut cancel = CancelOnDrop {
+            link,
+            id: head.id,
+            armed: true,
+        };
+        let response = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
+                Ok(response) => response,
+                // `cancel` is dropped armed: the call is forgotten and the
+                // server told.
+                Err(_) => {
+                    return Err(deadline_exceeded_after(head.method, head.timeout).into());
+                }
+            },
+            None => response.await,
+        };
+        cancel.armed = false;
+        let response = response.map_err(|_| task_gone())??;
+        decode_response(response, head.serializer)
+    }
+
+    /// A one-way call after its interceptors.
+    async fn send_oneway<Args: WireMessage>(
+        &self,
+        method: &'static MethodDescriptor,
+        args: &Args,
+        serializer: Serializer,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<(), RpcError> {
+        let timeout = cap_timeout(timeout);
+        if timeout == Some(Duration::ZERO) {
+            return Err(deadline_exceeded(method, "before it was sent").into());
+        }
+        let head = RequestHead {
+            kind: MessageKind::OnewayRequest,
+            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+            method,
+            serializer,
+            metadata,
+            timeout,
+        };
+        let frame = encode_request(&head, args, self.shared.max_frame_size)?;
         let (written, written_rx) = oneshot::channel();
-        self.shared.send(Command::Oneway { frame, written })?;
+        self.shared
+            .pool
+            .pick()
+            .send(Command::Oneway { frame, written })?;
         let written = match timeout {
             Some(timeout) => tokio::time::timeout(timeout, written_rx)
                 .await
@@ -246,68 +395,12 @@ impl Channel {
         written.map_err(|_| task_gone())??;
         Ok(())
     }
-
-    /// Calls waiting for a response (a test hook: after timeouts and
-    /// cancels it must drop back to zero).
-    #[doc(hidden)]
-    pub fn pending_len(&self) -> usize {
-        self.shared.pending_len.load(Ordering::Acquire)
-    }
-
-    /// Encodes a whole request frame in one buffer.
-    fn encode_request<Args: WireMessage>(
-        &self,
-        kind: MessageKind,
-        id: u64,
-        method: &MethodDescriptor,
-        args: &Args,
-        options: &CallOptions,
-        timeout: Option<Duration>,
-    ) -> Result<Bytes, RpcError> {
-        let serializer = options.serializer;
-        let payload_hint = match serializer {
-            Serializer::Protobuf => args.encoded_len(),
-            Serializer::Json => 64,
-        };
-        let prefix_len = 10 + method.service.len() + method.method.len();
-        let mut builder = FrameBuilder::new(
-            FrameHeader {
-                serializer: serializer.id(),
-                kind,
-                status: 0,
-                request_id: id,
-                body_len: 0,
-            },
-            prefix_len + payload_hint,
-        );
-        encode_request_prefix(
-            builder.body_mut(),
-            method.service,
-            method.method,
-            timeout_to_ms(timeout),
-            &options.metadata,
-        )
-        .map_err(|e| TransportError::Encode {
-            what: "request body",
-            reason: e.to_string(),
-        })?;
-        serializer.encode(args, builder.body_mut())?;
-        builder
-            .finish(self.shared.max_frame_size)
-            .map_err(|e| RpcError::Status(Status::new(StatusCode::FrameTooLarge, e.to_string())))
-    }
-}
-
-impl ChannelShared {
-    fn send(&self, command: Command) -> Result<(), TransportError> {
-        self.commands.send(command).map_err(|_| task_gone())
-    }
 }
 
 /// Tells the connection task to forget a call whose future was dropped
 /// (or timed out) before its response came.
 struct CancelOnDrop<'a> {
-    shared: &'a ChannelShared,
+    link: &'a Link,
     id: u64,
     armed: bool,
 }
@@ -315,32 +408,37 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            // If the task is gone, so is the pending entry.
-            let _ = self.shared.commands.send(Command::Cancel { id: self.id });
+            self.link.cancel(self.id);
         }
     }
 }
 
-fn task_gone() -> TransportError {
-    TransportError::ConnectionLost("the channel's connection task stopped".to_owned())
+/// `started + timeout`, if there is a timeout (and it is representable).
+fn request_deadline(started: Instant, timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|timeout| started.checked_add(timeout))
 }
 
-/// Turns a response into the call's result.
-fn decode_response<Reply: WireMessage, E: DeclaredError>(
-    response: RawResponse,
-    serializer: Serializer,
-) -> Result<Reply, RpcError<E>> {
-    match StatusCode::from_u8(response.status) {
-        StatusCode::Ok => Ok(serializer.decode(response.body)?),
-        StatusCode::DeclaredError => match E::decode_declared(serializer, response.body) {
-            Ok(declared) => Err(RpcError::Declared(declared)),
-            Err(e) => Err(RpcError::Transport(e)),
-        },
-        code => Err(RpcError::Status(Status::new(
-            code,
-            status_message(&response.body),
-        ))),
-    }
+/// Status 6 for a call that ran out of time `when`.
+fn deadline_exceeded(method: &MethodDescriptor, when: &str) -> Status {
+    Status::deadline_exceeded(format!(
+        "the deadline of {}/{} passed {when}",
+        method.service, method.method
+    ))
+}
+
+/// Status 6 for a call that got no answer within `timeout`.
+fn deadline_exceeded_after(method: &MethodDescriptor, timeout: Option<Duration>) -> Status {
+    Status::deadline_exceeded(format!(
+        "no answer from {}/{} within {:?}",
+        method.service,
+        method.method,
+        timeout.unwrap_or_default()
+    ))
+}
+
+/// Whole microseconds, saturating.
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A host and port printed as an address that resolves (`host:port`,

@@ -47,6 +47,15 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Nothing to do any more: a cancel, or a call whose caller is gone.
+    pub fn is_abandoned(&self) -> bool {
+        match self {
+            Command::Call { reply, .. } => reply.is_closed(),
+            Command::Oneway { .. } => false,
+            Command::Cancel { .. } => true,
+        }
+    }
+
     /// Completes the command with `error` (it could not be carried).
     pub fn fail(self, error: TransportError) {
         match self {

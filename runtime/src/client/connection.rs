@@ -1,6 +1,8 @@
 //! The client's connection: one hand-written future that owns the socket
 //! and the pending map, and interleaves taking commands, writing frames and
 //! reading responses, so that reading and writing never wait on each other.
+//! It also keeps the heartbeat: pings when quiet, and gives up on a server
+//! that has sent nothing for three intervals.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,12 +11,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::command::{Command, RawResponse, ReplySender, WrittenSender};
+use super::heartbeat::{Beat, Heartbeat};
 use crate::error::TransportError;
 use crate::protocol::write_queue::{WriteQueue, empty_slices};
 use crate::protocol::{Frame, FrameDecoder, MessageKind, empty_frame};
@@ -23,6 +28,15 @@ use crate::protocol::{Frame, FrameDecoder, MessageKind, empty_frame};
 const MIN_READ_ROOM: usize = 8 * 1024;
 /// Commands taken per round before the socket gets a turn.
 const COMMANDS_PER_ROUND: usize = 256;
+
+/// What every connection of a channel is set up with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionSettings {
+    /// The largest response body accepted.
+    pub max_frame_size: u32,
+    /// The heartbeat interval; `None`: no heartbeats.
+    pub heartbeat_interval: Option<Duration>,
+}
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -70,10 +84,13 @@ impl Pending {
     }
 
     fn fail_all(&mut self, error: &TransportError) {
-        for (_, reply) in self.map.drain() {
+        // The count drops before the callers wake, so none of them can see
+        // its own call still pending.
+        let failed = std::mem::take(&mut self.map);
+        self.sync_len();
+        for (_, reply) in failed {
             let _ = reply.send(Err(error.clone()));
         }
-        self.sync_len();
     }
 }
 
@@ -85,6 +102,7 @@ pub(crate) struct Connection<'a> {
     queue: WriteQueue<Option<WrittenSender>>,
     read_buf: BytesMut,
     decoder: FrameDecoder,
+    heartbeat: Option<Heartbeat>,
 }
 
 impl<'a> Connection<'a> {
@@ -93,7 +111,7 @@ impl<'a> Connection<'a> {
         stream: TcpStream,
         commands: &'a mut mpsc::UnboundedReceiver<Command>,
         pending_len: Arc<AtomicUsize>,
-        max_frame_size: u32,
+        settings: ConnectionSettings,
     ) -> Connection<'a> {
         Connection {
             stream,
@@ -101,7 +119,10 @@ impl<'a> Connection<'a> {
             pending: Pending::new(pending_len),
             queue: WriteQueue::default(),
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
-            decoder: FrameDecoder::new(max_frame_size),
+            decoder: FrameDecoder::new(settings.max_frame_size),
+            heartbeat: settings
+                .heartbeat_interval
+                .map(|interval| Heartbeat::new(interval, Instant::now())),
         }
     }
 
@@ -233,6 +254,38 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// Notes traffic for the heartbeat, and acts on its timer: queues a
+    /// ping, or ends a connection whose server has gone silent.
+    fn keep_heartbeat(
+        &mut self,
+        cx: &mut Context<'_>,
+        wrote: bool,
+        read: bool,
+    ) -> Result<bool, TransportError> {
+        let Some(heartbeat) = self.heartbeat.as_mut() else {
+            return Ok(false);
+        };
+        if wrote || read {
+            let now = Instant::now();
+            if wrote {
+                heartbeat.sent(now);
+            }
+            if read {
+                heartbeat.received(now);
+            }
+        }
+        match heartbeat.poll_beat(cx) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Beat::Ping) => {
+                self.queue.push(empty_frame(MessageKind::Ping, 0, 0), None);
+                Ok(true)
+            }
+            Poll::Ready(Beat::Dead(silent_for)) => {
+                Err(TransportError::HeartbeatTimeout { silent_for })
+            }
+        }
+    }
+
     fn end(&mut self, end: ConnectionEnd) -> Poll<ConnectionEnd> {
         let error = match &end {
             ConnectionEnd::Lost(error) => error.clone(),
@@ -265,7 +318,11 @@ impl Future for Connection<'_> {
                 Ok(read) => read,
                 Err(e) => return this.end(ConnectionEnd::Lost(e)),
             };
-            if !(took || wrote || read) {
+            let pinged = match this.keep_heartbeat(cx, wrote, read) {
+                Ok(pinged) => pinged,
+                Err(e) => return this.end(ConnectionEnd::Lost(e)),
+            };
+            if !(took || wrote || read || pinged) {
                 return Poll::Pending;
             }
         }

@@ -1,5 +1,6 @@
-//! The task behind a channel: runs the connection, and after a loss
-//! reconnects when the next call comes.
+//! The task behind one connection of a channel: runs the connection, and
+//! after a loss reconnects when the next call comes, spacing failed
+//! attempts with exponential backoff and jitter.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -7,29 +8,28 @@ use std::sync::atomic::AtomicUsize;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::backoff::{Backoff, Reconnect};
 use super::command::Command;
-use super::connection::{Connection, ConnectionEnd};
+use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
 
 /// Runs until every `Channel` is dropped.
-pub(crate) async fn run_channel(
+pub(crate) async fn run_connection(
     mut commands: mpsc::UnboundedReceiver<Command>,
     first: TcpStream,
-    dialer: Dialer,
-    max_frame_size: u32,
+    dialer: Arc<Dialer>,
+    settings: ConnectionSettings,
+    backoff: Backoff,
     pending_len: Arc<AtomicUsize>,
 ) {
     let mut stream = Some(first);
+    let mut reconnect = Reconnect::new(backoff);
     // A command taken while disconnected, for the next connection.
     let mut carried: Option<Command> = None;
     loop {
         if let Some(stream) = stream.take() {
-            let mut connection = Connection::new(
-                stream,
-                &mut commands,
-                Arc::clone(&pending_len),
-                max_frame_size,
-            );
+            let mut connection =
+                Connection::new(stream, &mut commands, Arc::clone(&pending_len), settings);
             if let Some(command) = carried.take() {
                 connection.accept(command);
             }
@@ -41,19 +41,26 @@ pub(crate) async fn run_channel(
             }
             continue;
         }
-        // Disconnected: wait for a call, then reconnect.
+        // Disconnected: wait for a command that needs the connection.
         let Some(command) = commands.recv().await else {
             return;
         };
-        if matches!(command, Command::Cancel { .. }) {
+        if command.is_abandoned() {
             continue;
+        }
+        // After failed attempts, wait out the backoff; commands that come
+        // meanwhile queue up (bounded by their callers' timeouts).
+        if let Some(at) = reconnect.next_attempt() {
+            tokio::time::sleep_until(at).await;
         }
         match dialer.dial().await {
             Ok(connected) => {
+                reconnect.succeeded();
                 stream = Some(connected);
                 carried = Some(command);
             }
             Err(e) => {
+                reconnect.failed();
                 tracing::debug!(target = %dialer.target, error = %e, "reconnect failed");
                 command.fail(e.clone());
                 // Everything queued meanwhile fails too; later calls retry.

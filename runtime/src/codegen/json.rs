@@ -3,11 +3,13 @@
 //! and as raw bytes in binary ones.
 //!
 //! Text or binary is decided by serde's `is_human_readable()`, so compact
-//! formats (postcard) carry enums as numbers and bytes as bytes.
+//! formats (postcard) carry enums as numbers and bytes as bytes. MessagePack
+//! is not human-readable (its `bytes` are `bin`) but carries enums by name
+//! like JSON: it encodes and decodes inside the runtime's *named-enum*
+//! scope, which [`serialize_enum`] and [`deserialize_enum`] check too.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::Hash;
 use std::marker::PhantomData;
 
 use base64::Engine as _;
@@ -18,14 +20,23 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::proto::IdlEnum;
 
-/// Serializes an enum: its IDL name in text formats (its number when it is
-/// `Unrecognized`), its number in binary ones.
+/// Do enums travel by name in this format? In human-readable ones, and in
+/// binary ones inside the named-enum scope (MessagePack).
+fn enums_by_name(is_human_readable: bool) -> bool {
+    is_human_readable || crate::serializer::named_enums_active()
+}
+
+/// Serializes an enum: its IDL name in text formats and MessagePack (its
+/// number when it is `Unrecognized`), its number in compact binary ones
+/// (postcard).
 pub fn serialize_enum<E: IdlEnum, S: Serializer>(
     value: &E,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match value.idl_name() {
-        Some(name) if serializer.is_human_readable() => serializer.serialize_str(name),
+        Some(name) if enums_by_name(serializer.is_human_readable()) => {
+            serializer.serialize_str(name)
+        }
         _ => serializer.serialize_i32(value.to_i32()),
     }
 }
@@ -61,7 +72,9 @@ pub fn deserialize_enum<'de, E: IdlEnum, D: Deserializer<'de>>(
         }
     }
 
-    if deserializer.is_human_readable() {
+    // Self-describing formats say whether a name or a number came; compact
+    // ones (postcard) can only be asked for the number.
+    if enums_by_name(deserializer.is_human_readable()) {
         deserializer.deserialize_any(EnumVisitor(PhantomData))
     } else {
         deserializer.deserialize_i32(EnumVisitor(PhantomData))
@@ -181,22 +194,24 @@ pub mod list_bytes_field {
 pub mod map_bytes_field {
     use super::*;
 
-    /// Serializes the field.
-    pub fn serialize<K, S>(values: &HashMap<K, Bytes>, serializer: S) -> Result<S::Ok, S::Error>
+    /// Serializes the field (a `HashMap` or a `BTreeMap`).
+    pub fn serialize<'a, M, K, S>(values: &'a M, serializer: S) -> Result<S::Ok, S::Error>
     where
-        K: Serialize,
+        &'a M: IntoIterator<Item = (&'a K, &'a Bytes)>,
+        K: Serialize + 'a,
         S: Serializer,
     {
-        serializer.collect_map(values.iter().map(|(k, v)| (k, BytesOut(v))))
+        serializer.collect_map(values.into_iter().map(|(k, v)| (k, BytesOut(v))))
     }
 
-    /// Deserializes the field.
-    pub fn deserialize<'de, K, D>(deserializer: D) -> Result<HashMap<K, Bytes>, D::Error>
+    /// Deserializes the field (into a `HashMap` or a `BTreeMap`).
+    pub fn deserialize<'de, M, K, D>(deserializer: D) -> Result<M, D::Error>
     where
-        K: Deserialize<'de> + Eq + Hash,
+        M: FromIterator<(K, Bytes)>,
+        K: Deserialize<'de> + Ord,
         D: Deserializer<'de>,
     {
-        HashMap::<K, BytesIn>::deserialize(deserializer)
+        BTreeMap::<K, BytesIn>::deserialize(deserializer)
             .map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect())
     }
 }

@@ -1,7 +1,6 @@
 //! Building, running and stopping a server: [`Server`], [`ServerBuilder`],
 //! [`ServerHandle`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -14,7 +13,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::call::ServiceHandler;
 use super::connection::serve_connection;
-use super::shared::{Phase, ServerConfig, ServerShared, stopped_running};
+use super::interceptor::ServerInterceptor;
+use super::shared::{Phase, ServerConfig, ServerParts, ServerShared, stopped_running};
+use crate::serializer::Serializer;
 
 /// After the drain, how long connections get to write their last answers
 /// before they are dropped.
@@ -36,17 +37,22 @@ impl Server {
     }
 }
 
-/// Configures a server: its services and limits.
+/// Configures a server: its services, interceptors, serializers and limits.
 #[derive(Default)]
 pub struct ServerBuilder {
-    services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+    parts: ServerParts,
     config: ServerConfig,
 }
 
 impl std::fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
-            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("services", &self.parts.services.keys().collect::<Vec<_>>())
+            .field("interceptors", &self.parts.interceptors.len())
+            .field(
+                "serializers",
+                &self.parts.serializers.values().collect::<Vec<_>>(),
+            )
             .field("config", &self.config)
             .finish()
     }
@@ -57,7 +63,12 @@ impl ServerBuilder {
     /// wire name replaces an earlier one.
     pub fn add_service<H: ServiceHandler>(mut self, handler: H) -> Self {
         let name = handler.wire_name();
-        if self.services.insert(name, Arc::new(handler)).is_some() {
+        if self
+            .parts
+            .services
+            .insert(name, Arc::new(handler))
+            .is_some()
+        {
             tracing::warn!(
                 service = name,
                 "service added twice; the last one is served"
@@ -75,9 +86,48 @@ impl ServerBuilder {
     }
 
     /// How many calls may be in flight on one connection (default 1024);
-    /// beyond it requests are answered status 7.
+    /// beyond it requests are answered status 7. A cancelled call counts
+    /// until its handler has actually stopped, so a flood of requests and
+    /// cancels can't pile up handler tasks.
     pub fn max_in_flight_per_connection(mut self, calls: usize) -> Self {
         self.config.max_in_flight_per_connection = calls;
+        self
+    }
+
+    /// How many calls may be in flight on the whole server (default
+    /// 16384); beyond it requests are answered status 7.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.config.max_in_flight = calls;
+        self
+    }
+
+    /// The heartbeat interval (default 30 s): a connection that sends no
+    /// frame (not even a ping) for three intervals is closed. `None` keeps
+    /// idle connections open forever.
+    pub fn heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.heartbeat_interval = interval;
+        self
+    }
+
+    /// Adds an interceptor, run on every call after those added before it.
+    pub fn add_interceptor(mut self, interceptor: impl ServerInterceptor) -> Self {
+        self.parts.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
+    /// Accepts requests in a custom serializer (see
+    /// [`Serializer::custom`]); a later one with the same id replaces an
+    /// earlier one. The built-in serializers are always accepted; adding
+    /// one changes nothing.
+    pub fn add_serializer(mut self, serializer: Serializer) -> Self {
+        let id = serializer.id();
+        if let Serializer::Custom(_) = serializer {
+            if id <= Serializer::LAST_BUILTIN_ID {
+                tracing::warn!(id, "a custom serializer with a reserved id is ignored");
+            } else if self.parts.serializers.insert(id, serializer).is_some() {
+                tracing::warn!(id, "serializer added twice; the last one is used");
+            }
+        }
         self
     }
 
@@ -98,7 +148,7 @@ impl ServerBuilder {
     /// runtime.
     pub fn serve(self, listener: TcpListener) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(ServerShared::new(self.services, self.config));
+        let shared = Arc::new(ServerShared::new(self.parts, self.config));
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::debug!(%local_addr, "server listening");
         Ok(ServerHandle {

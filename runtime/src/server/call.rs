@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
-use super::catch_unwind::{Interrupted, run_guarded};
 use super::connection_shared::SlotGuard;
 use super::respond::Responder;
-use crate::context::{CallContext, Metadata};
-use crate::error::{RpcError, StatusCode};
+use super::shared::ServerShared;
+use crate::catch_unwind::{Interrupted, run_guarded};
+use crate::context::{CallContext, Metadata, with_caller_deadline};
+use crate::error::{NoDeclaredError, RpcError, StatusCode};
 use crate::protocol::Utf8Bytes;
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
@@ -38,6 +41,7 @@ pub struct IncomingCall {
 }
 
 struct CallInner {
+    service: &'static str,
     method: Utf8Bytes,
     serializer: Serializer,
     /// A one-way request (message type 3): never answered.
@@ -65,6 +69,7 @@ impl std::fmt::Debug for IncomingCall {
 
 /// The parts of a call the reader has checked.
 pub(crate) struct CallParts {
+    pub service: &'static str,
     pub method: Utf8Bytes,
     pub serializer: Serializer,
     pub oneway: bool,
@@ -77,6 +82,7 @@ pub(crate) struct CallParts {
 impl IncomingCall {
     pub(crate) fn new(parts: CallParts) -> IncomingCall {
         let CallParts {
+            service,
             method,
             serializer,
             oneway,
@@ -87,6 +93,7 @@ impl IncomingCall {
         } = parts;
         IncomingCall {
             inner: Some(CallInner {
+                service,
                 method,
                 serializer,
                 oneway,
@@ -133,14 +140,15 @@ impl IncomingCall {
         let Some(call) = self.inner.take() else {
             return;
         };
-        let (ctx, call) = call.into_context();
-        let CallTask {
-            serializer,
-            payload,
-            responder,
-            ..
-        } = call;
+        let (mut ctx, payload, call) = call.into_context();
+        let (serializer, responder) = (call.serializer, call.responder);
+        let interceptors = call.interceptors();
         let work = async move {
+            if let Some(server) = interceptors {
+                if let Err(rejection) = intercept(&server, &mut ctx).await {
+                    return Some(rejection.answer(&responder, serializer));
+                }
+            }
             let args = match serializer.decode::<Args>(payload) {
                 Ok(args) => args,
                 Err(e) => return Some(responder.status(StatusCode::BadRequest, &e.to_string())),
@@ -150,7 +158,7 @@ impl IncomingCall {
                 Err(error) => responder.error(serializer, error),
             })
         };
-        spawn_call(call.slot, responder, call.deadline, call.answer, work);
+        spawn_call(call, work);
     }
 
     /// Spawns the handler of a one-way method as a task: decodes `Args` and
@@ -167,15 +175,17 @@ impl IncomingCall {
         let Some(call) = self.inner.take() else {
             return;
         };
-        let (ctx, call) = call.into_context();
-        let CallTask {
-            serializer,
-            payload,
-            responder,
-            ..
-        } = call;
+        let (mut ctx, payload, call) = call.into_context();
+        let (serializer, responder) = (call.serializer, call.responder);
         let request_id = call.slot.request_id;
+        let interceptors = call.interceptors();
         let work = async move {
+            if let Some(server) = interceptors {
+                if let Err(rejection) = intercept(&server, &mut ctx).await {
+                    tracing::debug!(request_id, status = %rejection.0.code(), "one-way call rejected by an interceptor");
+                    return Some(rejection.answer(&responder, serializer));
+                }
+            }
             match serializer.decode::<Args>(payload) {
                 Ok(args) => handler(ctx, args).await,
                 Err(e) => {
@@ -185,7 +195,7 @@ impl IncomingCall {
             }
             Some(responder.empty_reply(serializer))
         };
-        spawn_call(call.slot, responder, call.deadline, call.answer, work);
+        spawn_call(call, work);
     }
 
     /// Answers status 3 (unknown method).
@@ -214,8 +224,9 @@ impl Drop for IncomingCall {
 /// What the task serving a call needs, once the handler's context is split
 /// off.
 struct CallTask {
+    service: &'static str,
+    method: Utf8Bytes,
     serializer: Serializer,
-    payload: Bytes,
     responder: Responder,
     deadline: Option<Instant>,
     /// Whether the client waits for an answer (not a one-way request).
@@ -225,10 +236,11 @@ struct CallTask {
 
 impl CallInner {
     /// Splits the call into the handler's context (taking the metadata,
-    /// not copying it) and the rest.
-    fn into_context(self) -> (CallContext, CallTask) {
+    /// not copying it), the args payload, and the rest.
+    fn into_context(self) -> (CallContext, Bytes, CallTask) {
         let CallInner {
-            method: _,
+            service,
+            method,
             serializer,
             oneway,
             payload,
@@ -236,16 +248,23 @@ impl CallInner {
             deadline,
             slot,
         } = self;
-        let ctx = CallContext::new(deadline.map(Instant::into_std), metadata, slot.conn.peer);
+        let ctx = CallContext::for_call(
+            deadline.map(Instant::into_std),
+            metadata,
+            slot.conn.peer,
+            service,
+            method.clone(),
+        );
         let task = CallTask {
+            service,
+            method,
             serializer,
-            payload,
             responder: slot.responder(serializer.id()),
             deadline,
             answer: !oneway,
             slot,
         };
-        (ctx, task)
+        (ctx, payload, task)
     }
 }
 
@@ -261,21 +280,65 @@ fn answer_now(call: &CallInner, code: StatusCode, message: &str) {
     }
 }
 
+impl CallTask {
+    /// The server, if it has interceptors to run (no clone otherwise).
+    fn interceptors(&self) -> Option<Arc<ServerShared>> {
+        let server = &self.slot.conn.server;
+        (!server.interceptors.is_empty()).then(|| Arc::clone(server))
+    }
+}
+
+/// An interceptor's rejection of a call.
+struct Rejection(crate::error::Status);
+
+impl Rejection {
+    /// The answer to the rejected call (statuses 0 and 1 become 8).
+    fn answer(self, responder: &Responder, serializer: Serializer) -> Bytes {
+        responder.error::<NoDeclaredError>(serializer, RpcError::Status(self.0))
+    }
+}
+
+/// Runs the server's interceptors over the call's context, in order.
+async fn intercept(server: &ServerShared, ctx: &mut CallContext) -> Result<(), Rejection> {
+    for interceptor in server.interceptors.iter() {
+        interceptor.intercept(ctx).await.map_err(Rejection)?;
+    }
+    Ok(())
+}
+
 /// Spawns a call's task: runs `work` guarded against panics and the
-/// deadline, sends the answer (if `answer`), then frees the slot. The task
-/// is registered so that a cancel frame can abort it.
-fn spawn_call<W>(
-    slot: SlotGuard,
-    responder: Responder,
-    deadline: Option<Instant>,
-    answer: bool,
-    work: W,
-) where
+/// deadline, with the deadline inherited by the calls it makes, sends the
+/// answer (if the client waits for one), then frees the slot. The task is
+/// registered so that a cancel frame can abort it.
+fn spawn_call<W>(call: CallTask, work: W)
+where
     W: Future<Output = Option<Bytes>> + Send + 'static,
 {
+    let CallTask {
+        service,
+        method,
+        responder,
+        deadline,
+        answer,
+        slot,
+        ..
+    } = call;
     let conn = Arc::clone(&slot.conn);
     let (request_id, token) = (slot.request_id, slot.token);
+    let span = tracing::debug_span!(
+        "courier.serve",
+        service,
+        method = %method,
+        request_id,
+        peer = %conn.peer,
+        status = Empty,
+        latency_us = Empty,
+    );
+    let traced = !span.is_disabled();
+    let recorder = span.clone();
     let task = async move {
+        let started = traced.then(Instant::now);
+        let work = with_caller_deadline(deadline, work);
         let frame = match run_guarded(work, deadline).await {
             Ok(frame) => frame,
             Err(Interrupted::Panicked(message)) => {
@@ -287,6 +350,16 @@ fn spawn_call<W>(
                 "the deadline passed on the server",
             )),
         };
+        if let Some(started) = started {
+            // The status byte of the answer (offset 5 of the header).
+            if let Some(status) = frame.as_ref().and_then(|frame| frame.get(5)) {
+                recorder.record("status", *status);
+            }
+            recorder.record(
+                "latency_us",
+                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            );
+        }
         if answer {
             if let Some(frame) = frame {
                 slot.conn.send(frame).await;
@@ -294,7 +367,11 @@ fn spawn_call<W>(
         }
         drop(slot);
     };
-    let handle = tokio::spawn(task);
+    let handle = if traced {
+        tokio::spawn(task.instrument(span))
+    } else {
+        tokio::spawn(task)
+    };
     conn.slots.attach(request_id, token, handle.abort_handle());
 }
 

@@ -1,5 +1,6 @@
 //! One accepted connection: the reader loop that decodes frames and routes
-//! requests, and the lifetime of its writer task.
+//! requests (and closes the connection once the client has been silent for
+//! three heartbeat intervals), and the lifetime of its writer task.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,7 +23,6 @@ use super::slots::ReserveError;
 use super::writer::write_frames;
 use crate::error::StatusCode;
 use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind, RequestBody, empty_frame};
-use crate::serializer::Serializer;
 
 /// Free room the reader keeps in its buffer before reading, so that many
 /// small frames arrive in one read.
@@ -42,6 +42,8 @@ enum ReadEnd {
     Io(std::io::Error),
     /// The server is closing.
     Closing,
+    /// The client sent nothing for three heartbeat intervals.
+    Idle,
     /// The peer broke the framing.
     Framing(FrameError),
 }
@@ -85,6 +87,11 @@ pub(crate) async fn serve_connection(
         }
         ReadEnd::Closing => {
             tracing::debug!(%peer, "server closing the connection");
+            conn.slots.abort_all();
+            false
+        }
+        ReadEnd::Idle => {
+            tracing::debug!(%peer, "no frame for three heartbeat intervals; closing");
             conn.slots.abort_all();
             false
         }
@@ -143,6 +150,12 @@ async fn read_frames(
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(MIN_READ_ROOM);
     let mut decoder = FrameDecoder::new(conn.server.config.max_frame_size);
+    let idle_timeout = conn.server.config.idle_timeout();
+    let mut last_read = Instant::now();
+    // Not reset per read (that would touch the timer wheel per frame): when
+    // it fires, it is pushed out to `last_read + idle_timeout` if needed.
+    let idle = tokio::time::sleep(idle_timeout.unwrap_or_default());
+    tokio::pin!(idle);
     loop {
         loop {
             match decoder.decode(&mut buf) {
@@ -159,9 +172,20 @@ async fn read_frames(
             () = closing(phase) => return ReadEnd::Closing,
             read = socket.read_buf(&mut buf) => match read {
                 Ok(0) => return ReadEnd::Eof,
-                Ok(_) => {}
+                Ok(_) => {
+                    if idle_timeout.is_some() {
+                        last_read = Instant::now();
+                    }
+                }
                 Err(e) => return ReadEnd::Io(e),
             },
+            () = &mut idle, if idle_timeout.is_some() => {
+                let silent_until = last_read + idle_timeout.unwrap_or_default();
+                if Instant::now() >= silent_until {
+                    return ReadEnd::Idle;
+                }
+                idle.as_mut().reset(silent_until);
+            }
         }
     }
 }
@@ -218,7 +242,7 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
     if conn.server.is_draining() {
         return reject(StatusCode::ShuttingDown, "the server is shutting down").await;
     }
-    let Some(serializer) = Serializer::from_id(header.serializer) else {
+    let Some(serializer) = conn.server.serializer(header.serializer) else {
         let message = format!("serializer id {} is not supported", header.serializer);
         return reject(StatusCode::UnsupportedSerializer, &message).await;
     };
@@ -226,10 +250,14 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
         Ok(body) => body,
         Err(e) => return reject(StatusCode::BadRequest, &e.to_string()).await,
     };
-    let Some(service) = conn.server.services.get(body.service.as_str()) else {
+    let Some((&service_name, service)) = conn.server.services.get_key_value(body.service.as_str())
+    else {
         let message = format!("unknown service `{}`", body.service);
         return reject(StatusCode::UnknownService, &message).await;
     };
+    // The connection's slot first, then the server's count (released in
+    // the opposite order), so the server never counts more calls than the
+    // connections hold.
     let token = match conn
         .slots
         .reserve(request_id, conn.server.config.max_in_flight_per_connection)
@@ -247,10 +275,19 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
             return reject(StatusCode::BadRequest, &message).await;
         }
     };
+    if !conn.server.try_call_started() {
+        conn.slots.release(request_id, token);
+        return reject(
+            StatusCode::Overloaded,
+            "too many calls in flight on this server",
+        )
+        .await;
+    }
     let deadline = body
         .timeout()
         .and_then(|timeout| received.checked_add(timeout));
     let call = IncomingCall::new(CallParts {
+        service: service_name,
         method: body.method,
         serializer,
         oneway,

@@ -67,9 +67,9 @@ pub(crate) struct SlotGuard {
 }
 
 impl SlotGuard {
-    /// Takes the slot reserved with `token`; counts the call as in flight.
+    /// Takes the slot reserved with `token`, for a call already counted in
+    /// flight on the server ([`ServerShared::try_call_started`](super::shared::ServerShared::try_call_started)).
     pub fn new(conn: Arc<ConnShared>, request_id: u64, token: u64) -> SlotGuard {
-        conn.server.call_started();
         SlotGuard {
             conn,
             request_id,
@@ -89,7 +89,7 @@ impl SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.conn.slots.release(self.request_id, self.token);
         self.conn.server.call_ended();
+        self.conn.slots.release(self.request_id, self.token);
     }
 }

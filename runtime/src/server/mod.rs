@@ -1,5 +1,6 @@
 //! The TCP server: [`Server::builder`] takes services ([`ServiceHandler`],
-//! implemented by generated code), binds, and returns a [`ServerHandle`].
+//! implemented by generated code), interceptors and custom serializers,
+//! binds, and returns a [`ServerHandle`].
 //!
 //! Per connection, one reader task decodes frames and routes requests to
 //! their service (which spawns one task per call through
@@ -8,9 +9,9 @@
 
 mod builder;
 mod call;
-mod catch_unwind;
 mod connection;
 mod connection_shared;
+mod interceptor;
 mod respond;
 mod shared;
 mod slots;
@@ -18,4 +19,8 @@ mod writer;
 
 pub use builder::{Server, ServerBuilder, ServerHandle};
 pub use call::{IncomingCall, ServiceHandler};
-pub use shared::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION};
+pub use interceptor::ServerInterceptor;
+pub use shared::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+    DEFAULT_SERVER_HEARTBEAT_INTERVAL,
+};

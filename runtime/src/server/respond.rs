@@ -57,11 +57,7 @@ impl Responder {
 
     /// Status 0 with the reply message.
     pub fn reply<M: WireMessage>(&self, serializer: Serializer, reply: &M) -> Bytes {
-        let hint = match serializer {
-            Serializer::Protobuf => reply.encoded_len(),
-            Serializer::Json => 64,
-        };
-        let mut builder = self.builder(StatusCode::Ok, hint);
+        let mut builder = self.builder(StatusCode::Ok, serializer.size_hint(reply));
         if let Err(e) = serializer.encode(reply, builder.body_mut()) {
             return self.status(StatusCode::Internal, &e.to_string());
         }
@@ -71,11 +67,7 @@ impl Responder {
     /// Status 0 with the empty message (a one-way method called as a
     /// request that expects an answer).
     pub fn empty_reply(&self, serializer: Serializer) -> Bytes {
-        let mut builder = self.builder(StatusCode::Ok, 2);
-        if serializer == Serializer::Json {
-            builder.body_mut().put_slice(b"{}");
-        }
-        self.finish(builder)
+        self.reply(serializer, &EmptyMessage {})
     }
 
     /// The answer for a handler's error.
@@ -115,6 +107,31 @@ impl Responder {
             ),
         }
     }
+}
+
+/// The empty message (a `void` result): zero bytes in protobuf and
+/// postcard, `{}` in JSON, an empty map in MessagePack.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct EmptyMessage {}
+
+impl prost::Message for EmptyMessage {
+    fn encode_raw(&self, _: &mut impl bytes::BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {}
 }
 
 /// `s` cut to at most `max` bytes at a char boundary.
@@ -165,6 +182,15 @@ mod tests {
         assert_eq!(truncate("abc", 10), "abc");
         let frame = Responder::new(1, 1, 1 << 20).status(StatusCode::Internal, &"é".repeat(5000));
         assert!(frame.len() - 18 <= MAX_STATUS_MESSAGE);
+    }
+
+    #[test]
+    fn the_empty_reply_in_every_serializer() {
+        let body = |serializer| Responder::new(1, 0, 64).empty_reply(serializer)[18..].to_vec();
+        assert_eq!(body(Serializer::Protobuf), b"");
+        assert_eq!(body(Serializer::Json), b"{}");
+        assert_eq!(body(Serializer::Postcard), b"");
+        assert_eq!(body(Serializer::MessagePack), [0x80]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Server-wide state: the services, the configuration, the shutdown phase
-//! and the count of calls in flight.
+//! Server-wide state: the services, interceptors and custom serializers,
+//! the configuration, the shutdown phase and the count of calls in flight.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -10,19 +10,42 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::call::ServiceHandler;
+use super::interceptor::ServerInterceptor;
 use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+use crate::serializer::Serializer;
 
 /// The default limit of calls in flight on one connection.
 pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
+/// The default limit of calls in flight on the whole server.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16 * 1024;
 /// The default time a graceful shutdown waits for calls in flight.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default heartbeat interval of a server: a connection that sends
+/// nothing (not even a ping) for three intervals is closed.
+pub const DEFAULT_SERVER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Tunables of a server.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerConfig {
     pub max_frame_size: u32,
     pub max_in_flight_per_connection: usize,
+    pub max_in_flight: usize,
     pub drain_timeout: Duration,
+    /// `None`: idle connections are never closed.
+    pub heartbeat_interval: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// How long a connection may stay silent before it is closed: three
+    /// heartbeat intervals (an interval is cut to one day at most).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+        self.heartbeat_interval.map(|interval| {
+            interval
+                .clamp(Duration::from_millis(1), MAX_INTERVAL)
+                .saturating_mul(3)
+        })
+    }
 }
 
 impl Default for ServerConfig {
@@ -30,9 +53,20 @@ impl Default for ServerConfig {
         ServerConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            heartbeat_interval: Some(DEFAULT_SERVER_HEARTBEAT_INTERVAL),
         }
     }
+}
+
+/// What a server is built from besides its tunables.
+#[derive(Default)]
+pub(crate) struct ServerParts {
+    pub services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+    pub interceptors: Vec<Arc<dyn ServerInterceptor>>,
+    /// Custom serializers by id (built-ins are always accepted).
+    pub serializers: HashMap<u8, Serializer>,
 }
 
 /// Where a server is in its life.
@@ -50,6 +84,9 @@ pub(crate) enum Phase {
 /// The state every connection of a server shares.
 pub(crate) struct ServerShared {
     pub services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+    /// Run on every call before its handler; empty costs nothing.
+    pub interceptors: Box<[Arc<dyn ServerInterceptor>]>,
+    serializers: HashMap<u8, Serializer>,
     pub config: ServerConfig,
     phase: watch::Sender<Phase>,
     /// Set once new requests are answered status 9 (checked per request).
@@ -59,18 +96,23 @@ pub(crate) struct ServerShared {
 }
 
 impl ServerShared {
-    pub fn new(
-        services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
-        config: ServerConfig,
-    ) -> ServerShared {
+    pub fn new(parts: ServerParts, config: ServerConfig) -> ServerShared {
         ServerShared {
-            services,
+            services: parts.services,
+            interceptors: parts.interceptors.into_boxed_slice(),
+            serializers: parts.serializers,
             config,
             phase: watch::Sender::new(Phase::Running),
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         }
+    }
+
+    /// The serializer for a header id: a built-in one, or a registered
+    /// custom codec.
+    pub fn serializer(&self, id: u8) -> Option<Serializer> {
+        Serializer::from_id(id).or_else(|| self.serializers.get(&id).copied())
     }
 
     /// Is the server shutting down?
@@ -100,9 +142,14 @@ impl ServerShared {
         self.phase.subscribe()
     }
 
-    /// A call took a slot.
-    pub fn call_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    /// Counts a call as in flight unless the server-wide limit is reached.
+    pub fn try_call_started(&self) -> bool {
+        let limit = self.config.max_in_flight;
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// A call freed its slot.

@@ -1,6 +1,11 @@
 //! The calls in flight on one connection: request id -> the handler task's
-//! abort handle, so a cancel frame can stop it and the in-flight limit can
-//! be enforced. Locked only briefly, never across an `.await`.
+//! abort handle, so a cancel frame can stop it, and the count of calls
+//! whose handler has not ended yet, so the in-flight limit can be enforced.
+//! Locked only briefly, never across an `.await`.
+//!
+//! A cancelled call leaves the map at once (its id may be reused) but
+//! counts against the limit until its task has really stopped: a flood of
+//! request + cancel pairs ("rapid reset") can't pile up dying tasks.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -26,29 +31,40 @@ struct Slot {
     abort: Option<AbortHandle>,
 }
 
+#[derive(Debug, Default)]
+struct Inner {
+    /// The calls that can still be cancelled, by request id.
+    map: HashMap<u64, Slot>,
+    /// Reserved slots not yet released: calls whose handler has not ended,
+    /// cancelled or not.
+    live: usize,
+}
+
 /// The in-flight calls of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct CallSlots {
-    map: Mutex<HashMap<u64, Slot>>,
+    inner: Mutex<Inner>,
     next_token: AtomicU64,
 }
 
 impl CallSlots {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves a slot for `request_id`; returns its token.
+    /// Reserves a slot for `request_id`; returns its token. Every reserved
+    /// slot must be [released](Self::release) exactly once.
     pub fn reserve(&self, request_id: u64, limit: usize) -> Result<u64, ReserveError> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut map = self.lock();
-        if map.len() >= limit {
+        let mut inner = self.lock();
+        if inner.live >= limit {
             return Err(ReserveError::Full);
         }
-        match map.entry(request_id) {
+        match inner.map.entry(request_id) {
             Entry::Occupied(_) => Err(ReserveError::Duplicate),
             Entry::Vacant(vacant) => {
                 vacant.insert(Slot { token, abort: None });
+                inner.live += 1;
                 Ok(token)
             }
         }
@@ -57,23 +73,33 @@ impl CallSlots {
     /// Attaches the handler task to its slot, unless the call already ended
     /// or was cancelled.
     pub fn attach(&self, request_id: u64, token: u64, abort: AbortHandle) {
-        let mut map = self.lock();
-        if let Some(slot) = map.get_mut(&request_id).filter(|slot| slot.token == token) {
+        let mut inner = self.lock();
+        if let Some(slot) = inner
+            .map
+            .get_mut(&request_id)
+            .filter(|slot| slot.token == token)
+        {
             slot.abort = Some(abort);
         }
     }
 
-    /// Frees the slot of a call that ended.
+    /// Frees the slot of a call that ended (its handler task is done or
+    /// dropped).
     pub fn release(&self, request_id: u64, token: u64) {
-        let mut map = self.lock();
-        if map.get(&request_id).is_some_and(|slot| slot.token == token) {
-            map.remove(&request_id);
+        let mut inner = self.lock();
+        inner.live = inner.live.saturating_sub(1);
+        if inner
+            .map
+            .get(&request_id)
+            .is_some_and(|slot| slot.token == token)
+        {
+            inner.map.remove(&request_id);
         }
     }
 
     /// Stops the handler of `request_id` if it is still running.
     pub fn cancel(&self, request_id: u64) -> bool {
-        let slot = self.lock().remove(&request_id);
+        let slot = self.lock().map.remove(&request_id);
         match slot {
             Some(slot) => {
                 if let Some(abort) = slot.abort {
@@ -87,16 +113,22 @@ impl CallSlots {
 
     /// Stops every handler (the connection is closing).
     pub fn abort_all(&self) {
-        let slots: Vec<Slot> = self.lock().drain().map(|(_, slot)| slot).collect();
+        let slots: Vec<Slot> = self.lock().map.drain().map(|(_, slot)| slot).collect();
         for abort in slots.into_iter().filter_map(|slot| slot.abort) {
             abort.abort();
         }
     }
 
-    /// The number of calls in flight.
+    /// The number of calls that can still be cancelled.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    /// Reserved slots not yet released.
+    #[cfg(test)]
+    pub fn live(&self) -> usize {
+        self.lock().live
     }
 }
 
@@ -126,6 +158,23 @@ mod tests {
         assert_eq!(slots.len(), 1);
         slots.release(7, new);
         assert_eq!(slots.len(), 0);
+        assert_eq!(slots.live(), 0);
         assert!(!slots.cancel(7));
+    }
+
+    #[test]
+    fn cancelled_calls_count_until_their_task_ends() {
+        let slots = CallSlots::default();
+        let a = slots.reserve(1, 2).expect("room");
+        let b = slots.reserve(2, 2).expect("room");
+        assert!(slots.cancel(1));
+        assert!(slots.cancel(2));
+        assert_eq!(slots.len(), 0);
+        // Both tasks are still stopping: no room yet.
+        assert_eq!(slots.reserve(3, 2), Err(ReserveError::Full));
+        slots.release(1, a);
+        slots.reserve(3, 2).expect("room once one ended");
+        slots.release(2, b);
+        assert_eq!(slots.live(), 1);
     }
 }

@@ -35,6 +35,14 @@ pub struct EchoArgs {
     #[prost(uint64, tag = "2")]
     #[serde(default)]
     pub delay_ms: u64,
+    /// How many bytes `big` answers.
+    #[prost(uint64, tag = "3")]
+    #[serde(default)]
+    pub size: u64,
+    /// Bytes carried in (`big` checks their length).
+    #[prost(bytes = "bytes", tag = "4")]
+    #[serde(default, with = "courier::codegen::json::bytes_field")]
+    pub data: Bytes,
 }
 
 /// The result message of `echo`.
@@ -43,6 +51,22 @@ pub struct EchoReply {
     #[prost(string, tag = "1")]
     #[serde(default)]
     pub value: String,
+}
+
+/// The result message of `big`.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct BytesReply {
+    #[prost(bytes = "bytes", tag = "1")]
+    #[serde(default, with = "courier::codegen::json::bytes_field")]
+    pub value: Bytes,
+}
+
+/// The result message of `echo_metadata`: keys and values in order.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct MetadataReply {
+    #[prost(string, repeated, tag = "1")]
+    #[serde(default)]
+    pub value: Vec<String>,
 }
 
 /// A declared error type.
@@ -78,6 +102,9 @@ pub struct Observed {
     pub gate: watch::Sender<bool>,
     /// The metadata of the last `whoami`.
     pub last_metadata: Mutex<Option<Metadata>>,
+    /// What `relay` saw downstream: `whoami`'s answer (whether the
+    /// downstream handler had a deadline), then `slow`'s outcome.
+    pub relayed: Mutex<Vec<Result<EchoReply, StatusCode>>>,
 }
 
 impl Observed {
@@ -96,6 +123,10 @@ impl Observed {
 
     pub fn notes(&self) -> Vec<String> {
         self.notes.lock().expect("not poisoned").clone()
+    }
+
+    pub fn relayed(&self) -> Vec<Result<EchoReply, StatusCode>> {
+        self.relayed.lock().expect("not poisoned").clone()
     }
 }
 
@@ -127,6 +158,8 @@ impl Drop for StopDetector {
 #[derive(Clone, Default)]
 pub struct EchoService {
     pub observed: Arc<Observed>,
+    /// Where `relay` calls `slow` (another server), for deadline cascading.
+    pub downstream: Option<Channel>,
 }
 
 impl ServiceHandler for EchoService {
@@ -186,6 +219,75 @@ impl ServiceHandler for EchoService {
             "notify" => call.serve_oneway(move |_ctx, args: EchoArgs| async move {
                 observed.notes.lock().expect("not poisoned").push(args.text);
             }),
+            "peer" => call.serve_unary(move |ctx: CallContext, _args: Empty| async move {
+                Ok::<_, RpcError>(EchoReply {
+                    value: ctx.peer().to_string(),
+                })
+            }),
+            // Empty in, empty out.
+            "empty" => call
+                .serve_unary(move |_ctx, _args: Empty| async move { Ok::<_, RpcError>(Empty {}) }),
+            // Answers `size` bytes, after checking that as many bytes came
+            // in as `text` says.
+            "big" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                let size = usize::try_from(args.size).expect("small");
+                let value = Bytes::from(vec![b'o'; size]);
+                if args.text != args.data.len().to_string() {
+                    return Err(RpcError::Status(Status::bad_request(format!(
+                        "expected {} bytes in, got {}",
+                        args.text,
+                        args.data.len()
+                    ))));
+                }
+                Ok::<_, RpcError>(BytesReply { value })
+            }),
+            "echo_metadata" => call.serve_unary(move |ctx: CallContext, _args: Empty| async move {
+                let value = ctx
+                    .metadata()
+                    .iter()
+                    .flat_map(|(k, v)| [k.to_owned(), v.to_owned()])
+                    .collect();
+                Ok::<_, RpcError>(MetadataReply { value })
+            }),
+            // Fails with the status code `delay_ms` and the message `text`.
+            "status" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                let code = StatusCode::from_u8(u8::try_from(args.delay_ms).expect("a u8"));
+                Err::<EchoReply, RpcError>(RpcError::Status(Status::new(code, args.text)))
+            }),
+            // Answers `delay_ms` before its deadline.
+            "until_deadline" => {
+                call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
+                    let remaining = ctx.remaining().expect("a deadline");
+                    let margin = Duration::from_millis(args.delay_ms);
+                    tokio::time::sleep(remaining.saturating_sub(margin)).await;
+                    Ok::<_, RpcError>(EchoReply { value: args.text })
+                })
+            }
+            // Calls `whoami`, then `slow`, on the downstream server with no
+            // timeout of their own: only the inherited deadline (or a cancel)
+            // stops them.
+            "relay" => {
+                let downstream = self.downstream.clone();
+                call.serve_unary(move |_ctx: CallContext, _args: EchoArgs| async move {
+                    let downstream = downstream.expect("a downstream channel");
+                    let record = |result: &Result<EchoReply, RpcError>| {
+                        observed
+                            .relayed
+                            .lock()
+                            .expect("not poisoned")
+                            .push(result.clone().map_err(|e| e.code()));
+                    };
+                    let result = downstream
+                        .unary(&WHOAMI, &args(""), &CallOptions::default())
+                        .await;
+                    record(&result);
+                    let result = downstream
+                        .unary(&SLOW, &args(""), &CallOptions::default())
+                        .await;
+                    record(&result);
+                    result
+                })
+            }
             _ => call.reject_unknown_method(),
         }
     }
@@ -212,6 +314,13 @@ method!(GATED, "gated");
 method!(WHOAMI, "whoami");
 method!(NOTIFY, "notify");
 method!(NO_SUCH_METHOD, "no_such_method");
+method!(EMPTY, "empty");
+method!(BIG, "big");
+method!(ECHO_METADATA, "echo_metadata");
+method!(STATUS, "status");
+method!(UNTIL_DEADLINE, "until_deadline");
+method!(RELAY, "relay");
+method!(PEER, "peer");
 
 /// A method of a service the server does not have.
 pub static UNKNOWN_SERVICE: MethodDescriptor = MethodDescriptor {
@@ -233,7 +342,13 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
-        let service = EchoService::default();
+        TestServer::start_service(EchoService::default(), configure).await
+    }
+
+    pub async fn start_service(
+        service: EchoService,
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> TestServer {
         let observed = Arc::clone(&service.observed);
         let handle = configure(Server::builder().add_service(service))
             .bind("127.0.0.1:0")
@@ -254,7 +369,16 @@ impl TestServer {
 pub fn args(text: &str) -> EchoArgs {
     EchoArgs {
         text: text.to_owned(),
-        delay_ms: 0,
+        ..EchoArgs::default()
+    }
+}
+
+/// `echo` args that make the handler wait `delay_ms` first.
+pub fn delayed(text: &str, delay_ms: u64) -> EchoArgs {
+    EchoArgs {
+        text: text.to_owned(),
+        delay_ms,
+        ..EchoArgs::default()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Running a handler so that neither a panic nor a passed deadline takes
-//! the server down with it.
+//! Running a future so that neither a panic nor a passed deadline takes
+//! its task down with it: server handlers, and the client's spawned calls.
 
 use std::any::Any;
 use std::future::Future;
@@ -37,7 +37,7 @@ pub(crate) async fn run_guarded<F: Future>(
 }
 
 /// Polls the inner future inside `catch_unwind`.
-struct CatchUnwind<'a, F>(Pin<&'a mut F>);
+pub(crate) struct CatchUnwind<'a, F>(pub Pin<&'a mut F>);
 
 impl<F: Future> Future for CatchUnwind<'_, F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
@@ -54,7 +54,7 @@ impl<F: Future> Future for CatchUnwind<'_, F> {
 
 /// The message of a panic payload (`panic!("..")` gives a `&str` or a
 /// `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = payload.downcast_ref::<String>() {

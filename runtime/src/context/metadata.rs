@@ -1,7 +1,4 @@
-//! The call context a server handler receives: deadline, metadata, peer.
-
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+//! [`Metadata`]: the string key/value pairs of a request.
 
 /// String key/value pairs that travel with a request (PROTOCOL.md, request
 /// body). Kept in arrival order; keys may repeat.
@@ -19,6 +16,13 @@ impl Metadata {
     /// Appends an entry.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.entries.push((key.into(), value.into()));
+    }
+
+    /// Removes every entry with `key`; returns how many there were.
+    pub fn remove(&mut self, key: &str) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|(k, _)| k != key);
+        before - self.entries.len()
     }
 
     /// The first value for `key`.
@@ -53,42 +57,19 @@ impl FromIterator<(String, String)> for Metadata {
     }
 }
 
-/// What a handler knows about the call it serves.
-#[derive(Debug, Clone)]
-pub struct CallContext {
-    deadline: Option<Instant>,
-    metadata: Metadata,
-    peer: SocketAddr,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl CallContext {
-    /// A context; the runtime builds these for every request.
-    pub fn new(deadline: Option<Instant>, metadata: Metadata, peer: SocketAddr) -> CallContext {
-        CallContext {
-            deadline,
-            metadata,
-            peer,
-        }
-    }
-
-    /// When the caller stops waiting (from the request's timeout), if it set one.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
-    /// Time left before the deadline (zero once passed); `None` without one.
-    pub fn remaining(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
-    }
-
-    /// The request's metadata.
-    pub fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-
-    /// The caller's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
+    #[test]
+    fn keys_repeat_and_remove_takes_them_all() {
+        let mut metadata = Metadata::new();
+        metadata.insert("a", "1");
+        metadata.insert("b", "2");
+        metadata.insert("a", "3");
+        assert_eq!(metadata.get("a"), Some("1"));
+        assert_eq!(metadata.remove("a"), 2);
+        assert_eq!(metadata.iter().collect::<Vec<_>>(), [("b", "2")]);
+        assert_eq!(metadata.remove("zzz"), 0);
     }
 }

@@ -1,0 +1,138 @@
+//! The call modes beyond `.await`: blocking ([`Channel::call_blocking`]),
+//! future ([`Channel::spawn_call`] → [`PendingCall`]) and callback
+//! ([`Channel::spawn_call_with_callback`]). Each takes a call made by a
+//! generated stub (any future of a call's result).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::pin;
+
+use tokio::runtime::Handle;
+
+use super::channel::Channel;
+use super::pending_call::PendingCall;
+use crate::catch_unwind::{CatchUnwind, panic_message};
+use crate::context::{caller_deadline, with_caller_deadline};
+use crate::error::{RpcError, TransportError};
+
+impl Channel {
+    /// Runs `call` to its end, blocking the calling thread: the sync call
+    /// mode, for plain threads outside any runtime.
+    ///
+    /// The call is driven with the runtime the channel was created on
+    /// (which must be a multi-thread runtime, or one whose `block_on` is
+    /// running on another thread: the channel's connection tasks run
+    /// there). The call's own timeout bounds the wait.
+    ///
+    /// On a thread that runs an async runtime, blocking would stall it (or
+    /// deadlock a single-threaded one), so this fails at once with
+    /// [`TransportError::BlockingInAsyncContext`] without running `call`.
+    ///
+    /// ```ignore
+    /// // On a plain thread, with a generated client on `channel`:
+    /// let greeter = hello::GreeterClient::new(channel.clone());
+    /// let greeting = channel.call_blocking(greeter.say_hello("Bob"))?;
+    /// ```
+    pub fn call_blocking<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, RpcError<E>>> + Send,
+    ) -> Result<T, RpcError<E>> {
+        if Handle::try_current().is_ok() {
+            return Err(TransportError::BlockingInAsyncContext.into());
+        }
+        self.shared.runtime.block_on(call)
+    }
+
+    /// Starts `call` on its own task and returns its handle at once: the
+    /// future call mode.
+    ///
+    /// The handle can be polled ([`PendingCall::is_done`]), awaited, or
+    /// waited for from a plain thread ([`PendingCall::wait`]); dropping it
+    /// cancels the call. A panic in the call's task comes back as
+    /// [`TransportError::CallPanicked`]. A deadline inherited from the call
+    /// a server handler serves is carried over to the new task.
+    pub fn spawn_call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, RpcError<E>>> + Send + 'static,
+    ) -> PendingCall<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let task = self
+            .shared
+            .runtime
+            .spawn(with_caller_deadline(caller_deadline(), call));
+        PendingCall::new(task, self.shared.runtime.clone())
+    }
+
+    /// Starts `call` on its own task and runs `callback` with its outcome:
+    /// the callback call mode.
+    ///
+    /// `callback` runs exactly once, on a runtime thread (keep it short or
+    /// hand the work off): with the reply, the declared error, a status
+    /// (e.g. the timeout's status 6), or a transport failure. If the call
+    /// panics it gets [`TransportError::CallPanicked`]; if its task is
+    /// stopped first (the runtime shuts down) it gets
+    /// [`TransportError::CallAborted`].
+    pub fn spawn_call_with_callback<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, RpcError<E>>> + Send + 'static,
+        callback: impl FnOnce(Result<T, RpcError<E>>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let mut once = CallbackOnce::new(callback);
+        let deadline = caller_deadline();
+        let task = async move {
+            let call = pin!(with_caller_deadline(deadline, call));
+            let result = match CatchUnwind(call).await {
+                Ok(result) => result,
+                Err(payload) => Err(RpcError::Transport(TransportError::CallPanicked(
+                    panic_message(payload.as_ref()),
+                ))),
+            };
+            once.run(result);
+        };
+        // The handle is not needed: the callback reports the outcome.
+        drop(self.shared.runtime.spawn(task));
+    }
+}
+
+/// Runs the callback once: with the outcome, or, if dropped before that
+/// (the task was stopped), with [`TransportError::CallAborted`].
+struct CallbackOnce<F, T, E>
+where
+    F: FnOnce(Result<T, RpcError<E>>),
+{
+    callback: Option<F>,
+    _outcome: PhantomData<fn(T, E)>,
+}
+
+impl<F, T, E> CallbackOnce<F, T, E>
+where
+    F: FnOnce(Result<T, RpcError<E>>),
+{
+    fn new(callback: F) -> Self {
+        CallbackOnce {
+            callback: Some(callback),
+            _outcome: PhantomData,
+        }
+    }
+
+    fn run(&mut self, result: Result<T, RpcError<E>>) {
+        if let Some(callback) = self.callback.take() {
+            callback(result);
+        }
+    }
+}
+
+impl<F, T, E> Drop for CallbackOnce<F, T, E>
+where
+    F: FnOnce(Result<T, RpcError<E>>),
+{
+    fn drop(&mut self) {
+        self.run(Err(TransportError::CallAborted.into()));
+    }
+}

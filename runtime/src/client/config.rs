@@ -1,0 +1,48 @@
+//! [`ChannelConfig`]: how a channel connects and what it accepts.
+
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+
+/// The default time one connection attempt may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default number of connections a channel keeps to its server.
+pub const DEFAULT_CONNECTIONS: usize = 1;
+/// The default heartbeat interval: a ping after this long without traffic,
+/// and the connection is dropped after three intervals without a frame from
+/// the server.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How a channel connects and what it accepts.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// The largest response body accepted (default 16 MiB) and the largest
+    /// request body sent.
+    pub max_frame_size: u32,
+    /// The timeout of calls whose options and method set none.
+    pub default_timeout: Option<Duration>,
+    /// How long one connection attempt may take (default 5 s).
+    pub connect_timeout: Duration,
+    /// How many connections to the server the channel keeps (default
+    /// [`DEFAULT_CONNECTIONS`]; at least 1). Calls are spread over them in
+    /// turn; each is multiplexed.
+    pub connections: usize,
+    /// The heartbeat interval (default 30 s); `None` turns heartbeats off.
+    pub heartbeat_interval: Option<Duration>,
+    /// How reconnection attempts are spaced after failures.
+    pub reconnect_backoff: Backoff,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            default_timeout: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connections: DEFAULT_CONNECTIONS,
+            heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
+            reconnect_backoff: Backoff::default(),
+        }
+    }
+}
