@@ -13,5 +13,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     println!("cargo:rerun-if-changed={}", fixtures.display());
     idlc::Builder::new().compile(&files)?;
+
+    // The same collections once more with the other map type and extra
+    // attributes, to prove the code generator options compile.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("btree");
+    idlc::Builder::new()
+        .out_dir(out_dir)
+        .map_type(idlc::codegen::MapType::BTreeMap)
+        .type_attribute(".", "#[derive(PartialOrd)]")
+        .type_attribute("fixtures.collections.Item", "#[derive(Eq, Hash, Ord)]")
+        .compile(&[fixtures.join("collections.rpc")])?;
     Ok(())
 }

@@ -55,3 +55,8 @@ pub mod fixtures {
         courier::include_idl!("unions");
     }
 }
+
+/// `collections.rpc` generated with `MapType::BTreeMap` and extra derives.
+pub mod btree_collections {
+    include!(concat!(env!("OUT_DIR"), "/btree/collections.rs"));
+}
