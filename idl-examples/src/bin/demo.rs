@@ -5,9 +5,10 @@
 //! - `demo serve --listen ADDR [--registry URL]`: serves `hello.Greeter` and
 //!   `shop.OrderBook`; prints `listening on IP:PORT` first; exits 0 after a
 //!   graceful shutdown on SIGINT or SIGTERM.
-//! - `demo call (--connect ADDR | --registry URL) [--serializer NAME] NAME`:
-//!   calls `say_hello`, prints the greeting; on failure prints the error and
-//!   exits 1.
+//! - `demo call (--connect ADDR | --registry URL [--strategy NAME])
+//!   [--serializer NAME] NAME`: calls `say_hello` (through a balanced
+//!   channel over every registered instance with `--registry`), prints the
+//!   greeting; on failure prints the error and exits 1.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use courier::client::{CallOptions, Channel};
+use courier::balance::{Strategy, hash_key_of};
+use courier::client::{BalanceOptions, CallOptions, Channel};
 use courier::registry::{MemoryRegistry, Registry, RegistryUrl, ServiceInstance};
 use courier::server::{Server, ServerHandle};
 use courier::{RpcError, Serializer};
@@ -57,9 +59,13 @@ enum Command {
             conflicts_with = "registry"
         )]
         connect: Option<String>,
-        /// Registry to find a server in.
+        /// Registry to find the servers in; calls are balanced over all.
         #[arg(long, value_name = "URL")]
         registry: Option<RegistryUrl>,
+        /// Balancing strategy with `--registry`: random, weighted_random,
+        /// round_robin, least_in_flight or consistent_hash.
+        #[arg(long, value_name = "NAME", default_value = "weighted_random")]
+        strategy: Strategy,
         /// Serializer for the call: protobuf or json.
         #[arg(long, value_name = "NAME", default_value = "protobuf")]
         serializer: Serializer,
@@ -91,9 +97,10 @@ fn main() -> ExitCode {
             Some(Command::Call {
                 connect,
                 registry,
+                strategy,
                 serializer,
                 name,
-            }) => call(connect, registry, serializer, name).await,
+            }) => call(connect, registry, strategy, serializer, name).await,
         }
     });
     match result {
@@ -140,9 +147,14 @@ async fn run_in_process() -> Result<(), String> {
         println!("provider listening on {}", server.local_addr());
     }
 
-    let channel = Channel::discover(&registry, GreeterClient::WIRE_NAME)
-        .await
-        .map_err(|e| e.to_string())?;
+    let shared: Arc<dyn Registry> = Arc::new(registry.clone());
+    let channel = Channel::balanced(
+        Arc::clone(&shared),
+        GreeterClient::WIRE_NAME,
+        BalanceOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let greeter = GreeterClient::new(channel);
 
     let greeting = greeter
@@ -190,11 +202,21 @@ async fn run_in_process() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("notify(..) -> sent (one-way)");
 
+    // Each provider keeps its own order book: one hash key keeps this
+    // customer's calls on one instance.
     let orders = OrderBookClient::new(
-        Channel::discover(&registry, OrderBookClient::WIRE_NAME)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+        Channel::balanced(
+            shared,
+            OrderBookClient::WIRE_NAME,
+            BalanceOptions::with_strategy(Strategy::ConsistentHash),
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+    )
+    .with_options(CallOptions {
+        hash_key: Some(hash_key_of("demo customer")),
+        ..CallOptions::default()
+    });
     let id = orders
         .place(
             vec![LineItem {
@@ -265,6 +287,9 @@ async fn serve(listen: &str, registry_url: RegistryUrl) -> Result<(), String> {
         }
     }
     server.shutdown().await;
+    if let Err(error) = registry.close().await {
+        eprintln!("warning: cannot close the registry: {error}");
+    }
     Ok(())
 }
 
@@ -284,6 +309,7 @@ async fn wait_for_shutdown_signal() -> Result<(), String> {
 async fn call(
     connect: Option<String>,
     registry: Option<RegistryUrl>,
+    strategy: Strategy,
     serializer: Serializer,
     name: String,
 ) -> Result<(), String> {
@@ -295,9 +321,13 @@ async fn call(
             let registry = courier::registry::connect_registry(&url)
                 .await
                 .map_err(|e| e.to_string())?;
-            Channel::discover(registry.as_ref(), GreeterClient::WIRE_NAME)
-                .await
-                .map_err(|e| e.to_string())?
+            Channel::balanced(
+                registry,
+                GreeterClient::WIRE_NAME,
+                BalanceOptions::with_strategy(strategy),
+            )
+            .await
+            .map_err(|e| e.to_string())?
         }
         (None, None) => return Err("pass --connect ADDR or --registry URL".into()),
     };

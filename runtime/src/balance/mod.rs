@@ -17,10 +17,24 @@ mod least_in_flight;
 mod random;
 mod round_robin;
 
-pub use consistent_hash::ConsistentHash;
+pub use consistent_hash::{ConsistentHash, DEFAULT_VIRTUAL_NODES};
 pub use least_in_flight::LeastInFlight;
 pub use random::{Random, WeightedRandom};
 pub use round_robin::RoundRobin;
+
+/// A call's hash key from any hashable value (a user id, an order id): what
+/// [`CallOptions::hash_key`](crate::client::CallOptions::hash_key) takes and
+/// what generated stubs compute from a method's `@hash_key` parameter.
+///
+/// Stable within a process (every call with an equal value gets the same
+/// key), not across processes or versions: it uses a fixed-key SipHash
+/// ([`std::hash::DefaultHasher::new`]).
+pub fn hash_key_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// What a strategy knows about one instance when it picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

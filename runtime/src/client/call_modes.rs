@@ -40,7 +40,7 @@ impl Channel {
         if Handle::try_current().is_ok() {
             return Err(TransportError::BlockingInAsyncContext.into());
         }
-        self.shared.runtime.block_on(call)
+        self.runtime().block_on(call)
     }
 
     /// Starts `call` on its own task and returns its handle at once: the
@@ -60,10 +60,9 @@ impl Channel {
         E: Send + 'static,
     {
         let task = self
-            .shared
-            .runtime
+            .runtime()
             .spawn(with_caller_deadline(caller_deadline(), call));
-        PendingCall::new(task, self.shared.runtime.clone())
+        PendingCall::new(task, self.runtime().clone())
     }
 
     /// Starts `call` on its own task and runs `callback` with its outcome:
@@ -96,7 +95,7 @@ impl Channel {
             once.run(result);
         };
         // The handle is not needed: the callback reports the outcome.
-        drop(self.shared.runtime.spawn(task));
+        drop(self.runtime().spawn(task));
     }
 }
 

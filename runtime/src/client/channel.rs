@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::balanced::{BalanceOptions, Balanced, InstanceState};
 use super::command::Command;
 use super::config::ChannelConfig;
 use super::connection::ConnectionSettings;
@@ -46,9 +47,18 @@ use crate::serializer::{DeclaredError, Serializer, WireMessage};
 /// such a call.
 #[derive(Clone)]
 pub struct Channel {
-    pub(super) shared: Arc<ChannelShared>,
+    target: Target,
     default_timeout: Option<Duration>,
     interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+}
+
+/// Where a channel's calls go: one endpoint, or every instance of a service.
+#[derive(Clone)]
+enum Target {
+    /// One server.
+    Endpoint(Arc<ChannelShared>),
+    /// A balanced set of endpoints kept current from a registry.
+    Balanced(Arc<Balanced>),
 }
 
 /// What every clone of a channel shares.
@@ -64,13 +74,17 @@ pub(super) struct ChannelShared {
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel")
-            .field("target", &self.shared.target)
-            .field("connections", &self.shared.pool.len())
-            .field("default_timeout", &self.default_timeout)
-            .field("interceptors", &self.interceptors.len())
-            .field("pending", &self.pending_len())
-            .finish()
+        let mut f = f.debug_struct("Channel");
+        match &self.target {
+            Target::Endpoint(shared) => f
+                .field("target", &shared.target)
+                .field("connections", &shared.pool.len()),
+            Target::Balanced(balanced) => f.field("service", &balanced.service()),
+        }
+        .field("default_timeout", &self.default_timeout)
+        .field("interceptors", &self.interceptors.len())
+        .field("pending", &self.pending_len())
+        .finish()
     }
 }
 
@@ -90,43 +104,55 @@ impl Channel {
     where
         A: ToSocketAddrs + fmt::Display,
     {
-        let target = addr.to_string();
-        let addrs: Vec<SocketAddr> = lookup_host(addr)
-            .await
-            .map_err(|e| TransportError::Connect {
-                addr: target.clone(),
-                source: Arc::new(e),
-            })?
-            .collect();
-        let dialer = Dialer {
-            addrs,
-            target: target.clone(),
-            connect_timeout: config.connect_timeout,
-        };
-        let settings = ConnectionSettings {
-            max_frame_size: config.max_frame_size,
-            heartbeat_interval: config.heartbeat_interval,
-        };
-        let pool = Pool::connect(
-            dialer,
-            config.connections,
-            settings,
-            config.reconnect_backoff,
-        )
-        .await?;
-        let shared = Arc::new(ChannelShared {
-            pool,
-            // 0 is left for heartbeats.
-            next_id: AtomicU64::new(1),
-            max_frame_size: config.max_frame_size,
+        let shared = ChannelShared::connect(addr, &config).await?;
+        Ok(Channel::from_target(
+            Target::Endpoint(shared),
+            config.default_timeout,
+        ))
+    }
+
+    /// A channel over every instance of `service` in `registry`, kept
+    /// current as instances come and go, that spreads calls with
+    /// `options.strategy` and fails over as the balancing chapter of the
+    /// book describes. Waits for the registry's first list (it may be
+    /// empty: calls then fail with [`TransportError::NoInstance`] until an
+    /// instance appears). Must be called within a tokio runtime.
+    pub async fn balanced(
+        registry: Arc<dyn Registry>,
+        service: &str,
+        options: BalanceOptions,
+    ) -> Result<Channel, TransportError> {
+        let default_timeout = options.channel.default_timeout;
+        let balanced = Balanced::start(registry, service, options).await?;
+        Ok(Channel::from_target(
+            Target::Balanced(balanced),
+            default_timeout,
+        ))
+    }
+
+    fn from_target(target: Target, default_timeout: Option<Duration>) -> Channel {
+        Channel {
             target,
-            runtime: Handle::current(),
-        });
-        Ok(Channel {
-            shared,
-            default_timeout: config.default_timeout,
+            default_timeout,
             interceptors: Arc::from(Vec::new()),
-        })
+        }
+    }
+
+    /// The runtime the channel was created on.
+    pub(super) fn runtime(&self) -> &Handle {
+        match &self.target {
+            Target::Endpoint(shared) => &shared.runtime,
+            Target::Balanced(balanced) => balanced.runtime(),
+        }
+    }
+
+    /// The instances a balanced channel spreads calls over, with their
+    /// state (empty for a channel to one endpoint).
+    pub fn instances(&self) -> Vec<InstanceState> {
+        match &self.target {
+            Target::Endpoint(_) => Vec::new(),
+            Target::Balanced(balanced) => balanced.instances(),
+        }
     }
 
     /// Finds `service` in `registry` and connects to one of its instances,
@@ -188,15 +214,14 @@ impl Channel {
         let timeout = options.effective_timeout(method, self.default_timeout);
         if self.interceptors.is_empty() {
             return self
-                .call(method, args, options.serializer, &options.metadata, timeout)
+                .call(method, args, options, &options.metadata, timeout)
                 .await;
         }
         let (metadata, timeout) = self
             .intercept(method, options, timeout)
             .await
             .map_err(RpcError::widen)?;
-        self.call(method, args, options.serializer, &metadata, timeout)
-            .await
+        self.call(method, args, options, &metadata, timeout).await
     }
 
     /// Sends a one-way request (message type 3); returns once the frame is
@@ -212,11 +237,11 @@ impl Channel {
         let timeout = options.effective_timeout(method, self.default_timeout);
         if self.interceptors.is_empty() {
             return self
-                .send_oneway(method, args, options.serializer, &options.metadata, timeout)
+                .send_oneway(method, args, options, &options.metadata, timeout)
                 .await;
         }
         let (metadata, timeout) = self.intercept(method, options, timeout).await?;
-        self.send_oneway(method, args, options.serializer, &metadata, timeout)
+        self.send_oneway(method, args, options, &metadata, timeout)
             .await
     }
 
@@ -224,7 +249,10 @@ impl Channel {
     /// cancels it must drop back to zero).
     #[doc(hidden)]
     pub fn pending_len(&self) -> usize {
-        self.shared.pool.pending_len()
+        match &self.target {
+            Target::Endpoint(shared) => shared.pool.pending_len(),
+            Target::Balanced(balanced) => balanced.pending_len(),
+        }
     }
 
     /// Runs the interceptors over a copy of the call's metadata and
@@ -262,8 +290,128 @@ impl Channel {
         Ok((metadata, timeout))
     }
 
-    /// A unary call after its interceptors: cascades the deadline, traces.
+    /// A unary call after its interceptors: to the endpoint, or balanced.
     async fn call<Args, Reply, E>(
+        &self,
+        method: &'static MethodDescriptor,
+        args: &Args,
+        options: &CallOptions,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, RpcError<E>>
+    where
+        Args: WireMessage,
+        Reply: WireMessage,
+        E: DeclaredError,
+    {
+        let serializer = options.serializer;
+        match &self.target {
+            Target::Endpoint(shared) => {
+                shared
+                    .call(method, args, serializer, metadata, timeout)
+                    .await
+            }
+            Target::Balanced(balanced) => {
+                balanced
+                    .call(
+                        method,
+                        timeout,
+                        options.hash_key,
+                        |shared, timeout| async move {
+                            shared
+                                .call(method, args, serializer, metadata, timeout)
+                                .await
+                        },
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// A one-way call after its interceptors: to the endpoint, or balanced.
+    async fn send_oneway<Args: WireMessage>(
+        &self,
+        method: &'static MethodDescriptor,
+        args: &Args,
+        options: &CallOptions,
+        metadata: &Metadata,
+        timeout: Option<Duration>,
+    ) -> Result<(), RpcError> {
+        let serializer = options.serializer;
+        match &self.target {
+            Target::Endpoint(shared) => {
+                shared
+                    .send_oneway(method, args, serializer, metadata, timeout)
+                    .await
+            }
+            Target::Balanced(balanced) => {
+                balanced
+                    .call(
+                        method,
+                        timeout,
+                        options.hash_key,
+                        |shared, timeout| async move {
+                            shared
+                                .send_oneway(method, args, serializer, metadata, timeout)
+                                .await
+                        },
+                    )
+                    .await
+            }
+        }
+    }
+}
+
+impl ChannelShared {
+    /// Connects to `addr` now, with `config`.
+    pub(super) async fn connect<A>(
+        addr: A,
+        config: &ChannelConfig,
+    ) -> Result<Arc<ChannelShared>, TransportError>
+    where
+        A: ToSocketAddrs + fmt::Display,
+    {
+        let target = addr.to_string();
+        let addrs: Vec<SocketAddr> = lookup_host(addr)
+            .await
+            .map_err(|e| TransportError::Connect {
+                addr: target.clone(),
+                source: Arc::new(e),
+            })?
+            .collect();
+        let dialer = Dialer {
+            addrs,
+            target: target.clone(),
+            connect_timeout: config.connect_timeout,
+        };
+        let settings = ConnectionSettings {
+            max_frame_size: config.max_frame_size,
+            heartbeat_interval: config.heartbeat_interval,
+        };
+        let pool = Pool::connect(
+            dialer,
+            config.connections,
+            settings,
+            config.reconnect_backoff,
+        )
+        .await?;
+        Ok(Arc::new(ChannelShared {
+            pool,
+            // 0 is left for heartbeats.
+            next_id: AtomicU64::new(1),
+            max_frame_size: config.max_frame_size,
+            target,
+            runtime: Handle::current(),
+        }))
+    }
+
+    /// Calls waiting for a response on all connections.
+    pub(super) fn pending_len(&self) -> usize {
+        self.pool.pending_len()
+    }
+
+    /// A unary call after its interceptors: cascades the deadline, traces.
+    pub(super) async fn call<Args, Reply, E>(
         &self,
         method: &'static MethodDescriptor,
         args: &Args,
@@ -280,7 +428,7 @@ impl Channel {
         if timeout == Some(Duration::ZERO) {
             return Err(deadline_exceeded(method, "before it was sent").into());
         }
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let head = RequestHead {
             kind: MessageKind::Request,
             id,
@@ -294,7 +442,7 @@ impl Channel {
             service = method.service,
             method = method.method,
             request_id = id,
-            peer = %self.shared.target,
+            peer = %self.target,
             status = Empty,
             latency_us = Empty,
         );
@@ -324,9 +472,8 @@ impl Channel {
         E: DeclaredError,
     {
         let deadline = request_deadline(Instant::now(), head.timeout);
-        let frame =
-            encode_request(head, args, self.shared.max_frame_size).map_err(RpcError::widen)?;
-        let link = self.shared.pool.pick();
+        let frame = encode_request(head, args, self.max_frame_size).map_err(RpcError::widen)?;
+        let link = self.pool.pick();
         let (reply, response) = oneshot::channel();
         link.send(Command::Call {
             id: head.id,
@@ -355,7 +502,7 @@ impl Channel {
     }
 
     /// A one-way call after its interceptors.
-    async fn send_oneway<Args: WireMessage>(
+    pub(super) async fn send_oneway<Args: WireMessage>(
         &self,
         method: &'static MethodDescriptor,
         args: &Args,
@@ -369,18 +516,15 @@ impl Channel {
         }
         let head = RequestHead {
             kind: MessageKind::OnewayRequest,
-            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             method,
             serializer,
             metadata,
             timeout,
         };
-        let frame = encode_request(&head, args, self.shared.max_frame_size)?;
+        let frame = encode_request(&head, args, self.max_frame_size)?;
         let (written, written_rx) = oneshot::channel();
-        self.shared
-            .pool
-            .pick()
-            .send(Command::Oneway { frame, written })?;
+        self.pool.pick().send(Command::Oneway { frame, written })?;
         let written = match timeout {
             Some(timeout) => tokio::time::timeout(timeout, written_rx)
                 .await
@@ -444,7 +588,7 @@ fn micros(elapsed: Duration) -> u64 {
 /// A host and port printed as an address that resolves (`host:port`,
 /// `[v6]:port`).
 #[derive(Debug, Clone, Copy)]
-struct HostPort<'a>(&'a str, u16);
+pub(super) struct HostPort<'a>(pub(super) &'a str, pub(super) u16);
 
 impl fmt::Display for HostPort<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,6 +29,13 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// Metadata sent with the request.
     pub metadata: Metadata,
+    /// The call's hash key for [`ConsistentHash`](crate::balance::ConsistentHash)
+    /// balancing on a [balanced channel](crate::client::Channel::balanced)
+    /// (the same key goes to the same instance while membership is
+    /// stable); make one with [`hash_key_of`](crate::balance::hash_key_of).
+    /// Generated stubs fill it from the method's `@hash_key` parameter.
+    /// Ignored by other strategies and by channels to one endpoint.
+    pub hash_key: Option<u64>,
 }
 
 impl CallOptions {

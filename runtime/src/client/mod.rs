@@ -1,11 +1,13 @@
 //! The multiplexing client: a [`Channel`] carries any number of concurrent
 //! calls over a small pool of connections; generated stubs call
 //! [`Channel::unary`] and [`Channel::oneway`] with a static
-//! [`MethodDescriptor`] per method, and the call modes
+//! [`MethodDescriptor`] per method (a channel reaches one server, or, made
+//! with [`Channel::balanced`], every instance of a service), and the call modes
 //! ([`Channel::call_blocking`], [`Channel::spawn_call`],
 //! [`Channel::spawn_call_with_callback`]) take the futures they return.
 
 mod backoff;
+mod balanced;
 mod call_modes;
 mod channel;
 mod command;
@@ -21,6 +23,10 @@ mod request;
 mod task;
 
 pub use backoff::Backoff;
+pub use balanced::{
+    BalanceOptions, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_BASE, DEFAULT_EJECT_MAX,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MIN_RETRIES_PER_SECOND, DEFAULT_RETRY_RATIO, InstanceState,
+};
 pub use channel::Channel;
 pub use config::{
     ChannelConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_HEARTBEAT_INTERVAL,

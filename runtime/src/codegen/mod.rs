@@ -12,6 +12,7 @@ pub use ::bytes;
 pub use ::prost;
 pub use ::serde;
 
+pub use crate::balance::hash_key_of;
 pub use crate::client::{CallOptions, Channel, MethodDescriptor, PendingCall};
 pub use crate::context::{CallContext, Metadata};
 pub use crate::error::{NoDeclaredError, RpcError, Status, StatusCode};
