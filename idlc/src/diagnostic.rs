@@ -481,6 +481,26 @@ pub enum DiagnosticKind {
         first: Option<SourceSpan>,
     },
 
+    /// `@hash_key` on a parameter whose type cannot be a routing key.
+    #[error(
+        "`@hash_key` parameter `{param}` of method `{method}` is {ty}, which cannot be a routing key"
+    )]
+    #[diagnostic(
+        code(idl::hash_key_type),
+        help("put `@hash_key` on a bool, integer, string, bytes or enum parameter")
+    )]
+    HashKeyType {
+        /// The method.
+        method: String,
+        /// The parameter.
+        param: String,
+        /// What its type is, with an article (`a struct`, `an `f64``).
+        ty: String,
+        /// The parameter's type.
+        #[label("not a routing key")]
+        span: SourceSpan,
+    },
+
     /// A struct or union that contains itself without `optional` or `list`.
     #[error(
         "`{name}` contains itself without `optional` or `list`, so it would be infinitely large ({cycle})"

@@ -10,7 +10,7 @@ use super::fields::{Container, ContainerKind};
 use super::names::{CLIENT_METHOD_SUFFIXES, Case, Clash, NameScope};
 use super::symbols::SymbolId;
 use crate::diagnostic::DiagnosticKind;
-use crate::model::{Method, Service, TypeKind, TypeRef};
+use crate::model::{FieldType, Method, Scalar, Service, TypeKind, TypeRef};
 use crate::parse::ast::{MethodDecl, ReturnType, ServiceDecl};
 
 impl FileChecker<'_> {
@@ -71,6 +71,21 @@ impl FileChecker<'_> {
                 span: *second,
                 first: Some(*first),
             });
+        }
+        for field in params.fields.iter().filter(|f| f.hash_key) {
+            if let Some(ty) = unroutable_type(&field.ty) {
+                let span = decl
+                    .params
+                    .iter()
+                    .find(|p| p.name.name == field.name)
+                    .map_or(decl.name.span, |p| p.ty.span);
+                self.report(DiagnosticKind::HashKeyType {
+                    method: name.clone(),
+                    param: field.name.clone(),
+                    ty,
+                    span,
+                });
+            }
         }
         let returns = match &decl.returns {
             ReturnType::Void(_) => None,
@@ -151,5 +166,24 @@ impl FileChecker<'_> {
             throws.push(type_ref);
         }
         throws
+    }
+}
+
+/// What a `@hash_key` parameter's type is, when it cannot be hashed into a
+/// routing key (floats, structs, unions, containers); `None` when it can.
+fn unroutable_type(ty: &FieldType) -> Option<String> {
+    match ty {
+        FieldType::Scalar(Scalar::F32) => Some("an `f32`".to_owned()),
+        FieldType::Scalar(Scalar::F64) => Some("an `f64`".to_owned()),
+        FieldType::Scalar(_) => None,
+        FieldType::Named(r) if r.kind == TypeKind::Enum => None,
+        FieldType::Named(r) => Some(match r.kind {
+            TypeKind::Union => "a union".to_owned(),
+            TypeKind::Error => "an error".to_owned(),
+            _ => "a struct".to_owned(),
+        }),
+        FieldType::List(_) => Some("a list".to_owned()),
+        FieldType::Map(..) => Some("a map".to_owned()),
+        FieldType::Optional(_) => Some("an optional value".to_owned()),
     }
 }

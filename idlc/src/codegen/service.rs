@@ -378,6 +378,28 @@ fn client_async_method(method: &Method, scope: Scope<'_>, module: &Ident) -> Tok
     let docs = doc_attrs(&method.docs, || format!("Calls `{}`.", method.name));
     let (params, inits): (Vec<_>, Vec<_>) =
         method.params.iter().map(|p| client_param(p, scope)).unzip();
+    // With a `@hash_key` parameter, its value routes the call unless the
+    // stub has a hash key of its own.
+    let (options_binding, options) = match method.params.iter().find(|p| p.hash_key) {
+        Some(key) => {
+            let key = names::field_ident(&key.name);
+            let binding = quote! {
+                let keyed;
+                let options = match self.options.hash_key {
+                    ::core::option::Option::Some(_) => &self.options,
+                    ::core::option::Option::None => {
+                        keyed = __rt::CallOptions {
+                            hash_key: ::core::option::Option::Some(__rt::hash_key_of(&args.#key)),
+                            ..self.options.clone()
+                        };
+                        &keyed
+                    }
+                };
+            };
+            (binding, quote!(options))
+        }
+        None => (quote!(), quote!(&self.options)),
+    };
     if method.oneway {
         return quote! {
             #docs
@@ -385,14 +407,15 @@ fn client_async_method(method: &Method, scope: Scope<'_>, module: &Ident) -> Tok
             /// One-way: returns once the request is written; nothing comes back.
             pub async fn #func(&self, #(#params),*) -> ::core::result::Result<(), __rt::RpcError> {
                 let args = #module::#args { #(#inits),* };
-                self.channel.oneway(&#module::#descriptor, &args, &self.options).await
+                #options_binding
+                self.channel.oneway(&#module::#descriptor, &args, #options).await
             }
         };
     }
     let reply = &names.reply;
     let ret = return_type(method, scope);
     let error = rpc_error_type(method);
-    let call = quote!(self.channel.unary(&#module::#descriptor, &args, &self.options).await?);
+    let call = quote!(self.channel.unary(&#module::#descriptor, &args, #options).await?);
     let body = if method.returns.is_some() {
         quote! {
             let reply: #module::#reply = #call;
@@ -408,6 +431,7 @@ fn client_async_method(method: &Method, scope: Scope<'_>, module: &Ident) -> Tok
         #docs
         pub async fn #func(&self, #(#params),*) -> ::core::result::Result<#ret, #error> {
             let args = #module::#args { #(#inits),* };
+            #options_binding
             #body
         }
     }
@@ -547,6 +571,13 @@ fn client_stub(service: &Service, scope: Scope<'_>) -> TokenStream {
                 value: impl ::core::convert::Into<::std::string::String>,
             ) -> Self {
                 self.options.metadata.insert(key, value);
+                self
+            }
+
+            /// The same client routing every call by `key` (for the consistent-hash
+            /// balancer), instead of by the methods' `@hash_key` parameters.
+            pub fn with_hash_key(mut self, key: u64) -> Self {
+                self.options.hash_key = ::core::option::Option::Some(key);
                 self
             }
 
