@@ -1,6 +1,7 @@
 //! chart.svg: for the first placement, one column per payload; the top row
-//! is calls/s, the bottom row p99 latency, grouped by calls in flight with
-//! one bar per system. Drawn with plotters' SVG backend (no fonts needed:
+//! is calls/s, the bottom row p99 latency (both on log scales: the systems
+//! differ by orders of magnitude), grouped by calls in flight with one bar
+//! per system. Drawn with plotters' SVG backend (no fonts needed:
 //! SVG text is laid out by the viewer).
 
 use std::path::Path;
@@ -39,8 +40,8 @@ impl Figure {
 
     fn title(self) -> &'static str {
         match self {
-            Figure::CallsPerSec => "calls/s (higher is better)",
-            Figure::P99 => "p99 latency, µs (lower is better)",
+            Figure::CallsPerSec => "calls/s, log scale (higher is better)",
+            Figure::P99 => "p99 latency µs, log scale (lower is better)",
         }
     }
 }
@@ -56,7 +57,8 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
     };
     let payloads = &placement.payloads;
     let columns = payloads.len().max(1);
-    let root = SVGBackend::new(path, (420 * columns as u32, 760)).into_drawing_area();
+    let width = (420 * columns as u32).max(1260);
+    let root = SVGBackend::new(path, (width, 780)).into_drawing_area();
     root.fill(&WHITE).map_err(failed)?;
     let (title, body) = root.split_vertically(36);
     title
@@ -69,7 +71,7 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
             ("sans-serif", 15).into_font(),
         ))
         .map_err(failed)?;
-    let (panels, legend) = body.split_vertically(760 - 36 - 40);
+    let (panels, legend) = body.split_vertically(780 - 36 - 60);
     let panels = panels.split_evenly((2, columns));
     let systems: Vec<System> = results
         .config
@@ -95,16 +97,17 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
                         && x.concurrency == c
                 })
             };
-            let top = concurrency
+            let values: Vec<f64> = concurrency
                 .iter()
                 .flat_map(|&c| {
                     systems
                         .iter()
                         .filter_map(move |&s| cell(s, c).and_then(|x| figure.of(x)))
                 })
-                .fold(0.0_f64, f64::max)
-                .max(1.0)
-                * 1.1;
+                .filter(|v| *v > 0.0)
+                .collect();
+            let top = values.iter().copied().fold(1.0_f64, f64::max) * 1.5;
+            let bottom = values.iter().copied().fold(top, f64::min).max(1.0) / 2.0;
             let groups = concurrency.len() as f64;
             let mut chart = ChartBuilder::on(area)
                 .caption(
@@ -114,7 +117,7 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
                 .margin(8)
                 .x_label_area_size(28)
                 .y_label_area_size(64)
-                .build_cartesian_2d(-0.5..groups - 0.5, 0.0..top)
+                .build_cartesian_2d(-0.5..groups - 0.5, (bottom..top).log_scale())
                 .map_err(failed)?;
             chart
                 .configure_mesh()
@@ -128,6 +131,7 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
                         String::new()
                     }
                 })
+                .y_labels(6)
                 .y_label_formatter(&|y| {
                     if *y >= 10_000.0 {
                         format!("{:.0}k", y / 1000.0)
@@ -155,20 +159,22 @@ pub fn draw(results: &Results, path: &Path) -> Result<(), String> {
             }
         }
     }
-    let step = 1.0 / systems.len().max(1) as f64;
+    // The legend: 180 px per system, wrapping onto a second row.
     let (w, _) = legend.dim_in_pixel();
+    let per_row = ((w.saturating_sub(40)) / 180).max(1) as usize;
     for (k, &system) in systems.iter().enumerate() {
-        let x = 20 + (k as f64 * step * (f64::from(w) - 40.0)) as i32;
+        let x = 20 + (k % per_row) as i32 * 180;
+        let y = 8 + (k / per_row) as i32 * 24;
         legend
             .draw(&Rectangle::new(
-                [(x, 12), (x + 14, 26)],
+                [(x, y), (x + 14, y + 14)],
                 colour(system).filled(),
             ))
             .map_err(failed)?;
         legend
             .draw(&Text::new(
                 system.name(),
-                (x + 20, 12),
+                (x + 20, y),
                 ("sans-serif", 13).into_font(),
             ))
             .map_err(failed)?;

@@ -53,6 +53,13 @@ enum Cmd {
     /// Counts instructions of encode, decode and whole calls under
     /// valgrind's callgrind; writes callgrind.md and callgrind.json.
     Callgrind(CallgrindArgs),
+    /// Rewrites results.md and chart.svg from the results.json in a
+    /// directory (after a change to the report, without running again).
+    Render {
+        /// The directory holding results.json [default: book/src/performance].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// (Internal) serves one system until stdin closes.
     #[command(hide = true)]
     Server {
@@ -163,6 +170,10 @@ fn main() -> ExitCode {
                 microbench::callgrind(&exe, &payloads, &out)
                     .map(|()| eprintln!("wrote {}", out.join("callgrind.md").display()))
             }),
+        Cmd::Render { dir } => {
+            let dir = dir.unwrap_or_else(|| orchestrate::default_out(false));
+            report::render(&dir)
+        }
         Cmd::Server { system, workers } => systems::serve(system, workers),
         Cmd::Client(args) => systems::run_client(&ClientSpec {
             system: args.system,

@@ -608,6 +608,18 @@ pub fn targets_markdown(results: &Results) -> String {
     md
 }
 
+/// Reads `dir`/results.json and rewrites results.md and chart.svg.
+pub fn render(dir: &Path) -> Result<(), String> {
+    let path = dir.join("results.json");
+    let json =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let results: Results =
+        serde_json::from_str(&json).map_err(|e| format!("{}: {e}", path.display()))?;
+    fs::write(dir.join("results.md"), markdown(&results))
+        .map_err(|e| format!("cannot write results.md: {e}"))?;
+    crate::chart::draw(&results, &dir.join("chart.svg"))
+}
+
 /// Writes results.md, results.json and chart.svg into `dir`.
 pub fn write_all(results: &Results, dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
