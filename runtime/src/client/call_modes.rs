@@ -28,7 +28,7 @@ impl Channel {
     /// deadlock a single-threaded one), so this fails at once with
     /// [`TransportError::BlockingInAsyncContext`] without running `call`.
     ///
-    /// ```ignore
+    /// ```text
     /// // On a plain thread, with a generated client on `channel`:
     /// let greeter = hello::GreeterClient::new(channel.clone());
     /// let greeting = channel.call_blocking(greeter.say_hello("Bob"))?;
