@@ -66,7 +66,7 @@ enum Command {
         /// round_robin, least_in_flight or consistent_hash.
         #[arg(long, value_name = "NAME", default_value = "weighted_random")]
         strategy: Strategy,
-        /// Serializer for the call: protobuf or json.
+        /// Serializer for the call: protobuf, json, postcard or msgpack.
         #[arg(long, value_name = "NAME", default_value = "protobuf")]
         serializer: Serializer,
         /// The name to greet.
