@@ -37,19 +37,7 @@ pub trait ServiceHandler: Send + Sync + 'static {
 /// dropped without being served is answered status 8.
 pub struct IncomingCall {
     /// Taken by the method that consumes the call; `None` afterwards.
-    inner: Option<CallInner>,
-}
-
-struct CallInner {
-    service: &'static str,
-    method: Utf8Bytes,
-    serializer: Serializer,
-    /// A one-way request (message type 3): never answered.
-    oneway: bool,
-    payload: Bytes,
-    metadata: Metadata,
-    deadline: Option<Instant>,
-    slot: SlotGuard,
+    inner: Option<CallParts>,
 }
 
 impl std::fmt::Debug for IncomingCall {
@@ -72,6 +60,7 @@ pub(crate) struct CallParts {
     pub service: &'static str,
     pub method: Utf8Bytes,
     pub serializer: Serializer,
+    /// A one-way request (message type 3): never answered.
     pub oneway: bool,
     pub payload: Bytes,
     pub metadata: Metadata,
@@ -81,28 +70,7 @@ pub(crate) struct CallParts {
 
 impl IncomingCall {
     pub(crate) fn new(parts: CallParts) -> IncomingCall {
-        let CallParts {
-            service,
-            method,
-            serializer,
-            oneway,
-            payload,
-            metadata,
-            deadline,
-            slot,
-        } = parts;
-        IncomingCall {
-            inner: Some(CallInner {
-                service,
-                method,
-                serializer,
-                oneway,
-                payload,
-                metadata,
-                deadline,
-                slot,
-            }),
-        }
+        IncomingCall { inner: Some(parts) }
     }
 
     /// The method's wire name.
@@ -234,11 +202,11 @@ struct CallTask {
     slot: SlotGuard,
 }
 
-impl CallInner {
+impl CallParts {
     /// Splits the call into the handler's context (taking the metadata,
     /// not copying it), the args payload, and the rest.
     fn into_context(self) -> (CallContext, Bytes, CallTask) {
-        let CallInner {
+        let CallParts {
             service,
             method,
             serializer,
@@ -270,7 +238,7 @@ impl CallInner {
 
 /// Answers a call from synchronous code (unless it is one-way); its slot
 /// is freed when `call` is dropped.
-fn answer_now(call: &CallInner, code: StatusCode, message: &str) {
+fn answer_now(call: &CallParts, code: StatusCode, message: &str) {
     if !call.oneway {
         let frame = call
             .slot
