@@ -105,6 +105,14 @@ impl Builder {
         self
     }
 
+    /// Whether generated modules embed their `.rpc` source for server
+    /// reflection (default `true`). See
+    /// [`CodegenOptions::embed_idl_source`].
+    pub fn embed_idl_source(mut self, embed: bool) -> Self {
+        self.codegen = self.codegen.embed_idl_source(embed);
+        self
+    }
+
     /// Checks `files` (and their imports) and writes one Rust module per
     /// file; prints `cargo:rerun-if-changed=` for every file read and
     /// `cargo:warning=` for every IDL warning to stdout.

@@ -850,14 +850,21 @@ impl Diagnostics {
 }
 
 fn render_into(out: &mut String, diagnostic: &Diagnostic) {
-    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::none())
-        .with_links(false)
-        .with_width(100);
-    if handler.render_report(out, diagnostic).is_err() {
+    if render_report(out, diagnostic).is_err() {
         // Rendering into a String cannot fail on I/O; fall back to one line.
         out.push_str(&diagnostic.one_line());
         out.push('\n');
     }
+}
+
+/// Renders any miette diagnostic the way idlc renders its own (ASCII, no
+/// colors, 100 columns), for tools that report with their own types.
+pub(crate) fn render_report(out: &mut String, diagnostic: &dyn miette::Diagnostic) -> fmt::Result {
+    GraphicalReportHandler::new_themed(GraphicalTheme::none())
+        .with_links(false)
+        .with_width(100)
+        .with_show_related_as_nested(true)
+        .render_report(out, diagnostic)
 }
 
 impl fmt::Display for Diagnostics {

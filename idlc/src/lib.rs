@@ -11,7 +11,8 @@
 //! 4. [`codegen`]: a [`model::FileModel`] to a Rust module.
 //!
 //! Beside them, [`format`](mod@format) lays a file out canonically, comments kept (the
-//! `idlc fmt` command).
+//! `idlc fmt` command), and [`compat`] compares two versions of a set of
+//! files for changes that break old peers (the `idlc compat` command).
 //!
 //! Problems are [`Diagnostic`]s (codes such as `idl::unknown_type`, a caret
 //! under the spot, a fix hint), rendered with miette.
@@ -42,6 +43,7 @@
 pub mod builder;
 mod check;
 pub mod codegen;
+pub mod compat;
 pub mod diagnostic;
 pub mod format;
 mod load;

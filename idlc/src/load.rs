@@ -23,6 +23,8 @@ pub(crate) struct LoadedFile {
     pub source: SourceFile,
     /// The generated module's name: the file stem.
     pub module_name: String,
+    /// The name its embedded source goes by (see [`idl_name_of_import`]).
+    pub idl_name: String,
     /// The syntax tree.
     pub ast: ast::File,
     /// Its resolved imports, in order.
@@ -78,7 +80,9 @@ pub(crate) fn load(roots: &[PathBuf], include_dirs: &[PathBuf]) -> Loaded {
         queue: VecDeque::new(),
     };
     for root in roots {
-        loader.register(normalize(root), None);
+        let root = normalize(root);
+        let name = file_name_of(&root);
+        loader.register(root, None, name);
     }
     while let Some(id) = loader.queue.pop_front() {
         loader.parse_file(id);
@@ -90,7 +94,12 @@ pub(crate) fn load(roots: &[PathBuf], include_dirs: &[PathBuf]) -> Loaded {
 
 impl Loader<'_> {
     /// Reads a file unless it is loaded already; returns its id.
-    fn register(&mut self, path: PathBuf, origin: Option<Origin>) -> Option<FileId> {
+    fn register(
+        &mut self,
+        path: PathBuf,
+        origin: Option<Origin>,
+        idl_name: String,
+    ) -> Option<FileId> {
         let identity = identity(&path);
         if let Some(&id) = self.by_identity.get(&identity) {
             return Some(id);
@@ -117,6 +126,7 @@ impl Loader<'_> {
             id,
             source,
             module_name: module_name.clone(),
+            idl_name,
             ast: ast::File::default(),
             imports: Vec::new(),
         });
@@ -206,6 +216,7 @@ impl Loader<'_> {
             return;
         };
         let text = file.source.text.clone();
+        let importer_name = file.idl_name.clone();
         let dir = file
             .source
             .path
@@ -223,8 +234,9 @@ impl Loader<'_> {
                 span: import.span,
             };
             match self.find_import(&dir, &import.path) {
-                Ok(path) => {
-                    if let Some(target) = self.register(path, Some(origin)) {
+                Ok((path, found_in)) => {
+                    let name = idl_name_of_import(&importer_name, &import.path, &path, found_in);
+                    if let Some(target) = self.register(path, Some(origin), name) {
                         edges.push(ImportEdge {
                             target,
                             span: import.span,
@@ -244,8 +256,8 @@ impl Loader<'_> {
     }
 
     /// The file an import refers to: relative to the importing file's
-    /// directory, then to each include directory.
-    fn find_import(&self, dir: &Path, written: &str) -> Result<PathBuf, DiagnosticKind> {
+    /// directory, then to each include directory; with where it was found.
+    fn find_import(&self, dir: &Path, written: &str) -> Result<(PathBuf, FoundIn), DiagnosticKind> {
         let relative = Path::new(written);
         let candidates: Vec<PathBuf> = if written.is_empty() {
             Vec::new()
@@ -257,8 +269,15 @@ impl Loader<'_> {
                 .map(|path| normalize(&path))
                 .collect()
         };
-        if let Some(found) = candidates.iter().find(|path| path.is_file()) {
-            return Ok(found.clone());
+        if let Some(position) = candidates.iter().position(|path| path.is_file()) {
+            let found_in = if relative.is_absolute() {
+                FoundIn::Absolute
+            } else if position == 0 {
+                FoundIn::ImporterDir
+            } else {
+                FoundIn::IncludeDir
+            };
+            return Ok((candidates[position].clone(), found_in));
         }
         let looked: Vec<String> = candidates
             .iter()
@@ -284,6 +303,46 @@ impl Loader<'_> {
             help: Some(help),
         })
     }
+}
+
+/// Where an import was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FoundIn {
+    /// Relative to the importing file's directory.
+    ImporterDir,
+    /// Relative to an include directory.
+    IncludeDir,
+    /// The import path is absolute.
+    Absolute,
+}
+
+/// The file name of a path (`idl/hello.rpc` -> `hello.rpc`): the
+/// [`idl_name`](LoadedFile::idl_name) of a file named on the command line.
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| display_name(path))
+}
+
+/// The name an imported file's embedded source goes by: never an absolute
+/// path, always `/`-separated, the same on every machine.
+///
+/// Names form one tree in which every import resolves as idlc resolved it:
+/// a file named on the command line is its file name; a file found next to
+/// its importer is the import path taken from the importer's name
+/// (`shop.rpc` importing `common/money.rpc` -> `common/money.rpc`; it may
+/// start with `../`); a file found in an include directory is the import
+/// path itself; an absolute import is its file name.
+fn idl_name_of_import(importer: &str, written: &str, found: &Path, found_in: FoundIn) -> String {
+    let written = Path::new(written);
+    let joined = match found_in {
+        FoundIn::Absolute => return file_name_of(found),
+        FoundIn::IncludeDir => written.to_path_buf(),
+        FoundIn::ImporterDir => Path::new(importer)
+            .parent()
+            .map_or_else(|| written.to_path_buf(), |dir| dir.join(written)),
+    };
+    display_name(&normalize(&joined))
 }
 
 fn kind_at(kind: DiagnosticKind, at: SourceSpan) -> DiagnosticKind {

@@ -4,6 +4,8 @@
 //! with `build --check`, stale generated files; with `fmt --check`, files
 //! that would be reformatted), 2 bad usage or I/O failure.
 
+mod compat_command;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,9 +28,12 @@ Examples:
       Rewrite the files in the canonical layout (only those that change).
   idlc fmt --check idl/*.rpc
       Write nothing; exit 1 if any file would be reformatted.
+  idlc compat release/idl idl
+      Exit 1 if the tree idl/ breaks peers built from release/idl/.
 
-Exit status: 0 ok (warnings allowed), 1 IDL errors, stale files or files that
-would be reformatted, 2 usage or I/O errors.";
+Exit status: 0 ok (warnings allowed), 1 IDL errors, stale files, files that
+would be reformatted or breaking changes, 2 usage or I/O errors (and, for
+`compat`, IDL errors in either version).";
 
 /// The Courier IDL compiler: `.rpc` files to Rust types, server traits and
 /// client stubs.
@@ -56,6 +61,10 @@ enum Command {
         /// Also look for imports in DIR (repeatable).
         #[arg(short = 'I', long = "include", value_name = "DIR")]
         include: Vec<PathBuf>,
+        /// Do not embed the .rpc sources in the generated modules (they
+        /// are embedded by default, for server reflection).
+        #[arg(long)]
+        no_idl_source: bool,
     },
     /// Check .rpc files and print diagnostics; generate nothing.
     #[command(after_help = EXAMPLES)]
@@ -77,6 +86,22 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Report the changes from OLD to NEW that break peers built from OLD.
+    #[command(after_help = EXAMPLES)]
+    Compat {
+        /// The old version: a .rpc file, or a directory of them.
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The new version: a .rpc file, or a directory of them.
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+        /// Accept the changes of this rule (repeatable).
+        #[arg(long, value_name = "RULE", value_parser = clap::builder::PossibleValuesParser::new(compat_command::rule_ids()))]
+        allow: Vec<String>,
+        /// A serializer peers use (repeatable; default: protobuf, json and msgpack).
+        #[arg(long, value_name = "SERIALIZER", value_parser = clap::builder::PossibleValuesParser::new(compat_command::serializer_ids()))]
+        serializer: Vec<String>,
+    },
 }
 
 /// Exit status 1: IDL errors or stale files.
@@ -93,9 +118,19 @@ fn main() -> ExitCode {
             out_dir,
             check,
             include,
-        } => build(&files, &out_dir, check, &include),
+            no_idl_source,
+        } => {
+            let codegen = CodegenOptions::default().embed_idl_source(!no_idl_source);
+            build(&files, &out_dir, check, &include, &codegen)
+        }
         Command::Check { files, include } => check_only(&files, &include),
         Command::Fmt { files, check } => fmt(&files, check),
+        Command::Compat {
+            old,
+            new,
+            allow,
+            serializer,
+        } => compat_command::run(&old, &new, &allow, &serializer),
     };
     ExitCode::from(code)
 }
@@ -146,7 +181,13 @@ fn check_only(files: &[PathBuf], include: &[PathBuf]) -> u8 {
     if analysis.has_errors() { FAILED } else { 0 }
 }
 
-fn build(files: &[PathBuf], out_dir: &Path, check: bool, include: &[PathBuf]) -> u8 {
+fn build(
+    files: &[PathBuf],
+    out_dir: &Path,
+    check: bool,
+    include: &[PathBuf],
+    codegen: &CodegenOptions,
+) -> u8 {
     let options = match validate_inputs(files, include) {
         Ok(options) => options,
         Err(code) => return code,
@@ -157,7 +198,7 @@ fn build(files: &[PathBuf], out_dir: &Path, check: bool, include: &[PathBuf]) ->
         Ok(checked) => checked,
         Err(_) => return FAILED,
     };
-    let generated = generate_files(&checked.files, &CodegenOptions::default());
+    let generated = generate_files(&checked.files, codegen);
     if check {
         let stale: Vec<_> = generated
             .iter()

@@ -4,7 +4,11 @@
 //! codegen's job. Every reference is resolved and every rule of IDL.md has
 //! been checked, so codegen never has to report an error.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use miette::SourceSpan;
 
 /// One checked `.rpc` file: it becomes one generated Rust module.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +17,16 @@ pub struct FileModel {
     pub source: PathBuf,
     /// The name of the generated module (and output file): the file stem.
     pub module_name: String,
+    /// The name its embedded source goes by: `/`-separated and relative
+    /// (`hello.rpc`, `common/money.rpc`), never an absolute path. A file
+    /// named to idlc is its file name; an imported file is named so that
+    /// every `import` resolves in the tree of names as idlc resolved it.
+    pub idl_name: String,
+    /// The file's text, as read.
+    pub text: Arc<str>,
+    /// The module names of every file it imports, transitively, each once,
+    /// breadth first in import order (itself excluded).
+    pub imports: Vec<String>,
     /// The dotted `package` declaration, if any.
     pub package: Option<String>,
     /// Constants, in declaration order.
@@ -21,6 +35,9 @@ pub struct FileModel {
     pub types: Vec<TypeDef>,
     /// Services, in declaration order.
     pub services: Vec<Service>,
+    /// Where each declaration is in [`FileModel::text`] (for tools that
+    /// point at the source, such as `idlc compat`; codegen ignores it).
+    pub spans: DeclSpans,
 }
 
 /// Doc comment lines (`///`), without the slashes and one leading space.
@@ -242,4 +259,84 @@ pub struct Method {
     pub idempotent: bool,
     /// `@timeout(ms = N)`.
     pub timeout_ms: Option<u64>,
+}
+
+/// Where the declarations of one file are, by IDL name: byte spans into the
+/// file's text. Filled by `check`; read by tools that report about the
+/// model (`idlc compat`). Lookups of names the file does not declare give
+/// `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeclSpans {
+    pub(crate) types: HashMap<String, SourceSpan>,
+    pub(crate) members: HashMap<(String, String), MemberSpans>,
+    pub(crate) services: HashMap<String, ServiceSpans>,
+    pub(crate) methods: HashMap<(String, String), MethodSpans>,
+    pub(crate) params: HashMap<(String, String, String), MemberSpans>,
+}
+
+/// Where a field, union arm, parameter or enum variant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberSpans {
+    /// Its name.
+    pub name: SourceSpan,
+    /// Its tag (for enum variants: its value).
+    pub tag: SourceSpan,
+    /// Its type (enum variants: its name).
+    pub ty: SourceSpan,
+    /// Its default value, if it has one.
+    pub default: Option<SourceSpan>,
+}
+
+/// Where a service is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceSpans {
+    /// Its name.
+    pub name: SourceSpan,
+    /// Its `@version` annotation, if any.
+    pub version: Option<SourceSpan>,
+}
+
+/// Where a method is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodSpans {
+    /// Its name.
+    pub name: SourceSpan,
+    /// The `oneway` keyword, if written.
+    pub oneway: Option<SourceSpan>,
+    /// The return type (or `void`).
+    pub returns: SourceSpan,
+    /// Each type of its `throws` list, in order.
+    pub throws: Vec<SourceSpan>,
+}
+
+impl DeclSpans {
+    /// The name of a declared struct, error, enum or union.
+    pub fn type_name(&self, ty: &str) -> Option<SourceSpan> {
+        self.types.get(ty).copied()
+    }
+
+    /// A field of a struct or error, an arm of a union, or a variant of an
+    /// enum.
+    pub fn member(&self, ty: &str, member: &str) -> Option<MemberSpans> {
+        self.members
+            .get(&(ty.to_owned(), member.to_owned()))
+            .copied()
+    }
+
+    /// A service.
+    pub fn service(&self, service: &str) -> Option<ServiceSpans> {
+        self.services.get(service).copied()
+    }
+
+    /// A method of a service.
+    pub fn method(&self, service: &str, method: &str) -> Option<&MethodSpans> {
+        self.methods.get(&(service.to_owned(), method.to_owned()))
+    }
+
+    /// A parameter of a method.
+    pub fn param(&self, service: &str, method: &str, param: &str) -> Option<MemberSpans> {
+        self.params
+            .get(&(service.to_owned(), method.to_owned(), param.to_owned()))
+            .copied()
+    }
 }

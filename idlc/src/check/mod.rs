@@ -11,6 +11,7 @@ mod fields;
 mod layout;
 pub(crate) mod names;
 mod services;
+mod spans;
 mod symbols;
 mod types;
 mod values;
@@ -25,6 +26,10 @@ use crate::source::FileId;
 use annotations::Target;
 use names::{Case, Clash, NameScope};
 use symbols::{SymbolId, SymbolTable, package_of};
+
+/// The constant every generated module declares for its embedded `.rpc`
+/// source (codegen's `IDL_SOURCE`); no IDL constant may become it.
+pub(crate) const IDL_SOURCE_CONST: &str = "IDL_SOURCE";
 
 /// The checked files and every problem found.
 #[derive(Debug, Default)]
@@ -75,6 +80,25 @@ fn visible_files(files: &[LoadedFile], from: FileId) -> HashSet<FileId> {
     seen
 }
 
+/// The module names of the files `from` imports, transitively, each once,
+/// breadth first in import order.
+fn transitive_imports(files: &[LoadedFile], from: FileId) -> Vec<String> {
+    let mut seen = HashSet::from([from]);
+    let mut order = Vec::new();
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(id) = queue.pop_front() {
+        for edge in files.get(id.0).map_or(&[][..], |f| f.imports.as_slice()) {
+            if seen.insert(edge.target) {
+                queue.push_back(edge.target);
+                if let Some(file) = files.get(edge.target.0) {
+                    order.push(file.module_name.clone());
+                }
+            }
+        }
+    }
+    order
+}
+
 /// Checks one file against the symbols of all.
 struct FileChecker<'a> {
     file: &'a LoadedFile,
@@ -104,10 +128,14 @@ impl FileChecker<'_> {
         let mut model = FileModel {
             source: file.source.path.clone(),
             module_name: file.module_name.clone(),
+            idl_name: file.idl_name.clone(),
+            text: std::sync::Arc::clone(&file.source.text),
+            imports: transitive_imports(self.files, file.id),
             package: package_of(file),
             constants: Vec::new(),
             types: Vec::new(),
             services: Vec::new(),
+            spans: spans::of_file(&file.ast),
         };
         let mut constants = NameScope::new(
             Case::ShoutySnake,
@@ -118,6 +146,15 @@ impl FileChecker<'_> {
             match decl {
                 Decl::Const(c) => {
                     match constants.declare(&c.name) {
+                        Ok(()) if Case::ShoutySnake.apply(&c.name.name) == IDL_SOURCE_CONST => self
+                            .report(DiagnosticKind::RustNameCollision {
+                                name: c.name.name.clone(),
+                                other: "the embedded .rpc source".to_owned(),
+                                rust: IDL_SOURCE_CONST.to_owned(),
+                                scope: format!("constants of module `{}`", file.module_name),
+                                span: c.name.span,
+                                first: None,
+                            }),
                         Ok(()) => {}
                         Err(Clash::Duplicate(first)) => {
                             self.report(DiagnosticKind::DuplicateType {

@@ -6,6 +6,7 @@
 //! imported as `__rt`.
 
 mod docs;
+mod idl_source;
 mod names;
 mod options;
 mod rust_types;
@@ -33,22 +34,27 @@ fn file_tokens(file: &FileModel, options: &CodegenOptions) -> proc_macro2::Token
         TypeDef::Enum(e) => types::enum_item(e, scope),
         TypeDef::Union(u) => types::union_item(u, scope),
     });
+    let embed = options.embeds_idl_source();
+    let idl_method = embed.then(|| idl_source::service_idl_method(file));
     let services = file
         .services
         .iter()
-        .map(|s| service::service_items(s, scope));
+        .map(|s| service::service_items(s, scope, idl_method.as_ref()));
+    let source = embed.then(|| idl_source::source_const(file));
     // Constants alone need nothing from the runtime.
-    let runtime_import = (!file.types.is_empty() || !file.services.is_empty()).then(|| {
-        quote!(
-            use ::courier::codegen as __rt;
-        )
-    });
+    let runtime_import =
+        (embed || !file.types.is_empty() || !file.services.is_empty()).then(|| {
+            quote!(
+                use ::courier::codegen as __rt;
+            )
+        });
     quote! {
         #runtime_import
 
         #(#constants)*
         #(#types)*
         #(#services)*
+        #source
     }
 }
 

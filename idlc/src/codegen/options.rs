@@ -28,6 +28,8 @@ pub enum MapType {
 pub struct CodegenOptions {
     pub(crate) map_type: MapType,
     type_attributes: Vec<(String, String)>,
+    /// `embed_idl_source(false)` was called (embedding is on by default).
+    omit_idl_source: bool,
 }
 
 impl CodegenOptions {
@@ -35,6 +37,22 @@ impl CodegenOptions {
     pub fn map_type(mut self, map_type: MapType) -> Self {
         self.map_type = map_type;
         self
+    }
+
+    /// Whether each generated module embeds the `.rpc` source it was
+    /// generated from (default `true`): a `pub const IDL_SOURCE`, and per
+    /// service adapter a `ServiceHandler::idl` that returns it with the
+    /// sources of every file it imports, for server reflection. `false`
+    /// leaves both out (the adapters then answer `None`).
+    pub fn embed_idl_source(mut self, embed: bool) -> Self {
+        self.omit_idl_source = !embed;
+        self
+    }
+
+    /// Whether the `.rpc` source is embedded (see
+    /// [`embed_idl_source`](Self::embed_idl_source)).
+    pub fn embeds_idl_source(&self) -> bool {
+        !self.omit_idl_source
     }
 
     /// Adds `attribute` (Rust source, such as `#[derive(Hash)]`) to the

@@ -39,7 +39,13 @@ impl MethodNames {
 }
 
 /// Every item of a service.
-pub fn service_items(service: &Service, scope: Scope<'_>) -> TokenStream {
+/// `idl_method` is the adapter's `ServiceHandler::idl` when the source is
+/// embedded.
+pub fn service_items(
+    service: &Service,
+    scope: Scope<'_>,
+    idl_method: Option<&TokenStream>,
+) -> TokenStream {
     let messages = messages_module(service, scope);
     let errors = service
         .methods
@@ -47,7 +53,7 @@ pub fn service_items(service: &Service, scope: Scope<'_>) -> TokenStream {
         .filter(|m| !m.throws.is_empty())
         .map(|m| declared_error_enum(service, m, scope));
     let server_trait = server_trait(service, scope);
-    let adapter = server_adapter(service);
+    let adapter = server_adapter(service, idl_method);
     let client = client_stub(service, scope);
     quote! {
         #messages
@@ -133,9 +139,11 @@ fn messages_module(service: &Service, scope: Scope<'_>) -> TokenStream {
             };
         }
     });
+    // An inner doc: rustdoc resolves its `super::` link from inside the
+    // module (an outer one resolves from the parent).
     quote! {
-        #[doc = #module_doc]
         pub mod #module {
+            #![doc = #module_doc]
             use super::__rt;
 
             #(#items)*
@@ -259,7 +267,7 @@ fn server_trait(service: &Service, scope: Scope<'_>) -> TokenStream {
 }
 
 /// `struct GreeterServer<T>` implementing the runtime's `ServiceHandler`.
-fn server_adapter(service: &Service) -> TokenStream {
+fn server_adapter(service: &Service, idl_method: Option<&TokenStream>) -> TokenStream {
     let trait_ident = names::type_ident(&service.name);
     let ident = format_ident!("{}Server", names::type_name(&service.name));
     let module = messages_module_ident(service);
@@ -335,6 +343,8 @@ fn server_adapter(service: &Service) -> TokenStream {
                     _ => call.reject_unknown_method(),
                 }
             }
+
+            #idl_method
         }
     }
 }

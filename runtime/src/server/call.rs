@@ -27,6 +27,14 @@ pub trait ServiceHandler: Send + Sync + 'static {
     /// (serve it or reject it). Runs on the connection's reader: it must not
     /// block, and the serve methods spawn the handler as a task.
     fn dispatch(&self, call: IncomingCall);
+
+    /// The `.rpc` sources the service was generated from, for server
+    /// reflection: generated adapters answer the sources idlc embedded
+    /// (unless it was told not to); `None` (the default) for handlers
+    /// written by hand.
+    fn idl(&self) -> Option<&'static crate::codegen::ServiceIdl> {
+        None
+    }
 }
 
 /// One request on its way to a handler.
