@@ -14,8 +14,14 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start() -> ServeProcess {
+        ServeProcess::start_with(&[])
+    }
+
+    /// `demo serve` with more arguments.
+    fn start_with(extra: &[&str]) -> ServeProcess {
         let mut child = Command::new(DEMO)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -149,4 +155,100 @@ fn bad_usage_exits_2() {
         .output()
         .expect("run demo");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// Writes a CA, a server certificate (`localhost`, 127.0.0.1) and a client
+/// certificate, made now with rcgen, as PEM files into `dir`.
+fn write_certificates(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        SanType,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "demo CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).expect("write");
+    write("ca.pem", ca_cert.pem());
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let mut client = CertificateParams::new(vec!["demo-client".to_owned()]).expect("params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "demo client");
+    for (name, params) in [("server", server), ("client", client)] {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        write(&format!("{name}.pem"), cert.pem());
+        write(&format!("{name}.key"), key.serialize_pem());
+    }
+}
+
+#[test]
+fn serve_and_call_over_mutual_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_certificates(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let server = ServeProcess::start_with(&[
+        "--tls-cert",
+        &file("server.pem"),
+        "--tls-key",
+        &file("server.key"),
+        "--tls-ca",
+        &file("ca.pem"),
+    ]);
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let mutual = [
+        "--connect",
+        &server.addr,
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    let out = demo_call(&[&mutual[..], &["Bob"]].concat());
+    assert!(
+        out.status.success(),
+        "demo call over mutual TLS failed: {out:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello, Bob!");
+
+    let failures: [(&[&str], &str); 3] = [
+        (
+            &["--connect", &server.addr, "--tls-ca", &ca],
+            "the server requires a client certificate (mutual TLS)",
+        ),
+        (
+            &["--connect", &server.addr],
+            "the server speaks TLS; configure TLS on the channel",
+        ),
+        (
+            &[&mutual[..], &["--tls-server-name", "foo"]].concat(),
+            ", not `foo`;",
+        ),
+    ];
+    for (args, expected) in failures {
+        let out = demo_call(&[args, &["Bob"]].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // The server goes on serving.
+    let out = demo_call(&[&mutual[..], &["Alice"]].concat());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Hello, Alice!",
+        "{out:?}"
+    );
+    assert!(server.terminate().success());
 }

@@ -176,6 +176,17 @@ pub enum TransportError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// TLS failed: the handshake, a certificate check (on either side), a
+    /// TLS alert from the server, or TLS on one side only. The message
+    /// says what to fix.
+    #[error("TLS with {addr} failed: {source}")]
+    Tls {
+        /// The server.
+        addr: String,
+        /// What went wrong.
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// The connection was closed or broke while the call was in flight.
     #[error("connection lost: {0}")]
     ConnectionLost(String),

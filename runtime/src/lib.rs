@@ -8,7 +8,13 @@
 //! Generated code reaches the runtime only through [`codegen`]; include a
 //! generated module with [`include_idl!`].
 
+// Generated code names `::courier::codegen`; the built-in services'
+// generated code lives in this crate.
+extern crate self as courier;
+
+pub mod auth;
 pub mod balance;
+pub mod builtin;
 mod catch_unwind;
 pub mod client;
 pub mod codegen;
@@ -18,6 +24,7 @@ pub mod protocol;
 pub mod registry;
 pub mod serializer;
 pub mod server;
+pub mod tls;
 
 pub use context::{CallContext, Metadata};
 pub use error::{NoDeclaredError, RpcError, Status, StatusCode, TransportError};

@@ -2,25 +2,32 @@
 //!
 //! - `demo`: providers, the in-process registry and a consumer in one
 //!   process; makes calls, prints what came back, exits 0.
-//! - `demo serve --listen ADDR [--registry URL]`: serves `hello.Greeter` and
-//!   `shop.OrderBook`; prints `listening on IP:PORT` first; exits 0 after a
-//!   graceful shutdown on SIGINT or SIGTERM.
+//! - `demo serve --listen ADDR [--registry URL] [--tls-cert FILE --tls-key
+//!   FILE [--tls-ca FILE]]`: serves `hello.Greeter` and `shop.OrderBook`
+//!   (with `courier.Reflection` and `courier.Health`), over TLS with
+//!   `--tls-cert/--tls-key` (and mutual TLS with `--tls-ca`: clients must
+//!   present a certificate signed by it); prints `listening on IP:PORT`
+//!   first; exits 0 after a graceful shutdown on SIGINT or SIGTERM.
 //! - `demo call (--connect ADDR | --registry URL [--strategy NAME])
-//!   [--serializer NAME] NAME`: calls `say_hello` (through a balanced
-//!   channel over every registered instance with `--registry`), prints the
-//!   greeting; on failure prints the error and exits 1.
+//!   [--serializer NAME] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]
+//!   [--tls-server-name NAME]] NAME`: calls `say_hello` (through a balanced
+//!   channel over every registered instance with `--registry`; over TLS
+//!   trusting `--tls-ca`), prints the greeting; on failure prints the error
+//!   and exits 1.
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use courier::balance::{Strategy, hash_key_of};
-use courier::client::{BalanceOptions, CallOptions, Channel};
+use courier::client::{BalanceOptions, CallOptions, Channel, ChannelConfig};
 use courier::registry::{MemoryRegistry, Registry, RegistryUrl, ServiceInstance};
 use courier::server::{Server, ServerHandle};
+use courier::tls::{ClientTlsConfig, ServerTlsConfig};
 use courier::{RpcError, Serializer};
 use idl_examples::greeter::HelloGreeter;
 use idl_examples::hello::{GreeterClient, GreeterServer, SayHelloError};
@@ -48,6 +55,8 @@ enum Command {
         /// Registry to publish the services in (`memory` or `zk://...`).
         #[arg(long, value_name = "URL", default_value = "memory")]
         registry: RegistryUrl,
+        #[command(flatten)]
+        tls: ServeTls,
     },
     /// Call hello.Greeter/say_hello once and print the greeting.
     Call {
@@ -69,9 +78,79 @@ enum Command {
         /// Serializer for the call: protobuf, json, postcard or msgpack.
         #[arg(long, value_name = "NAME", default_value = "protobuf")]
         serializer: Serializer,
+        #[command(flatten)]
+        tls: CallTls,
         /// The name to greet.
         name: String,
     },
+}
+
+/// TLS for `demo serve`.
+#[derive(Debug, clap::Args)]
+struct ServeTls {
+    /// Serve TLS with this PEM certificate chain (leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates signed by a CA in this PEM file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl ServeTls {
+    fn config(&self) -> Result<Option<ServerTlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut config = ServerTlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+        if let Some(ca) = &self.tls_ca {
+            config = config
+                .with_client_ca_pem_file(ca)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Some(config))
+    }
+}
+
+/// TLS for `demo call`.
+#[derive(Debug, clap::Args)]
+struct CallTls {
+    /// Speak TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS: present this PEM client certificate chain.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Check the server's certificate against this name instead of the
+    /// host dialed.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    tls_server_name: Option<String>,
+}
+
+impl CallTls {
+    fn channel_config(&self) -> Result<ChannelConfig, String> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(ChannelConfig::default());
+        };
+        let mut tls = ClientTlsConfig::from_ca_pem_file(ca).map_err(|e| e.to_string())?;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            tls = tls
+                .with_identity_pem_files(cert, key)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(name) = &self.tls_server_name {
+            tls = tls.with_server_name(name).map_err(|e| e.to_string())?;
+        }
+        Ok(ChannelConfig {
+            tls: Some(tls),
+            ..ChannelConfig::default()
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -93,14 +172,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             None => run_in_process().await,
-            Some(Command::Serve { listen, registry }) => serve(&listen, registry).await,
+            Some(Command::Serve {
+                listen,
+                registry,
+                tls,
+            }) => serve(&listen, registry, &tls).await,
             Some(Command::Call {
                 connect,
                 registry,
                 strategy,
                 serializer,
+                tls,
                 name,
-            }) => call(connect, registry, strategy, serializer, name).await,
+            }) => call(connect, registry, strategy, serializer, &tls, name).await,
         }
     });
     match result {
@@ -112,21 +196,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts one provider: a server with both services, published in `registry`.
+/// Starts one provider: a server with both services (over TLS with
+/// `tls`), published in `registry`.
 async fn start_provider(
     listen: &str,
     registry: &dyn Registry,
+    tls: Option<ServerTlsConfig>,
 ) -> Result<(ServerHandle, Vec<ServiceInstance>), String> {
-    let server = Server::builder()
+    let builder = match tls {
+        Some(tls) => Server::builder().tls(tls),
+        None => Server::builder(),
+    };
+    let server = builder
         .add_service(GreeterServer::new(HelloGreeter::default()))
         .add_service(OrderBookServer::new(MemoryOrderBook::default()))
+        // `courier list/describe/call` need no local .rpc files, and
+        // balancers can probe it.
+        .enable_reflection()
+        .enable_health()
         .bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = server.local_addr();
     let mut instances = Vec::new();
     for service in [GreeterClient::WIRE_NAME, OrderBookClient::WIRE_NAME] {
-        let instance = ServiceInstance::new(service, addr);
+        let instance = ServiceInstance::new(service, addr).with_tls(server.speaks_tls());
         registry
             .register(instance.clone())
             .await
@@ -141,7 +235,7 @@ async fn run_in_process() -> Result<(), String> {
     let registry = MemoryRegistry::new();
     let mut providers = Vec::new();
     for _ in 0..2 {
-        providers.push(start_provider("127.0.0.1:0", &registry).await?);
+        providers.push(start_provider("127.0.0.1:0", &registry, None).await?);
     }
     for (server, _) in &providers {
         println!("provider listening on {}", server.local_addr());
@@ -268,11 +362,12 @@ async fn run_in_process() -> Result<(), String> {
 }
 
 /// `demo serve`.
-async fn serve(listen: &str, registry_url: RegistryUrl) -> Result<(), String> {
+async fn serve(listen: &str, registry_url: RegistryUrl, tls: &ServeTls) -> Result<(), String> {
+    let tls = tls.config()?;
     let registry: Arc<dyn Registry> = courier::registry::connect_registry(&registry_url)
         .await
         .map_err(|e| e.to_string())?;
-    let (server, instances) = start_provider(listen, registry.as_ref()).await?;
+    let (server, instances) = start_provider(listen, registry.as_ref(), tls).await?;
     {
         let mut stdout = std::io::stdout().lock();
         // The first line is a contract: scripts and tests read the port from it.
@@ -311,10 +406,12 @@ async fn call(
     registry: Option<RegistryUrl>,
     strategy: Strategy,
     serializer: Serializer,
+    tls: &CallTls,
     name: String,
 ) -> Result<(), String> {
+    let config = tls.channel_config()?;
     let channel = match (connect, registry) {
-        (Some(addr), _) => Channel::connect(addr.as_str())
+        (Some(addr), _) => Channel::connect_with(addr.as_str(), config)
             .await
             .map_err(|e| e.to_string())?,
         (None, Some(url)) => {
@@ -324,7 +421,10 @@ async fn call(
             Channel::balanced(
                 registry,
                 GreeterClient::WIRE_NAME,
-                BalanceOptions::with_strategy(strategy),
+                BalanceOptions {
+                    channel: config,
+                    ..BalanceOptions::with_strategy(strategy)
+                },
             )
             .await
             .map_err(|e| e.to_string())?

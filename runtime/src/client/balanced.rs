@@ -2,7 +2,9 @@
 //! instance of a service, kept current from a registry watch; each call
 //! asks a [`Balancer`] for an instance, fails over by the rules of
 //! [`Retry`], spends a [`RetryBudget`], and ejects instances that keep
-//! failing.
+//! failing. An ejected instance due a probe is asked `courier.Health`
+//! first (in the background); only an instance that does not serve it is
+//! probed with a real call.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -19,9 +21,13 @@ use super::channel::{ChannelShared, HostPort};
 use super::config::ChannelConfig;
 use super::method::MethodDescriptor;
 use crate::balance::{Balancer, Candidate, Strategy, hash_key_of};
+use crate::builtin::generated::health::health::{self, CheckArgs, CheckReply};
+use crate::builtin::health::{CheckError, ServingStatus};
+use crate::context::Metadata;
 use crate::context::cap_timeout;
 use crate::error::{RpcError, Status, StatusCode, TransportError};
 use crate::registry::{InstanceWatch, Registry, ServiceInstance};
+use crate::serializer::Serializer;
 
 /// The default share of calls that may be retried: 20%.
 pub const DEFAULT_RETRY_RATIO: f64 = 0.2;
@@ -35,6 +41,10 @@ pub const DEFAULT_EJECT_AFTER: u32 = 5;
 pub const DEFAULT_EJECT_BASE: Duration = Duration::from_secs(1);
 /// The default longest ejection period.
 pub const DEFAULT_EJECT_MAX: Duration = Duration::from_secs(30);
+
+/// How long a health probe of an ejected instance may take (connecting
+/// included) before it counts as failed.
+pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The most attempts a call can make, whatever the options say.
 const ATTEMPTS_CAP: usize = 8;
@@ -216,6 +226,8 @@ struct Endpoint {
     /// A stable hash of the instance id: the [`Candidate::id`].
     key: u64,
     address: String,
+    /// The instance speaks TLS (registered with `sslPort`).
+    tls: bool,
     weight: AtomicU32,
     connection: OnceCell<Arc<ChannelShared>>,
     in_flight: AtomicUsize,
@@ -228,8 +240,11 @@ struct Endpoint {
     /// ejected; 0 while it is in rotation. Once passed, the instance is due
     /// a probe.
     ejected_until: AtomicU64,
-    /// A probe call is in flight.
+    /// A probe (a health check or a call) is in flight.
     probing: AtomicBool,
+    /// The instance does not serve `courier.Health` (or not for this
+    /// service): its probe is the next real call.
+    no_health_probe: AtomicBool,
 }
 
 /// How an endpoint may be used now.
@@ -246,6 +261,7 @@ impl Endpoint {
             instance_id: instance.id.clone(),
             key: hash_key_of(instance.id.as_str()),
             address: HostPort(&instance.address, instance.port).to_string(),
+            tls: instance.tls,
             weight: AtomicU32::new(instance.weight),
             connection: OnceCell::new(),
             in_flight: AtomicUsize::new(0),
@@ -254,6 +270,7 @@ impl Endpoint {
             ejections: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            no_health_probe: AtomicBool::new(false),
         }
     }
 
@@ -271,7 +288,7 @@ impl Endpoint {
         config: &ChannelConfig,
     ) -> Result<&Arc<ChannelShared>, TransportError> {
         self.connection
-            .get_or_try_init(|| ChannelShared::connect(self.address.as_str(), config))
+            .get_or_try_init(|| ChannelShared::connect_instance(&self.address, self.tls, config))
             .await
     }
 }
@@ -298,6 +315,51 @@ impl Drop for InFlight<'_> {
             self.endpoint.probing.store(false, Ordering::Release);
         }
     }
+}
+
+/// Ends a health probe (also when its task is dropped).
+struct ProbeGuard(Arc<Endpoint>);
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        self.0.probing.store(false, Ordering::Release);
+    }
+}
+
+/// What a health probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeOutcome {
+    /// `SERVING`: back in rotation.
+    Serving,
+    /// `NOT_SERVING`, or no answer in time: stays ejected.
+    NotServing,
+    /// The instance does not serve `courier.Health` (status 2 or 3) or does
+    /// not know the service: the next real call is the probe.
+    NoHealthService,
+}
+
+/// Sorts a health check's outcome.
+fn classify_probe(result: &Result<ServingStatus, RpcError<CheckError>>) -> ProbeOutcome {
+    match result {
+        Ok(ServingStatus::Serving) => ProbeOutcome::Serving,
+        Ok(_) => ProbeOutcome::NotServing,
+        Err(RpcError::Declared(CheckError::NoSuchService(_))) => ProbeOutcome::NoHealthService,
+        Err(RpcError::Status(status))
+            if matches!(
+                status.code(),
+                StatusCode::UnknownService | StatusCode::UnknownMethod
+            ) =>
+        {
+            ProbeOutcome::NoHealthService
+        }
+        Err(_) => ProbeOutcome::NotServing,
+    }
+}
+
+/// The wire name a health check asks about: the registry's service name
+/// without its `:version`.
+fn checked_service(service: &str) -> &str {
+    service.split_once(':').map_or(service, |(name, _)| name)
 }
 
 /// What an attempt's outcome says about the instance.
@@ -334,7 +396,10 @@ fn classify<T, E>(result: &Result<T, RpcError<E>>) -> (Verdict, Retry) {
             _ => (Verdict::Healthy, Retry::Never),
         },
         Err(RpcError::Transport(error)) => match error {
-            TransportError::Connect { .. } => (Verdict::Failed, Retry::Always),
+            // A TLS failure happens before the server reads any request.
+            TransportError::Connect { .. } | TransportError::Tls { .. } => {
+                (Verdict::Failed, Retry::Always)
+            }
             TransportError::ConnectionLost(_) | TransportError::HeartbeatTimeout { .. } => {
                 (Verdict::Failed, Retry::IfIdempotent)
             }
@@ -374,6 +439,8 @@ thread_local! {
 
 /// What every clone of a balanced channel shares.
 pub(super) struct Balanced {
+    /// Itself, for the health probes it spawns.
+    me: Weak<Balanced>,
     service: String,
     balancer: Arc<dyn Balancer>,
     /// The current endpoints, replaced as a whole when membership changes;
@@ -417,7 +484,8 @@ impl Balanced {
             Some(balancer) => Arc::clone(balancer),
             None => Arc::from(options.strategy.build()),
         };
-        let balanced = Arc::new(Balanced {
+        let balanced = Arc::new_cyclic(|me| Balanced {
+            me: Weak::clone(me),
             service: service.to_owned(),
             balancer,
             endpoints: RwLock::new(Arc::from(Vec::new())),
@@ -464,10 +532,9 @@ impl Balanced {
             .iter()
             .map(|instance| {
                 let address = HostPort(&instance.address, instance.port).to_string();
-                match old
-                    .iter()
-                    .find(|e| e.instance_id == instance.id && e.address == address)
-                {
+                match old.iter().find(|e| {
+                    e.instance_id == instance.id && e.address == address && e.tls == instance.tls
+                }) {
                     Some(endpoint) => {
                         endpoint.weight.store(instance.weight, Ordering::Relaxed);
                         Arc::clone(endpoint)
@@ -503,8 +570,10 @@ impl Balanced {
     }
 
     /// Picks an endpoint for an attempt, among those not tried yet: those
-    /// in rotation, plus at most one ejected instance due a probe (the
-    /// attempt is then its probe). If none is in rotation, any untried one.
+    /// in rotation, plus at most one ejected instance due a probe that does
+    /// not serve `courier.Health` (the attempt is then its probe). Ejected
+    /// instances due a probe that may serve it get a health probe in the
+    /// background instead. If none is in rotation, any untried one.
     fn pick(
         &self,
         endpoints: &[Arc<Endpoint>],
@@ -525,6 +594,16 @@ impl Balanced {
                 let usable = match endpoint.health(now) {
                     Health::InRotation => true,
                     Health::Ejected => false,
+                    Health::ProbeDue if !endpoint.no_health_probe.load(Ordering::Acquire) => {
+                        if endpoint
+                            .probing
+                            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            self.spawn_health_probe(endpoint);
+                        }
+                        false
+                    }
                     Health::ProbeDue => {
                         probe.is_none()
                             && endpoint
@@ -567,6 +646,58 @@ impl Balanced {
             }
             Some((chosen, probe == Some(chosen)))
         })
+    }
+
+    /// Asks an ejected `endpoint` (whose `probing` flag the caller set)
+    /// `courier.Health.check(service)` in a task of its own, with
+    /// [`HEALTH_PROBE_TIMEOUT`]: `SERVING` readmits it, anything else ejects
+    /// it again (longer); an instance without the health service is left
+    /// due a probe, and the next call to pick it is the probe.
+    fn spawn_health_probe(&self, endpoint: &Arc<Endpoint>) {
+        let guard = ProbeGuard(Arc::clone(endpoint));
+        let balanced = Weak::clone(&self.me);
+        let config = self.options.channel.clone();
+        let args = CheckArgs {
+            service: checked_service(&self.service).to_owned(),
+        };
+        self.runtime.spawn(async move {
+            let endpoint = &guard.0;
+            let check = async {
+                let shared = endpoint.connection(&config).await?;
+                let reply: CheckReply = shared
+                    .call(
+                        &health::CHECK,
+                        &args,
+                        Serializer::default(),
+                        &Metadata::default(),
+                        Some(HEALTH_PROBE_TIMEOUT),
+                    )
+                    .await?;
+                Ok(reply.value)
+            };
+            let result = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, check)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Status::deadline_exceeded("the health probe timed out").into())
+                });
+            let outcome = classify_probe(&result);
+            let Some(balanced) = balanced.upgrade() else {
+                return;
+            };
+            tracing::debug!(service = %balanced.service, instance = %endpoint.instance_id, ?outcome, "health probe");
+            let endpoints = balanced.snapshot();
+            match outcome {
+                ProbeOutcome::Serving => {
+                    balanced.record(&endpoints, endpoint, Verdict::Healthy, true);
+                }
+                ProbeOutcome::NotServing => {
+                    balanced.record(&endpoints, endpoint, Verdict::Failed, true);
+                }
+                ProbeOutcome::NoHealthService => {
+                    endpoint.no_health_probe.store(true, Ordering::Release);
+                }
+            }
+        });
     }
 
     /// Records an attempt's verdict on its endpoint: resets it, or counts a
@@ -765,6 +896,26 @@ mod tests {
             assert!(granted <= 100, "the budget never runs out");
         }
         assert_eq!(granted, 20 + 2);
+    }
+
+    #[test]
+    fn health_probe_outcomes_are_classified() {
+        let serving = Ok(ServingStatus::Serving);
+        assert_eq!(classify_probe(&serving), ProbeOutcome::Serving);
+        let down = Ok(ServingStatus::NotServing);
+        assert_eq!(classify_probe(&down), ProbeOutcome::NotServing);
+        let stopping = Err(Status::new(StatusCode::ShuttingDown, "").into());
+        assert_eq!(classify_probe(&stopping), ProbeOutcome::NotServing);
+        let lost = Err(TransportError::ConnectionLost("reset".into()).into());
+        assert_eq!(classify_probe(&lost), ProbeOutcome::NotServing);
+        let unknown = Err(Status::new(StatusCode::UnknownService, "").into());
+        assert_eq!(classify_probe(&unknown), ProbeOutcome::NoHealthService);
+        let not_served = Err(RpcError::Declared(CheckError::NoSuchService(
+            crate::builtin::health::NoSuchService::default(),
+        )));
+        assert_eq!(classify_probe(&not_served), ProbeOutcome::NoHealthService);
+        assert_eq!(checked_service("hello.Greeter:v2"), "hello.Greeter");
+        assert_eq!(checked_service("hello.Greeter"), "hello.Greeter");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use super::balanced::{BalanceOptions, Balanced, InstanceState};
 use super::command::Command;
 use super::config::ChannelConfig;
 use super::connection::ConnectionSettings;
+#[cfg(feature = "tls")]
+use super::dial::DialTls;
 use super::dial::Dialer;
 use super::interceptor::{ClientInterceptor, OutgoingRequest};
 use super::method::{CallOptions, MethodDescriptor};
@@ -27,8 +29,9 @@ use super::request::{RequestHead, decode_response, encode_request};
 use crate::context::{Metadata, cap_timeout};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
 use crate::protocol::MessageKind;
-use crate::registry::Registry;
+use crate::registry::{Registry, ServiceInstance};
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
+use crate::tls::TlsError;
 
 /// Multiplexed connections to one server: cheap to clone, every clone
 /// shares the connections, and calls on them run concurrently.
@@ -47,14 +50,14 @@ use crate::serializer::{DeclaredError, Serializer, WireMessage};
 /// such a call.
 #[derive(Clone)]
 pub struct Channel {
-    target: Target,
-    default_timeout: Option<Duration>,
-    interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
+    pub(super) target: Target,
+    pub(super) default_timeout: Option<Duration>,
+    pub(super) interceptors: Arc<[Arc<dyn ClientInterceptor>]>,
 }
 
 /// Where a channel's calls go: one endpoint, or every instance of a service.
 #[derive(Clone)]
-enum Target {
+pub(super) enum Target {
     /// One server.
     Endpoint(Arc<ChannelShared>),
     /// A balanced set of endpoints kept current from a registry.
@@ -63,9 +66,9 @@ enum Target {
 
 /// What every clone of a channel shares.
 pub(super) struct ChannelShared {
-    pool: Pool,
-    next_id: AtomicU64,
-    max_frame_size: u32,
+    pub(super) pool: Pool,
+    pub(super) next_id: AtomicU64,
+    pub(super) max_frame_size: u32,
     target: String,
     /// The runtime the channel was created on: its connection tasks run
     /// there, and blocking calls drive their futures with it.
@@ -168,10 +171,18 @@ impl Channel {
                 service: service.to_owned(),
                 reason: e.to_string(),
             })?;
-        let Some(instance) = instances.choose(&mut rand::rng()) else {
-            return Err(TransportError::NoInstance {
-                service: service.to_owned(),
-            });
+        // The channel has the default config: no TLS.
+        let plaintext: Vec<&ServiceInstance> = instances.iter().filter(|i| !i.tls).collect();
+        let Some(instance) = plaintext.choose(&mut rand::rng()) else {
+            return match instances.first() {
+                Some(tls) => Err(TransportError::Tls {
+                    addr: HostPort(&tls.address, tls.port).to_string(),
+                    source: TlsError::ServerRequiresTls,
+                }),
+                None => Err(TransportError::NoInstance {
+                    service: service.to_owned(),
+                }),
+            };
         };
         Channel::connect(HostPort(&instance.address, instance.port).to_string()).await
     }
@@ -258,7 +269,7 @@ impl Channel {
     /// Runs the interceptors over a copy of the call's metadata and
     /// timeout, within the timeout; returns what they made of them, the
     /// timeout reduced by the time they took.
-    async fn intercept(
+    pub(super) async fn intercept(
         &self,
         method: &'static MethodDescriptor,
         options: &CallOptions,
@@ -363,6 +374,30 @@ impl Channel {
 }
 
 impl ChannelShared {
+    /// Connects to a registered instance at `address`: over TLS if it
+    /// speaks TLS. A channel with TLS refuses plaintext instances (no
+    /// downgrade through the registry), and one without TLS refuses TLS
+    /// instances, each with an error that says so.
+    pub(super) async fn connect_instance(
+        address: &str,
+        tls: bool,
+        config: &ChannelConfig,
+    ) -> Result<Arc<ChannelShared>, TransportError> {
+        #[cfg(feature = "tls")]
+        let channel_tls = config.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let channel_tls = false;
+        let mismatch = match (tls, channel_tls) {
+            (true, false) => TlsError::ServerRequiresTls,
+            (false, true) => TlsError::ServerNotTls("is registered without TLS: no `sslPort`"),
+            _ => return ChannelShared::connect(address, config).await,
+        };
+        Err(TransportError::Tls {
+            addr: address.to_owned(),
+            source: mismatch,
+        })
+    }
+
     /// Connects to `addr` now, with `config`.
     pub(super) async fn connect<A>(
         addr: A,
@@ -379,10 +414,24 @@ impl ChannelShared {
                 source: Arc::new(e),
             })?
             .collect();
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(tls) => {
+                Some(
+                    DialTls::new(tls, &target).map_err(|source| TransportError::Tls {
+                        addr: target.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let dialer = Dialer {
             addrs,
             target: target.clone(),
             connect_timeout: config.connect_timeout,
+            #[cfg(feature = "tls")]
+            tls,
         };
         let settings = ConnectionSettings {
             max_frame_size: config.max_frame_size,

@@ -32,6 +32,12 @@ pub struct ChannelConfig {
     pub heartbeat_interval: Option<Duration>,
     /// How reconnection attempts are spaced after failures.
     pub reconnect_backoff: Backoff,
+    /// `Some`: connections speak TLS with these roots (and client
+    /// certificate, for mutual TLS); default `None`, plain TCP. A balanced
+    /// channel with TLS uses only instances registered with TLS
+    /// (`sslPort`), and one without TLS only plaintext instances.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTlsConfig>,
 }
 
 impl Default for ChannelConfig {
@@ -43,6 +49,8 @@ impl Default for ChannelConfig {
             connections: DEFAULT_CONNECTIONS,
             heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             reconnect_backoff: Backoff::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

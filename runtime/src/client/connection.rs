@@ -14,15 +14,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::command::{Command, RawResponse, ReplySender, WrittenSender};
 use super::heartbeat::{Beat, Heartbeat};
+use super::stream::ClientStream;
 use crate::error::TransportError;
-use crate::protocol::write_queue::{WriteQueue, empty_slices};
-use crate::protocol::{Frame, FrameDecoder, MessageKind, empty_frame};
+use crate::protocol::write_queue::WriteQueue;
+use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind, empty_frame};
+use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
 const MIN_READ_ROOM: usize = 8 * 1024;
@@ -92,37 +93,64 @@ impl Pending {
             let _ = reply.send(Err(error.clone()));
         }
     }
+
+    /// Answers every waiting call with one status (the server refused the
+    /// whole connection, so none of them ran).
+    fn answer_all(&mut self, status: u8, body: &bytes::Bytes) {
+        let answered = std::mem::take(&mut self.map);
+        self.sync_len();
+        for (_, reply) in answered {
+            let _ = reply.send(Ok(RawResponse {
+                status,
+                body: body.clone(),
+            }));
+        }
+    }
 }
 
 /// One live connection of a channel.
 pub(crate) struct Connection<'a> {
-    stream: TcpStream,
+    stream: ClientStream,
+    /// Where the connection goes (for errors).
+    target: &'a str,
     commands: &'a mut mpsc::UnboundedReceiver<Command>,
     pending: Pending,
     queue: WriteQueue<Option<WrittenSender>>,
     read_buf: BytesMut,
     decoder: FrameDecoder,
     heartbeat: Option<Heartbeat>,
+    /// What the server said when it refused the whole connection (a status
+    /// answer to request id 0, which no call uses), for the error of calls
+    /// that meet the close.
+    refusal: Option<String>,
 }
 
 impl<'a> Connection<'a> {
     /// Takes over a connected socket.
     pub fn new(
-        stream: TcpStream,
+        stream: ClientStream,
+        target: &'a str,
         commands: &'a mut mpsc::UnboundedReceiver<Command>,
         pending_len: Arc<AtomicUsize>,
         settings: ConnectionSettings,
     ) -> Connection<'a> {
+        // A ping first: the server closes a connection whose first frame
+        // does not come within its first-frame deadline (10 s by default),
+        // and a channel may connect long before its first call.
+        let mut queue = WriteQueue::default();
+        queue.push(empty_frame(MessageKind::Ping, 0, 0), None);
         Connection {
             stream,
+            target,
             commands,
             pending: Pending::new(pending_len),
-            queue: WriteQueue::default(),
+            queue,
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
             decoder: FrameDecoder::new(settings.max_frame_size),
             heartbeat: settings
                 .heartbeat_interval
                 .map(|interval| Heartbeat::new(interval, Instant::now())),
+            refusal: None,
         }
     }
 
@@ -165,55 +193,57 @@ impl<'a> Connection<'a> {
 
     /// Writes queued frames until the queue is empty or the socket is full.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
-        let mut progressed = false;
-        while !self.queue.is_empty() {
-            match self.stream.poll_write_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(result) => result?,
+        self.stream.write_queued(cx, &mut self.queue, |written| {
+            if let Some(written) = written {
+                let _ = written.send(Ok(()));
             }
-            let mut slices = empty_slices();
-            let used = self.queue.fill(&mut slices);
-            match self.stream.try_write_vectored(&slices[..used]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => {
-                    self.queue.advance(written, |written| {
-                        if let Some(written) = written {
-                            let _ = written.send(Ok(()));
-                        }
-                    });
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(progressed)
+        })
     }
 
     /// Reads once (if the socket has bytes) and completes the calls whose
     /// responses arrived.
     fn read_responses(&mut self, cx: &mut Context<'_>) -> Result<bool, TransportError> {
-        loop {
-            match self.stream.poll_read_ready(cx) {
-                Poll::Pending => return Ok(false),
-                Poll::Ready(result) => result.map_err(lost)?,
-            }
-            if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
-                self.read_buf.reserve(MIN_READ_ROOM);
-            }
-            match self.stream.try_read_buf(&mut self.read_buf) {
-                Ok(0) => {
-                    return Err(TransportError::ConnectionLost(
-                        "the server closed the connection".to_owned(),
-                    ));
+        if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM {
+            self.read_buf.reserve(MIN_READ_ROOM);
+        }
+        match self.stream.poll_read(cx, &mut self.read_buf) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Ok(0)) => {
+                // A TLS server answers a plaintext client with a TLS alert
+                // record, shorter than a frame header, and closes.
+                if let Some(&[a, b]) = self.read_buf.first_chunk::<2>() {
+                    if is_tls_record_start(u16::from_be_bytes([a, b])) {
+                        return Err(self.tls_error(TlsError::ServerRequiresTls));
+                    }
                 }
-                Ok(_) => {
-                    self.complete_responses()?;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(lost(e)),
+                let message = match &self.refusal {
+                    Some(refusal) => format!("the server closed the connection: {refusal}"),
+                    None => "the server closed the connection".to_owned(),
+                };
+                Err(TransportError::ConnectionLost(message))
             }
+            Poll::Ready(Ok(_)) => {
+                self.complete_responses()?;
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(self.read_error(e)),
+        }
+    }
+
+    /// A failed read: a TLS alert from the server (such as a refused client
+    /// certificate), or a broken connection.
+    fn read_error(&self, e: io::Error) -> TransportError {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::handshake::client_error(&e, "") {
+            return self.tls_error(tls);
+        }
+        lost(e)
+    }
+
+    fn tls_error(&self, source: TlsError) -> TransportError {
+        TransportError::Tls {
+            addr: self.target.to_owned(),
+            source,
         }
     }
 
@@ -223,11 +253,24 @@ impl<'a> Connection<'a> {
             let frame = self
                 .decoder
                 .decode(&mut self.read_buf)
-                .map_err(|e| TransportError::Protocol(e.to_string()))?;
+                .map_err(|e| match e {
+                    FrameError::BadMagic { found } if is_tls_record_start(found) => {
+                        self.tls_error(TlsError::ServerRequiresTls)
+                    }
+                    e => TransportError::Protocol(e.to_string()),
+                })?;
             let Some(Frame { header, body }) = frame else {
                 return Ok(());
             };
             match header.kind {
+                // Request id 0 is no call's: a status there refuses the
+                // whole connection (e.g. the server's connection limit).
+                MessageKind::Response if header.request_id == 0 && header.status > 1 => {
+                    let message = crate::protocol::status_message(&body);
+                    tracing::debug!(status = header.status, %message, "the server refused the connection");
+                    self.pending.answer_all(header.status, &body);
+                    self.refusal = Some(format!("status {}: {message}", header.status));
+                }
                 MessageKind::Response => {
                     // Unknown ids are answers to calls already given up.
                     if let Some(reply) = self.pending.remove(header.request_id) {

@@ -19,13 +19,16 @@ mod interceptor;
 mod method;
 mod pending_call;
 mod pool;
+mod raw;
 mod request;
+mod stream;
 mod task;
 
 pub use backoff::Backoff;
 pub use balanced::{
     BalanceOptions, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_BASE, DEFAULT_EJECT_MAX,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MIN_RETRIES_PER_SECOND, DEFAULT_RETRY_RATIO, InstanceState,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MIN_RETRIES_PER_SECOND, DEFAULT_RETRY_RATIO,
+    HEALTH_PROBE_TIMEOUT, InstanceState,
 };
 pub use channel::Channel;
 pub use config::{
@@ -34,3 +37,4 @@ pub use config::{
 pub use interceptor::{ClientInterceptor, OutgoingRequest};
 pub use method::{CallOptions, MethodDescriptor};
 pub use pending_call::PendingCall;
+pub use raw::{RawMethod, RawReply};

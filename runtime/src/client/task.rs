@@ -5,18 +5,18 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::backoff::{Backoff, Reconnect};
 use super::command::Command;
 use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
+use super::stream::ClientStream;
 
 /// Runs until every `Channel` is dropped.
 pub(crate) async fn run_connection(
     mut commands: mpsc::UnboundedReceiver<Command>,
-    first: TcpStream,
+    first: ClientStream,
     dialer: Arc<Dialer>,
     settings: ConnectionSettings,
     backoff: Backoff,
@@ -28,8 +28,13 @@ pub(crate) async fn run_connection(
     let mut carried: Option<Command> = None;
     loop {
         if let Some(stream) = stream.take() {
-            let mut connection =
-                Connection::new(stream, &mut commands, Arc::clone(&pending_len), settings);
+            let mut connection = Connection::new(
+                stream,
+                &dialer.target,
+                &mut commands,
+                Arc::clone(&pending_len),
+                settings,
+            );
             if let Some(command) = carried.take() {
                 connection.accept(command);
             }

@@ -2,9 +2,33 @@
 
 /// String key/value pairs that travel with a request (PROTOCOL.md, request
 /// body). Kept in arrival order; keys may repeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` shows every key but hides the values of credential keys
+/// (`authorization`, any case), so logging a context or a request does not
+/// log a token.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     entries: Vec<(String, String)>,
+}
+
+/// Keys whose values `Debug` never shows.
+const SECRET_KEYS: [&str; 2] = ["authorization", "proxy-authorization"];
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in &self.entries {
+            if SECRET_KEYS
+                .iter()
+                .any(|secret| key.eq_ignore_ascii_case(secret))
+            {
+                map.entry(key, &format_args!("<redacted>"));
+            } else {
+                map.entry(key, value);
+            }
+        }
+        map.finish()
+    }
 }
 
 impl Metadata {
@@ -71,5 +95,14 @@ mod tests {
         assert_eq!(metadata.remove("a"), 2);
         assert_eq!(metadata.iter().collect::<Vec<_>>(), [("b", "2")]);
         assert_eq!(metadata.remove("zzz"), 0);
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let mut metadata = Metadata::new();
+        metadata.insert("Authorization", "Bearer s3cret");
+        metadata.insert("trace-id", "abc");
+        let shown = format!("{metadata:?}");
+        assert_eq!(shown, r#"{"Authorization": <redacted>, "trace-id": "abc"}"#);
     }
 }

@@ -6,9 +6,11 @@ mod cascade;
 mod metadata;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::protocol::Utf8Bytes;
+use crate::tls::PeerIdentity;
 
 pub use cascade::current_deadline;
 pub(crate) use cascade::{caller_deadline, cap_timeout, with_caller_deadline};
@@ -22,6 +24,11 @@ pub struct CallContext {
     peer: SocketAddr,
     service: &'static str,
     method: Utf8Bytes,
+    /// Who the caller is, as a server interceptor established it.
+    principal: Option<Arc<str>>,
+    /// The client certificate's identity (mutual TLS); shared by every call
+    /// of the connection, so cloning it costs a refcount.
+    peer_identity: Option<Arc<PeerIdentity>>,
 }
 
 impl CallContext {
@@ -34,7 +41,22 @@ impl CallContext {
             peer,
             service: "",
             method: Utf8Bytes::default(),
+            principal: None,
+            peer_identity: None,
         }
+    }
+
+    /// This context with the client's certificate identity (the runtime
+    /// sets it under mutual TLS; this is for tests of handlers and
+    /// interceptors).
+    pub fn with_peer_identity(mut self, identity: Arc<PeerIdentity>) -> CallContext {
+        self.peer_identity = Some(identity);
+        self
+    }
+
+    /// Sets the connection's certificate identity, if it has one.
+    pub(crate) fn set_peer_identity(&mut self, identity: Option<Arc<PeerIdentity>>) {
+        self.peer_identity = identity;
     }
 
     /// The context of a request the server routed to `service`.
@@ -51,6 +73,8 @@ impl CallContext {
             peer,
             service,
             method,
+            principal: None,
+            peer_identity: None,
         }
     }
 
@@ -81,6 +105,13 @@ impl CallContext {
         self.peer
     }
 
+    /// The client's identity from the certificate it presented, on a
+    /// server with mutual TLS (see [`crate::tls`]); `None` on plaintext
+    /// and server-only TLS connections.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.peer_identity.as_deref()
+    }
+
     /// The wire name of the service called (`hello.Greeter`).
     pub fn service(&self) -> &'static str {
         self.service
@@ -89,5 +120,18 @@ impl CallContext {
     /// The wire name of the method called (`say_hello`).
     pub fn method(&self) -> &str {
         self.method.as_str()
+    }
+
+    /// Who the caller is, if a server interceptor authenticated it (e.g.
+    /// [`BearerTokenAuth`](crate::auth::BearerTokenAuth)). Unlike metadata,
+    /// a client can't set it.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
+
+    /// Records who the caller is (for server interceptors that
+    /// authenticate).
+    pub fn set_principal(&mut self, principal: impl Into<Arc<str>>) {
+        self.principal = Some(principal.into());
     }
 }

@@ -21,6 +21,22 @@ pub enum BodyError {
         /// The field being read.
         field: &'static str,
     },
+    /// The request carries more metadata entries than the receiver accepts
+    /// ([`MetadataLimits::max_entries`]).
+    #[error("request metadata has {count} entries; at most {max} are accepted")]
+    TooManyMetadataEntries {
+        /// The entry count the request declares.
+        count: u16,
+        /// The limit.
+        max: usize,
+    },
+    /// The request's metadata keys and values add up to more bytes than the
+    /// receiver accepts ([`MetadataLimits::max_bytes`]).
+    #[error("request metadata exceeds {max} bytes of keys and values")]
+    MetadataTooLarge {
+        /// The limit.
+        max: usize,
+    },
     /// A string or list is longer than its `u16` length prefix can say.
     #[error("request body field {field} is too long ({len}, at most 65535)")]
     TooLong {
@@ -72,6 +88,25 @@ impl std::fmt::Display for Utf8Bytes {
     }
 }
 
+/// How much metadata a receiver accepts in one request: checked while the
+/// body is parsed, before any entry over the limit is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    /// The most entries.
+    pub max_entries: usize,
+    /// The most bytes of keys and values together (length prefixes not
+    /// counted).
+    pub max_bytes: usize,
+}
+
+impl MetadataLimits {
+    /// No limit beyond what the wire format can say (65535 entries).
+    pub const UNLIMITED: MetadataLimits = MetadataLimits {
+        max_entries: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
 /// A parsed request body (message types 1 and 3). Strings and the payload
 /// share the frame's buffer; only metadata entries are copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,16 +126,29 @@ pub struct RequestBody {
 impl RequestBody {
     /// Parses a request body; every length is checked against what is there.
     pub fn parse(body: Bytes) -> Result<RequestBody, BodyError> {
+        RequestBody::parse_limited(body, MetadataLimits::UNLIMITED)
+    }
+
+    /// Parses a request body, refusing metadata over `limits` before the
+    /// entry that passes them is copied.
+    pub fn parse_limited(body: Bytes, limits: MetadataLimits) -> Result<RequestBody, BodyError> {
         let mut reader = Reader { body, pos: 0 };
         let service = reader.utf8_bytes("service")?;
         let method = reader.utf8_bytes("method")?;
         let timeout_ms = reader.u32("timeout")?;
         let count = reader.u16("metadata count")?;
+        if usize::from(count) > limits.max_entries {
+            return Err(BodyError::TooManyMetadataEntries {
+                count,
+                max: limits.max_entries,
+            });
+        }
         // Each entry takes at least 4 bytes: never reserve more than could fit.
         let mut entries = Vec::with_capacity(usize::from(count).min(reader.remaining() / 4));
+        let mut budget = limits.max_bytes;
         for _ in 0..count {
-            let key = reader.string("metadata key")?;
-            let value = reader.string("metadata value")?;
+            let key = reader.bounded_string("metadata key", &mut budget, limits.max_bytes)?;
+            let value = reader.bounded_string("metadata value", &mut budget, limits.max_bytes)?;
             entries.push((key, value));
         }
         Ok(RequestBody {
@@ -159,8 +207,17 @@ impl Reader {
         Utf8Bytes::try_from_bytes(bytes).map_err(|_| BodyError::BadUtf8 { field })
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, BodyError> {
+    /// A string whose length is taken from `budget` before it is copied.
+    fn bounded_string(
+        &mut self,
+        field: &'static str,
+        budget: &mut usize,
+        max: usize,
+    ) -> Result<String, BodyError> {
         let len = self.u16(field)?;
+        *budget = budget
+            .checked_sub(usize::from(len))
+            .ok_or(BodyError::MetadataTooLarge { max })?;
         let bytes = self.take(usize::from(len), field)?;
         std::str::from_utf8(&bytes)
             .map(str::to_owned)
@@ -320,6 +377,25 @@ mod tests {
             Err(BodyError::Truncated {
                 field: "metadata key"
             })
+        );
+    }
+
+    #[test]
+    fn metadata_limits_are_checked_while_parsing() {
+        let body = encoded("s", "m", 0, &metadata(), b"");
+        let limits = |max_entries, max_bytes| MetadataLimits {
+            max_entries,
+            max_bytes,
+        };
+        // `metadata()` has 2 entries of 8 + 3 and 4 + 3 bytes: 18 bytes.
+        assert!(RequestBody::parse_limited(body.clone(), limits(2, 18)).is_ok());
+        assert_eq!(
+            RequestBody::parse_limited(body.clone(), limits(1, 18)),
+            Err(BodyError::TooManyMetadataEntries { count: 2, max: 1 })
+        );
+        assert_eq!(
+            RequestBody::parse_limited(body, limits(2, 17)),
+            Err(BodyError::MetadataTooLarge { max: 17 })
         );
     }
 

@@ -92,6 +92,13 @@ impl FrameDecoder {
         self.max_frame_size
     }
 
+    /// Whether a frame has begun: its header was taken and its body is
+    /// still missing. (Bytes of a header still in the buffer are not seen
+    /// here; the caller's buffer holds them.)
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body(_))
+    }
+
     /// Takes the next whole frame out of `src`.
     ///
     /// Returns `Ok(None)` until the frame has fully arrived; it then has

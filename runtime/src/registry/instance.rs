@@ -23,6 +23,11 @@ pub struct ServiceInstance {
     pub address: String,
     /// The port to connect to.
     pub port: u16,
+    /// Whether `port` speaks TLS (a server built with
+    /// [`ServerBuilder::tls`](crate::server::ServerBuilder::tls)). In
+    /// ZooKeeper the port is then written as Curator's `sslPort`, with
+    /// `port` null.
+    pub tls: bool,
     /// The balancing weight (default 100).
     pub weight: u32,
     /// The serializers the instance accepts.
@@ -53,11 +58,21 @@ impl ServiceInstance {
             id: random_instance_id(),
             address: address.into(),
             port,
+            tls: false,
             weight: DEFAULT_WEIGHT,
             serializers: Serializer::ALL.to_vec(),
             protocol: PROTOCOL.to_owned(),
             metadata: BTreeMap::new(),
         }
+    }
+}
+
+impl ServiceInstance {
+    /// This instance with `tls` set: whether its port speaks TLS (pass
+    /// [`ServerHandle::speaks_tls`](crate::server::ServerHandle::speaks_tls)).
+    pub fn with_tls(mut self, tls: bool) -> ServiceInstance {
+        self.tls = tls;
+        self
     }
 }
 
@@ -93,6 +108,8 @@ mod tests {
         assert_eq!(instance.protocol, "courier/1");
         assert_eq!(instance.serializers, Serializer::ALL);
         assert!(instance.metadata.is_empty());
+        assert!(!instance.tls);
+        assert!(instance.with_tls(true).tls);
     }
 
     #[test]

@@ -7,14 +7,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::call::ServiceHandler;
-use super::connection::serve_connection;
+use super::connection::{serve_connection, serve_stream};
 use super::interceptor::ServerInterceptor;
-use super::shared::{Phase, ServerConfig, ServerParts, ServerShared, stopped_running};
+use super::shared::{
+    Phase, SerializerSet, ServerConfig, ServerParts, ServerShared, stopped_running,
+};
+use crate::BoxFuture;
+use crate::builtin::{Builtins, HealthReporter};
+use crate::protocol::MetadataLimits;
 use crate::serializer::Serializer;
 
 /// After the drain, how long connections get to write their last answers
@@ -42,6 +48,7 @@ impl Server {
 pub struct ServerBuilder {
     parts: ServerParts,
     config: ServerConfig,
+    builtins: Builtins,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -54,6 +61,7 @@ impl std::fmt::Debug for ServerBuilder {
                 &self.parts.serializers.values().collect::<Vec<_>>(),
             )
             .field("config", &self.config)
+            .field("builtins", &self.builtins)
             .finish()
     }
 }
@@ -131,10 +139,108 @@ impl ServerBuilder {
         self
     }
 
+    /// Accepts requests only in these serializers; a request in any other
+    /// is answered status 5 (unsupported serializer), never served in
+    /// another one. By default every built-in serializer and every custom
+    /// one added with [`add_serializer`](Self::add_serializer) is
+    /// accepted, as PROTOCOL.md says; this is an opt-in restriction. The
+    /// list is the whole set: a custom serializer must be in it to be
+    /// accepted (being in it also registers it). Calling this again
+    /// replaces the list.
+    pub fn allow_only_serializers(
+        mut self,
+        serializers: impl IntoIterator<Item = Serializer>,
+    ) -> Self {
+        let mut allowed = SerializerSet::EMPTY;
+        for serializer in serializers {
+            allowed.insert(serializer.id());
+            if let Serializer::Custom(_) = serializer {
+                self = self.add_serializer(serializer);
+            }
+        }
+        self.parts.allowed_serializers = Some(allowed);
+        self
+    }
+
+    /// How many connections may be open at once (default 10 000). A
+    /// connection over the limit is accepted, answered one status 7 frame
+    /// with request id 0 ("too many connections"), and closed; the client
+    /// sees its calls fail with that message instead of hanging.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.config.max_connections = connections;
+        self
+    }
+
+    /// How long a new connection has to deliver its first whole frame
+    /// (default 10 s); a peer that connects and stays silent, or trickles
+    /// its first frame, is closed. `None` disables the deadline.
+    pub fn first_frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.first_frame_timeout = timeout;
+        self
+    }
+
+    /// How long a frame has to arrive whole once its first byte has come
+    /// (default 30 s); a peer that stalls or trickles in the middle of a
+    /// frame is closed. `None` disables the deadline.
+    pub fn frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.frame_timeout = timeout;
+        self
+    }
+
+    /// The most metadata one request may carry (default 64 entries and
+    /// 8 KiB of keys and values); a request over either is answered
+    /// status 4 without its metadata being copied, and the connection goes
+    /// on.
+    pub fn max_metadata(mut self, entries: usize, bytes: usize) -> Self {
+        self.config.metadata_limits = MetadataLimits {
+            max_entries: entries,
+            max_bytes: bytes,
+        };
+        self
+    }
+
+    /// How many protocol errors a connection may make (default 16): frames
+    /// a correct client never sends, such as an unparsable request body, a
+    /// request id already in flight, or a frame type a server does not
+    /// take. Each is answered when it can be; the next one past the budget
+    /// closes the connection.
+    pub fn max_protocol_errors(mut self, errors: u32) -> Self {
+        self.config.max_protocol_errors = errors;
+        self
+    }
+
+    /// Also serves `courier.Reflection` (off by default): it lists every
+    /// service of the server, the built-ins included, and returns the
+    /// `.rpc` sources idlc embedded in each one's generated code.
+    pub fn enable_reflection(mut self) -> Self {
+        self.builtins.reflection = true;
+        self
+    }
+
+    /// Also serves `courier.Health` (off by default): `check(service)`
+    /// answers `SERVING` or `NOT_SERVING`, as set through
+    /// [`ServerHandle::health`]; every check answers `NOT_SERVING` once a
+    /// shutdown starts.
+    pub fn enable_health(mut self) -> Self {
+        self.builtins.health = true;
+        self
+    }
+
     /// How long a graceful shutdown waits for calls in flight (default
     /// 30 s) before it stops them.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.config.drain_timeout = timeout;
+        self
+    }
+
+    /// Serves every accepted connection over TLS (see [`crate::tls`]): the
+    /// handshake runs in the connection's task, bounded by the config's
+    /// handshake timeout; with a client CA set, clients must present a
+    /// certificate signed by it (mutual TLS). Register such a server's
+    /// instances with [`ServiceInstance::with_tls`](crate::registry::ServiceInstance::with_tls).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::tls::ServerTlsConfig) -> Self {
+        self.parts.tls = Some(config);
         self
     }
 
@@ -148,13 +254,18 @@ impl ServerBuilder {
     /// runtime.
     pub fn serve(self, listener: TcpListener) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(ServerShared::new(self.parts, self.config));
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let mut parts = self.parts;
+        let health = self.builtins.install(&mut parts.services);
+        let shared = Arc::new(ServerShared::new(parts, self.config));
+        let (streams, stream_rx) = mpsc::unbounded_channel();
+        let accept = tokio::spawn(accept_loop(listener, stream_rx, Arc::clone(&shared)));
         tracing::debug!(%local_addr, "server listening");
         Ok(ServerHandle {
             local_addr,
             shared,
             accept,
+            streams,
+            health,
         })
     }
 }
@@ -169,6 +280,11 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     shared: Arc<ServerShared>,
     accept: JoinHandle<JoinSet<()>>,
+    /// Connections given to [`serve_stream`](Self::serve_stream), for the
+    /// accept loop to run with the connections it accepted.
+    streams: mpsc::UnboundedSender<BoxFuture<'static, ()>>,
+    /// Set when `courier.Health` is served.
+    health: Option<HealthReporter>,
 }
 
 impl std::fmt::Debug for ServerShared {
@@ -187,10 +303,59 @@ impl ServerHandle {
         self.local_addr
     }
 
+    /// Sets what `courier.Health` answers (the whole server or one service
+    /// serving or not); `None` unless
+    /// [`enable_health`](ServerBuilder::enable_health) was called.
+    pub fn health(&self) -> Option<HealthReporter> {
+        self.health.clone()
+    }
+
     /// Calls in flight on all connections (a test and metrics hook).
     #[doc(hidden)]
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
+    }
+
+    /// Connections open now, over the limit ones being refused not
+    /// counted (a test and metrics hook).
+    #[doc(hidden)]
+    pub fn connection_count(&self) -> usize {
+        self.shared.connection_count()
+    }
+
+    /// Whether accepted connections speak TLS ([`ServerBuilder::tls`]):
+    /// what to register in discovery
+    /// ([`ServiceInstance::with_tls`](crate::registry::ServiceInstance::with_tls)).
+    pub fn speaks_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.shared.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
+    /// Serves one already-connected stream of any type, as it is (no TLS
+    /// is applied, even on a TLS server), like an accepted connection: same
+    /// services, limits and connection count, closed by
+    /// [`shutdown`](Self::shutdown). `peer` is what handlers see as
+    /// [`CallContext::peer`](crate::CallContext::peer).
+    ///
+    /// For in-memory transports, tests and fuzzing:
+    ///
+    /// ```no_run
+    /// # async fn demo(server: &courier::server::ServerHandle) {
+    /// let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    /// server.serve_stream(server_end, "127.0.0.1:1".parse().unwrap());
+    /// // write Courier frames to `client_end`, read the answers from it
+    /// # drop(client_end); }
+    /// ```
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let connection = Box::pin(serve_stream(stream, peer, Arc::clone(&self.shared)));
+        if self.streams.send(connection).is_err() {
+            tracing::debug!(%peer, "the server stopped accepting; stream dropped");
+        }
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
@@ -204,8 +369,16 @@ impl ServerHandle {
     /// timeout, then stops them), lets connections write their last
     /// answers, and closes them. Resolves when the server is stopped.
     pub async fn shutdown(self) {
-        let ServerHandle { shared, accept, .. } = self;
+        let ServerHandle {
+            shared,
+            accept,
+            health,
+            ..
+        } = self;
         tracing::debug!("server draining");
+        if let Some(health) = &health {
+            health.start_draining();
+        }
         shared.stop_accepting();
         // The accept loop returns the connections it started; once it has,
         // the listener is closed and new connections are refused.
@@ -234,14 +407,25 @@ impl ServerHandle {
 
 /// Accepts connections until the server leaves `Running`; returns the
 /// connection tasks still running.
-async fn accept_loop(listener: TcpListener, shared: Arc<ServerShared>) -> JoinSet<()> {
+async fn accept_loop(
+    listener: TcpListener,
+    mut streams: mpsc::UnboundedReceiver<BoxFuture<'static, ()>>,
+    shared: Arc<ServerShared>,
+) -> JoinSet<()> {
     let mut phase: watch::Receiver<Phase> = shared.subscribe();
     let mut connections = JoinSet::new();
+    let mut streams_open = true;
     loop {
         tokio::select! {
             biased;
             () = stopped_running(&mut phase) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            given = streams.recv(), if streams_open => match given {
+                Some(connection) => {
+                    connections.spawn(connection);
+                }
+                None => streams_open = false,
+            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     connections.spawn(serve_connection(stream, peer, Arc::clone(&shared)));

@@ -224,13 +224,16 @@ impl CallParts {
             deadline,
             slot,
         } = self;
-        let ctx = CallContext::for_call(
+        let mut ctx = CallContext::for_call(
             deadline.map(Instant::into_std),
             metadata,
             slot.conn.peer,
             service,
             method.clone(),
         );
+        if slot.conn.peer_identity.is_some() {
+            ctx.set_peer_identity(slot.conn.peer_identity.clone());
+        }
         let task = CallTask {
             service,
             method,

@@ -1,6 +1,7 @@
-//! One accepted connection: the reader loop that decodes frames and routes
-//! requests (and closes the connection once the client has been silent for
-//! three heartbeat intervals), and the lifetime of its writer task.
+//! One accepted connection: admission under the connection limit, the
+//! reader loop that decodes frames and routes requests (and closes the
+//! connection when a read deadline passes or the peer exceeds its budget of
+//! protocol errors), and the lifetime of its writer task.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -8,21 +9,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::call::{CallParts, IncomingCall};
 use super::connection_shared::{ConnShared, SlotGuard};
+use super::limits::{
+    Check, MAX_LINGERING_REFUSALS, ReadClock, Stall, far_future, refuse_connection,
+};
 use super::respond::Responder;
 use super::shared::{Phase, ServerShared, closing};
 use super::slots::ReserveError;
 use super::writer::write_frames;
 use crate::error::StatusCode;
-use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind, RequestBody, empty_frame};
+use crate::protocol::{
+    BodyError, Frame, FrameDecoder, FrameError, MessageKind, RequestBody, empty_frame,
+};
+use crate::tls::{PeerIdentity, is_tls_record_start};
 
 /// Free room the reader keeps in its buffer before reading, so that many
 /// small frames arrive in one read.
@@ -42,8 +48,11 @@ enum ReadEnd {
     Io(std::io::Error),
     /// The server is closing.
     Closing,
-    /// The client sent nothing for three heartbeat intervals.
-    Idle,
+    /// A read deadline passed: no first frame, a frame that did not
+    /// arrive whole, or nothing for three heartbeat intervals.
+    Stalled(Stall),
+    /// The peer made more protocol errors than its budget.
+    TooManyErrors(u32),
     /// The peer broke the framing.
     Framing(FrameError),
 }
@@ -64,13 +73,68 @@ pub(crate) async fn serve_connection(
     server: Arc<ServerShared>,
 ) {
     configure(&stream, peer);
+    let Some(_permit) = server.try_connection_started() else {
+        let limit = server.config.max_connections;
+        tracing::debug!(%peer, limit, "too many connections; refusing");
+        let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
+        refuse_connection(stream, limit, refusal.is_some()).await;
+        return;
+    };
     tracing::debug!(%peer, "connection accepted");
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &server.tls {
+        // In this connection's task, never in the accept loop; bounded by
+        // the handshake timeout.
+        match crate::tls::handshake::accept(tls, stream).await {
+            Ok((stream, identity)) => {
+                let (read_half, write_half) = tokio::io::split(stream);
+                serve_halves(read_half, write_half, peer, identity, server).await;
+            }
+            Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+        }
+        return;
+    }
+    let (read_half, write_half) = stream.into_split();
+    serve_halves(read_half, write_half, peer, None, server).await;
+}
+
+/// Serves one connection over a stream the caller already connected
+/// ([`ServerHandle::serve_stream`](super::ServerHandle::serve_stream)):
+/// as it is, with no TLS, under the connection limit.
+pub(crate) async fn serve_stream<S>(stream: S, peer: SocketAddr, server: Arc<ServerShared>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let Some(_permit) = server.try_connection_started() else {
+        let limit = server.config.max_connections;
+        tracing::debug!(%peer, limit, "too many connections; refusing a served stream");
+        let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
+        refuse_connection(stream, limit, refusal.is_some()).await;
+        return;
+    };
+    tracing::debug!(%peer, "serving a stream");
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_halves(read_half, write_half, peer, None, server).await;
+}
+
+/// Serves a connection, whatever it runs over (TCP halves from
+/// `into_split`, or `tokio::io::split` halves of TLS and other streams),
+/// until it closes.
+async fn serve_halves<R, W>(
+    mut read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    identity: Option<Arc<PeerIdentity>>,
+    server: Arc<ServerShared>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let mut phase = server.subscribe();
-    let (mut read_half, write_half) = stream.into_split();
     let capacity = server.config.max_in_flight_per_connection.clamp(16, 4096);
     let (tx, rx) = mpsc::channel(capacity);
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, rx)));
-    let conn = Arc::new(ConnShared::new(server, tx, peer));
+    let conn = Arc::new(ConnShared::new(server, tx, peer, identity));
 
     let end = read_frames(&conn, &mut read_half, &mut phase).await;
     let linger = match end {
@@ -90,10 +154,23 @@ pub(crate) async fn serve_connection(
             conn.slots.abort_all();
             false
         }
-        ReadEnd::Idle => {
-            tracing::debug!(%peer, "no frame for three heartbeat intervals; closing");
+        ReadEnd::Stalled(stall) => {
+            tracing::debug!(%peer, reason = stall.describe(), "read deadline passed; closing");
             conn.slots.abort_all();
             false
+        }
+        ReadEnd::TooManyErrors(errors) => {
+            tracing::debug!(%peer, errors, "too many protocol errors; closing");
+            conn.slots.abort_all();
+            true
+        }
+        ReadEnd::Framing(FrameError::BadMagic { found }) if is_tls_record_start(found) => {
+            tracing::info!(
+                %peer,
+                "a TLS client connected, but this server has no TLS configured; closing (configure TLS on the server, or remove it from the client)"
+            );
+            conn.slots.abort_all();
+            return;
         }
         ReadEnd::Framing(e @ FrameError::BadMagic { .. }) => {
             tracing::debug!(%peer, error = %e, "bad magic; closing at once");
@@ -143,25 +220,45 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 }
 
 /// Reads and routes frames until the connection ends.
-async fn read_frames(
+async fn read_frames<R: AsyncRead + Unpin>(
     conn: &Arc<ConnShared>,
-    socket: &mut OwnedReadHalf,
+    socket: &mut R,
     phase: &mut watch::Receiver<Phase>,
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(MIN_READ_ROOM);
-    let mut decoder = FrameDecoder::new(conn.server.config.max_frame_size);
-    let idle_timeout = conn.server.config.idle_timeout();
-    let mut last_read = Instant::now();
-    // Not reset per read (that would touch the timer wheel per frame): when
-    // it fires, it is pushed out to `last_read + idle_timeout` if needed.
-    let idle = tokio::time::sleep(idle_timeout.unwrap_or_default());
-    tokio::pin!(idle);
+    let config = &conn.server.config;
+    let mut decoder = FrameDecoder::new(config.max_frame_size);
+    let max_errors = config.max_protocol_errors;
+    let mut errors = 0u32;
+    // One timer for every read deadline (see `ReadClock`): not reset per
+    // read or per frame; pushed out when it fires early.
+    let mut clock = ReadClock::new(config.read_timeouts(), Instant::now());
+    let timed = clock.enabled();
+    let timer = tokio::time::sleep_until(clock.next_deadline().map_or_else(far_future, |d| d.0));
+    tokio::pin!(timer);
     loop {
+        let mut any_frame = false;
         loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => handle_frame(conn, frame).await,
+                Ok(Some(frame)) => {
+                    any_frame = true;
+                    if let Handled::ProtocolError = handle_frame(conn, frame).await {
+                        errors += 1;
+                        if errors > max_errors {
+                            return ReadEnd::TooManyErrors(errors);
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => return ReadEnd::Framing(e),
+            }
+        }
+        if timed && clock.decoded(any_frame, decoder.in_body() || !buf.is_empty()) {
+            // A frame began: its deadline may come before the armed one.
+            if let Some((at, _)) = clock.next_deadline() {
+                if at < timer.deadline() {
+                    timer.as_mut().reset(at);
+                }
             }
         }
         if buf.capacity() - buf.len() < MIN_READ_ROOM {
@@ -173,29 +270,37 @@ async fn read_frames(
             read = socket.read_buf(&mut buf) => match read {
                 Ok(0) => return ReadEnd::Eof,
                 Ok(_) => {
-                    if idle_timeout.is_some() {
-                        last_read = Instant::now();
+                    if timed {
+                        clock.read(Instant::now());
                     }
                 }
                 Err(e) => return ReadEnd::Io(e),
             },
-            () = &mut idle, if idle_timeout.is_some() => {
-                let silent_until = last_read + idle_timeout.unwrap_or_default();
-                if Instant::now() >= silent_until {
-                    return ReadEnd::Idle;
-                }
-                idle.as_mut().reset(silent_until);
-            }
+            () = &mut timer, if timed => match clock.check(Instant::now()) {
+                Check::Expired(stall) => return ReadEnd::Stalled(stall),
+                Check::RearmAt(at) => timer.as_mut().reset(at),
+                Check::Disarm => timer.as_mut().reset(far_future()),
+            },
         }
     }
 }
 
+/// Whether a frame was one a correct client could send.
+enum Handled {
+    /// Served, answered or rejected for a reason a correct client can
+    /// meet (a limit, an unknown service, a disabled serializer).
+    Fine,
+    /// The frame breaks PROTOCOL.md: counted against the connection's
+    /// budget of protocol errors.
+    ProtocolError,
+}
+
 /// Handles one frame from the client.
-async fn handle_frame(conn: &Arc<ConnShared>, frame: Frame) {
+async fn handle_frame(conn: &Arc<ConnShared>, frame: Frame) -> Handled {
     let header = frame.header;
     match header.kind {
-        MessageKind::Request => handle_request(conn, frame, false).await,
-        MessageKind::OnewayRequest => handle_request(conn, frame, true).await,
+        MessageKind::Request => return handle_request(conn, frame, false).await,
+        MessageKind::OnewayRequest => return handle_request(conn, frame, true).await,
         MessageKind::Ping => {
             conn.send(empty_frame(
                 MessageKind::Pong,
@@ -214,12 +319,14 @@ async fn handle_frame(conn: &Arc<ConnShared>, frame: Frame) {
                 request_id = header.request_id,
                 "ignoring a frame a server does not expect"
             );
+            return Handled::ProtocolError;
         }
     }
+    Handled::Fine
 }
 
 /// Checks a request and hands it to its service.
-async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
+async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) -> Handled {
     let received = Instant::now();
     let header = frame.header;
     let request_id = header.request_id;
@@ -237,18 +344,34 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
                 Some(frame) => conn.send(frame).await,
                 None => tracing::debug!(request_id, status = %code, "one-way request dropped"),
             }
+            Handled::Fine
         }
     };
     if conn.server.is_draining() {
         return reject(StatusCode::ShuttingDown, "the server is shutting down").await;
     }
     let Some(serializer) = conn.server.serializer(header.serializer) else {
-        let message = format!("serializer id {} is not supported", header.serializer);
+        let message = if conn.server.serializer_disabled(header.serializer) {
+            format!(
+                "serializer id {} is disabled on this server",
+                header.serializer
+            )
+        } else {
+            format!("serializer id {} is not supported", header.serializer)
+        };
         return reject(StatusCode::UnsupportedSerializer, &message).await;
     };
-    let body = match RequestBody::parse(frame.body) {
+    let body = match RequestBody::parse_limited(frame.body, conn.server.config.metadata_limits) {
         Ok(body) => body,
-        Err(e) => return reject(StatusCode::BadRequest, &e.to_string()).await,
+        Err(e) => {
+            reject(StatusCode::BadRequest, &e.to_string()).await;
+            return match e {
+                BodyError::TooManyMetadataEntries { .. } | BodyError::MetadataTooLarge { .. } => {
+                    Handled::Fine
+                }
+                _ => Handled::ProtocolError,
+            };
+        }
     };
     let Some((&service_name, service)) = conn.server.services.get_key_value(body.service.as_str())
     else {
@@ -272,7 +395,8 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
         }
         Err(ReserveError::Duplicate) => {
             let message = format!("request id {request_id} is already in flight");
-            return reject(StatusCode::BadRequest, &message).await;
+            reject(StatusCode::BadRequest, &message).await;
+            return Handled::ProtocolError;
         }
     };
     if !conn.server.try_call_started() {
@@ -301,11 +425,12 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) {
     if catch_unwind(AssertUnwindSafe(|| service.dispatch(call))).is_err() {
         tracing::warn!(request_id, "a service's dispatch panicked");
     }
+    Handled::Fine
 }
 
 /// Reads and drops input until EOF, a read error, [`LINGER`] or
 /// [`LINGER_MAX_BYTES`].
-async fn discard_input(socket: &mut OwnedReadHalf) {
+async fn discard_input<R: AsyncRead + Unpin>(socket: &mut R) {
     let mut scratch = [0u8; 4096];
     let mut total = 0usize;
     let _ = tokio::time::timeout(LINGER, async {

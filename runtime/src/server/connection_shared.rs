@@ -10,6 +10,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::respond::Responder;
 use super::shared::ServerShared;
 use super::slots::CallSlots;
+use crate::tls::PeerIdentity;
 
 /// The state of one connection.
 pub(crate) struct ConnShared {
@@ -21,15 +22,23 @@ pub(crate) struct ConnShared {
     pub slots: CallSlots,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's certificate identity (mutual TLS), shared by its calls.
+    pub peer_identity: Option<Arc<PeerIdentity>>,
 }
 
 impl ConnShared {
-    pub fn new(server: Arc<ServerShared>, tx: mpsc::Sender<Bytes>, peer: SocketAddr) -> ConnShared {
+    pub fn new(
+        server: Arc<ServerShared>,
+        tx: mpsc::Sender<Bytes>,
+        peer: SocketAddr,
+        peer_identity: Option<Arc<PeerIdentity>>,
+    ) -> ConnShared {
         ConnShared {
             server,
             tx,
             slots: CallSlots::default(),
             peer,
+            peer_identity,
         }
     }
 

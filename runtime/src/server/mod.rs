@@ -12,6 +12,7 @@ mod call;
 mod connection;
 mod connection_shared;
 mod interceptor;
+mod limits;
 mod respond;
 mod shared;
 mod slots;
@@ -21,6 +22,8 @@ pub use builder::{Server, ServerBuilder, ServerHandle};
 pub use call::{IncomingCall, ServiceHandler};
 pub use interceptor::ServerInterceptor;
 pub use shared::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+    DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PROTOCOL_ERRORS,
     DEFAULT_SERVER_HEARTBEAT_INTERVAL,
 };

@@ -1,5 +1,6 @@
-//! Server-wide state: the services, interceptors and custom serializers,
-//! the configuration, the shutdown phase and the count of calls in flight.
+//! Server-wide state: the services, interceptors and serializers, the
+//! configuration, the shutdown phase, and the counts of calls in flight and
+//! of open connections.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -11,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::call::ServiceHandler;
 use super::interceptor::ServerInterceptor;
-use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+use crate::protocol::{DEFAULT_MAX_FRAME_SIZE, MetadataLimits};
 use crate::serializer::Serializer;
 
 /// The default limit of calls in flight on one connection.
@@ -23,6 +24,19 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default heartbeat interval of a server: a connection that sends
 /// nothing (not even a ping) for three intervals is closed.
 pub const DEFAULT_SERVER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+/// The default limit of open connections on a server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default time a new connection has to deliver its first whole frame.
+pub const DEFAULT_FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a frame has to arrive whole once its first byte came.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default limit of metadata entries in one request.
+pub const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
+/// The default limit of metadata bytes (keys and values) in one request.
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 8 * 1024;
+/// The default number of protocol errors a connection may make; the next
+/// one closes it.
+pub const DEFAULT_MAX_PROTOCOL_ERRORS: u32 = 16;
 
 /// Tunables of a server.
 #[derive(Debug, Clone)]
@@ -33,9 +47,25 @@ pub(crate) struct ServerConfig {
     pub drain_timeout: Duration,
     /// `None`: idle connections are never closed.
     pub heartbeat_interval: Option<Duration>,
+    pub max_connections: usize,
+    /// `None`: no deadline for the first frame.
+    pub first_frame_timeout: Option<Duration>,
+    /// `None`: no deadline for finishing a frame.
+    pub frame_timeout: Option<Duration>,
+    pub metadata_limits: MetadataLimits,
+    pub max_protocol_errors: u32,
 }
 
 impl ServerConfig {
+    /// The limits of the read loop's single timer.
+    pub fn read_timeouts(&self) -> super::limits::ReadTimeouts {
+        super::limits::ReadTimeouts {
+            first_frame: self.first_frame_timeout,
+            frame: self.frame_timeout,
+            idle: self.idle_timeout(),
+        }
+    }
+
     /// How long a connection may stay silent before it is closed: three
     /// heartbeat intervals (an interval is cut to one day at most).
     pub fn idle_timeout(&self) -> Option<Duration> {
@@ -56,6 +86,14 @@ impl Default for ServerConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             heartbeat_interval: Some(DEFAULT_SERVER_HEARTBEAT_INTERVAL),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            first_frame_timeout: Some(DEFAULT_FIRST_FRAME_TIMEOUT),
+            frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
+            metadata_limits: MetadataLimits {
+                max_entries: DEFAULT_MAX_METADATA_ENTRIES,
+                max_bytes: DEFAULT_MAX_METADATA_BYTES,
+            },
+            max_protocol_errors: DEFAULT_MAX_PROTOCOL_ERRORS,
         }
     }
 }
@@ -67,6 +105,32 @@ pub(crate) struct ServerParts {
     pub interceptors: Vec<Arc<dyn ServerInterceptor>>,
     /// Custom serializers by id (built-ins are always accepted).
     pub serializers: HashMap<u8, Serializer>,
+    /// `Some`: only these serializer ids are accepted.
+    pub allowed_serializers: Option<SerializerSet>,
+    /// `Some`: every accepted connection speaks TLS.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTlsConfig>,
+}
+
+/// A set of serializer ids: one bit per id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SerializerSet([u64; 4]);
+
+impl SerializerSet {
+    /// No id.
+    pub const EMPTY: SerializerSet = SerializerSet([0; 4]);
+    /// Every id.
+    pub const ALL: SerializerSet = SerializerSet([u64::MAX; 4]);
+
+    /// Adds `id`.
+    pub fn insert(&mut self, id: u8) {
+        self.0[usize::from(id >> 6)] |= 1 << (id & 63);
+    }
+
+    /// Is `id` in the set?
+    pub fn contains(&self, id: u8) -> bool {
+        self.0[usize::from(id >> 6)] & (1 << (id & 63)) != 0
+    }
 }
 
 /// Where a server is in its life.
@@ -87,12 +151,21 @@ pub(crate) struct ServerShared {
     /// Run on every call before its handler; empty costs nothing.
     pub interceptors: Box<[Arc<dyn ServerInterceptor>]>,
     serializers: HashMap<u8, Serializer>,
+    /// The serializer ids requests may use (every id unless restricted).
+    allowed_serializers: SerializerSet,
     pub config: ServerConfig,
     phase: watch::Sender<Phase>,
     /// Set once new requests are answered status 9 (checked per request).
     draining: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// Open connections (admitted ones; see [`ConnectionPermit`]).
+    connections: AtomicUsize,
+    /// Connections over the limit being answered and closed.
+    refusing: AtomicUsize,
+    /// `Some`: accepted connections speak TLS (handshake in their task).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 impl ServerShared {
@@ -101,18 +174,66 @@ impl ServerShared {
             services: parts.services,
             interceptors: parts.interceptors.into_boxed_slice(),
             serializers: parts.serializers,
+            allowed_serializers: parts.allowed_serializers.unwrap_or(SerializerSet::ALL),
+            #[cfg(feature = "tls")]
+            tls: parts.tls,
             config,
             phase: watch::Sender::new(Phase::Running),
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            connections: AtomicUsize::new(0),
+            refusing: AtomicUsize::new(0),
         }
     }
 
     /// The serializer for a header id: a built-in one, or a registered
-    /// custom codec.
+    /// custom codec; `None` if unknown or not allowed on this server.
     pub fn serializer(&self, id: u8) -> Option<Serializer> {
+        if !self.allowed_serializers.contains(id) {
+            return None;
+        }
         Serializer::from_id(id).or_else(|| self.serializers.get(&id).copied())
+    }
+
+    /// Whether `id` names a serializer this server knows but was told not
+    /// to accept (for the message of status 5).
+    pub fn serializer_disabled(&self, id: u8) -> bool {
+        !self.allowed_serializers.contains(id)
+            && (Serializer::from_id(id).is_some() || self.serializers.contains_key(&id))
+    }
+
+    /// Admits a new connection unless the server already has
+    /// `max_connections` open.
+    pub fn try_connection_started(self: &Arc<Self>) -> Option<ConnectionPermit> {
+        let limit = self.config.max_connections;
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionPermit {
+                server: Arc::clone(self),
+            })
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Counts a connection over the limit that will be answered before it
+    /// is closed, unless `max` of them already are (then it is closed at
+    /// once).
+    pub fn try_refusal_started(self: &Arc<Self>, max: usize) -> Option<RefusalPermit> {
+        self.refusing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| RefusalPermit {
+                server: Arc::clone(self),
+            })
     }
 
     /// Is the server shutting down?
@@ -174,6 +295,28 @@ impl ServerShared {
             }
             notified.await;
         }
+    }
+}
+
+/// One admitted connection: counted open until dropped.
+pub(crate) struct ConnectionPermit {
+    server: Arc<ServerShared>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.server.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One connection being refused (answered status 7, then closed).
+pub(crate) struct RefusalPermit {
+    server: Arc<ServerShared>,
+}
+
+impl Drop for RefusalPermit {
+    fn drop(&mut self) {
+        self.server.refusing.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

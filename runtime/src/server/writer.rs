@@ -3,15 +3,21 @@
 //! alone goes out at once and many frames cost one syscall.
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::protocol::write_queue::{MAX_IOVECS, WriteQueue, empty_slices};
 
-/// Writes frames from `rx` until every sender is gone (then the write half
-/// is dropped, which sends FIN) or the socket fails.
-pub(crate) async fn write_frames(mut socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+/// Writes frames from `rx` until every sender is gone (then the write side
+/// is shut down: FIN, after TLS's close_notify) or the socket fails.
+///
+/// `W` is a TCP `OwnedWriteHalf` (whose flush costs nothing) or the write
+/// half of a TLS or other stream (whose flush pushes out what the TLS
+/// layer buffered).
+pub(crate) async fn write_frames<W>(mut socket: W, mut rx: mpsc::Receiver<Bytes>)
+where
+    W: AsyncWrite + Unpin,
+{
     let mut batch = Vec::with_capacity(MAX_IOVECS);
     let mut queue = WriteQueue::<()>::default();
     while rx.recv_many(&mut batch, MAX_IOVECS).await > 0 {
@@ -33,5 +39,10 @@ pub(crate) async fn write_frames(mut socket: OwnedWriteHalf, mut rx: mpsc::Recei
                 }
             }
         }
+        if let Err(e) = socket.flush().await {
+            tracing::debug!(error = %e, "flush failed; writer stops");
+            return;
+        }
     }
+    let _ = socket.shutdown().await;
 }

@@ -27,8 +27,14 @@ pub(crate) fn encode(instance: &ServiceInstance, registration_time_ms: u64) -> V
     push_str(&mut json, &instance.id);
     json.push_str(",\"address\":");
     push_str(&mut json, &instance.address);
-    let _ = write!(json, ",\"port\":{}", instance.port);
-    json.push_str(",\"sslPort\":null,\"payload\":{\"@class\":");
+    // Curator's two ports: a TLS instance has only `sslPort` (a Java
+    // consumer must not take it for a plaintext port).
+    if instance.tls {
+        let _ = write!(json, ",\"port\":null,\"sslPort\":{}", instance.port);
+    } else {
+        let _ = write!(json, ",\"port\":{},\"sslPort\":null", instance.port);
+    }
+    json.push_str(",\"payload\":{\"@class\":");
     push_str(&mut json, PAYLOAD_CLASS);
     let _ = write!(json, ",\"weight\":\"{}\"", instance.weight);
     json.push_str(",\"serializers\":");
@@ -98,18 +104,20 @@ pub(crate) fn decode(
         .and_then(Value::as_str)
         .filter(|address| !address.is_empty())
         .ok_or(DecodeError::BadField("address"))?;
-    let port = object
-        .get("port")
-        .and_then(Value::as_u64)
-        .and_then(|port| u16::try_from(port).ok())
-        .filter(|port| *port != 0)
-        .ok_or(DecodeError::BadField("port"))?;
+    // `sslPort` wins when both are set: Courier servers register one, and
+    // a TLS-capable instance is reached over TLS.
+    let (port, tls) = match (port_field(&object, "sslPort"), port_field(&object, "port")) {
+        (Some(ssl_port), _) => (ssl_port, true),
+        (None, Some(port)) => (port, false),
+        (None, None) => return Err(DecodeError::BadField("port")),
+    };
 
     let mut instance = ServiceInstance {
         service: service.to_owned(),
         id: node_id.to_owned(),
         address: address.to_owned(),
         port,
+        tls,
         weight: DEFAULT_WEIGHT,
         serializers: Serializer::ALL.to_vec(),
         protocol: PROTOCOL.to_owned(),
@@ -149,6 +157,16 @@ pub(crate) fn decode(
     Ok(instance)
 }
 
+/// A port field: a number in 1..=65535, else `None` (absent, null, or
+/// unusable).
+fn port_field(object: &serde_json::Map<String, Value>, key: &str) -> Option<u16> {
+    object
+        .get(key)
+        .and_then(Value::as_u64)
+        .and_then(|port| u16::try_from(port).ok())
+        .filter(|port| *port != 0)
+}
+
 /// A payload value as text: strings as they are, numbers and booleans as
 /// written; anything else (null, arrays, objects) is ignored.
 fn scalar_text(value: &Value) -> Option<String> {
@@ -170,6 +188,7 @@ mod tests {
             id: "6f1c2d3e-0000-4000-8000-000000000001".into(),
             address: "127.0.0.1".into(),
             port: 7070,
+            tls: false,
             weight: 100,
             serializers: vec![Serializer::Protobuf, Serializer::Json],
             protocol: "courier/1".into(),
@@ -207,6 +226,25 @@ mod tests {
         let back = decode("hello.Greeter", &instance.id, json.as_bytes()).expect("valid");
         instance.metadata.remove("weight");
         assert_eq!(back, instance);
+    }
+
+    #[test]
+    fn a_tls_instance_has_only_an_ssl_port() {
+        let mut tls = instance();
+        tls.tls = true;
+        let json = String::from_utf8(encode(&tls, 1)).expect("utf-8");
+        assert!(
+            json.contains(r#""address":"127.0.0.1","port":null,"sslPort":7070,"payload""#),
+            "{json}"
+        );
+        assert_eq!(decode(&tls.service, &tls.id, json.as_bytes()), Ok(tls));
+        // What Curator writes for a Java instance with both ports: TLS wins.
+        let both = br#"{"address":"h","port":80,"sslPort":443}"#;
+        let both = decode("s", "x", both).expect("valid");
+        assert_eq!((both.port, both.tls), (443, true));
+        let plain = br#"{"address":"h","port":80,"sslPort":null}"#;
+        let plain = decode("s", "x", plain).expect("valid");
+        assert_eq!((plain.port, plain.tls), (80, false));
     }
 
     #[test]
@@ -278,7 +316,11 @@ mod tests {
             ),
             (br#"{"address":"h"}"#, DecodeError::BadField("port")),
             (
-                br#"{"address":"h","port":null,"sslPort":443}"#,
+                br#"{"address":"h","port":null,"sslPort":null}"#,
+                DecodeError::BadField("port"),
+            ),
+            (
+                br#"{"address":"h","port":null,"sslPort":0}"#,
                 DecodeError::BadField("port"),
             ),
             (

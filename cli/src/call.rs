@@ -1,0 +1,470 @@
+//! `courier call TARGET SERVICE/METHOD [JSON]`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use courier::client::{CallOptions, Channel, RawMethod, RawReply};
+use courier::{Metadata, RpcError, Serializer};
+use courier_cli::duration;
+use courier_cli::dynamic::{self, MethodCodec};
+use courier_cli::schema::{Schema, SchemaError};
+use serde_json::Value;
+
+use crate::connect::{self, ConnectArgs, Target};
+use crate::describe::fetch_schema;
+use crate::exit::{CliError, Exit};
+use crate::output::{self, Format};
+
+/// `courier call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The server (`HOST:PORT`) or a registry URL (`zk://HOST:PORT/BASE`):
+    /// then calls are balanced over every instance of the service.
+    pub target: String,
+    /// The method: `SERVICE/METHOD`, with the service's wire name
+    /// (`hello.Greeter/say_hello`, `shop.Orders:2/get`).
+    pub method: String,
+    /// The arguments, a JSON object of the parameters by name
+    /// (`{"name":"Bob"}`); `-` or absent: read from stdin (absent on a
+    /// terminal: `{}`).
+    pub json: Option<String>,
+    /// `.rpc` files that declare the service: the arguments are checked
+    /// against them before anything is sent (a template is shown on error).
+    /// Needed for protobuf, postcard and msgpack unless the server offers
+    /// reflection.
+    /// Repeat the flag (or separate with commas) for several files.
+    #[arg(long, value_name = "FILE", value_delimiter = ',')]
+    pub idl: Vec<PathBuf>,
+    /// The serializer of the call: json (needs no schema), protobuf,
+    /// postcard or msgpack (encoded from the schema).
+    #[arg(long, short = 's', value_name = "NAME", default_value = "json")]
+    pub serializer: Serializer,
+    /// Metadata sent with the call, `KEY=VALUE`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+    /// The call's timeout (the method's @timeout, else 10s, if not given).
+    #[arg(long, short = 't', value_name = "DURATION", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+    /// Make the call N times and print a latency summary instead of the
+    /// result.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    /// With --repeat: how many calls are in flight at once.
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// How the result is printed.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub output: Format,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// The timeout of a call whose flags and method set none.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A call ready to send.
+struct Prepared {
+    service: String,
+    method: String,
+    payload: Vec<u8>,
+    oneway: bool,
+    idempotent: bool,
+    default_timeout: Option<Duration>,
+}
+
+impl Prepared {
+    fn raw(&self) -> RawMethod<'_> {
+        RawMethod {
+            service: &self.service,
+            method: &self.method,
+            idempotent: self.idempotent,
+            default_timeout: self.default_timeout,
+        }
+    }
+}
+
+pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
+    let target = Target::parse(&args.target)?;
+    let (service, method) = split_method(&args.method)?;
+    let json = read_arguments(args.json.as_deref())?;
+    let metadata = parse_headers(&args.headers)?;
+    let serializer = args.serializer;
+    let mut schema = if args.idl.is_empty() {
+        None
+    } else {
+        Some(Schema::from_files(&args.idl).map_err(|e| schema_error(e, &args.idl))?)
+    };
+    // With --idl, checked and encoded before connecting: bad arguments
+    // never reach a server.
+    let mut prepared = match &schema {
+        Some(schema) => Some(prepare(schema, service, method, serializer, &json)?),
+        None => None,
+    };
+    let config = connect::channel_config(&args.connect, DEFAULT_TIMEOUT)?;
+    let (channel, _registry) = connect::channel(&target, service, config).await?;
+    if schema.is_none() && serializer != Serializer::Json {
+        schema = Some(
+            fetch_schema(&channel, service, args.timeout)
+                .await
+                .map_err(|e| {
+                    e.with_hint(format!(
+                        "{} needs the schema: pass --idl FILE, or use --serializer json",
+                        serializer.name()
+                    ))
+                })?,
+        );
+    }
+    let prepared = match (prepared.take(), &schema) {
+        (Some(prepared), _) => prepared,
+        (None, Some(schema)) => prepare(schema, service, method, serializer, &json)?,
+        (None, None) => Prepared {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            payload: serde_json::to_vec(&json).map_err(|e| CliError::usage(e.to_string()))?,
+            oneway: false,
+            idempotent: false,
+            default_timeout: None,
+        },
+    };
+    let codec = match &schema {
+        Some(schema) => Some(
+            MethodCodec::new(schema, service, method)
+                .map_err(|e| CliError::usage(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let options = CallOptions {
+        serializer,
+        timeout: args.timeout,
+        metadata,
+        hash_key: None,
+    };
+    if args.repeat > 1 {
+        return repeat(
+            &channel,
+            Arc::new(prepared),
+            options,
+            args.repeat,
+            args.concurrency,
+        )
+        .await;
+    }
+    let what = format!("{service}/{method}");
+    if prepared.oneway {
+        channel
+            .oneway_raw(&prepared.raw(), &prepared.payload, &options)
+            .await
+            .map_err(|e| CliError::from_rpc(e, &what))?;
+        eprintln!("sent (one-way: no answer comes back)");
+        return Ok(Exit::Ok);
+    }
+    let reply = channel
+        .call_raw(&prepared.raw(), &prepared.payload, &options)
+        .await
+        .map_err(|e| CliError::from_rpc(e, &what))?;
+    let undecodable = |e: dynamic::DynError| {
+        CliError::transport(format!("cannot read the answer of {what}: {e}"))
+            .with_hint("the schema (--idl, or the server's reflection) may not match the server")
+    };
+    match reply {
+        RawReply::Ok(payload) => {
+            let value = match &codec {
+                Some(codec) => codec.decode_result(serializer, &payload),
+                None => dynamic::json_result(&payload),
+            }
+            .map_err(undecodable)?;
+            if let Some(value) = value {
+                output::print_json(&value, args.output);
+            }
+            Ok(Exit::Ok)
+        }
+        RawReply::Declared(payload) => {
+            let (name, value) = match &codec {
+                Some(codec) => codec.decode_error(serializer, &payload),
+                // Without a schema the type's name is rebuilt from the
+                // error message's field name (`empty_name` → `EmptyName`).
+                None => dynamic::json_error(&payload).map(|(arm, value)| {
+                    (
+                        heck::ToUpperCamelCase::to_upper_camel_case(arm.as_str()),
+                        value,
+                    )
+                }),
+            }
+            .map_err(undecodable)?;
+            eprintln!("error: {what} raised the declared error {name}");
+            let mut object = serde_json::Map::new();
+            object.insert(name, value);
+            output::print_json(&Value::Object(object), args.output);
+            Ok(Exit::Declared)
+        }
+    }
+}
+
+/// Checks the arguments against the schema and encodes them.
+fn prepare(
+    schema: &Schema,
+    service: &str,
+    method: &str,
+    serializer: Serializer,
+    json: &Value,
+) -> Result<Prepared, CliError> {
+    let codec = MethodCodec::new(schema, service, method).map_err(|e| {
+        CliError::usage(e.to_string()).with_hint("the wire name is `package.Service` (plus `:version`); the method name is as in the .rpc file")
+    })?;
+    let payload = codec.encode_args(serializer, json).map_err(|e| {
+        let template = serde_json::to_string(&codec.args_template()).unwrap_or_default();
+        CliError::usage(format!("bad arguments for {service}/{method}: {e}")).with_hint(format!(
+            "the method is `{}`; its arguments look like\n  {template}",
+            codec.signature()
+        ))
+    })?;
+    let m = codec.method().method;
+    Ok(Prepared {
+        service: service.to_owned(),
+        method: method.to_owned(),
+        payload,
+        oneway: m.oneway,
+        idempotent: m.idempotent,
+        default_timeout: m.timeout_ms.map(Duration::from_millis),
+    })
+}
+
+fn schema_error(error: SchemaError, files: &[PathBuf]) -> CliError {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    CliError::usage(format!("cannot use --idl {}: {error}", names.join(" ")))
+        .with_hint("`idlc check FILE` shows the same diagnostics")
+}
+
+/// `SERVICE/METHOD` split at the last `/`.
+fn split_method(text: &str) -> Result<(&str, &str), CliError> {
+    match text.rsplit_once('/') {
+        Some((service, method)) if !service.is_empty() && !method.is_empty() => {
+            Ok((service, method))
+        }
+        _ => Err(CliError::usage(format!("bad method `{text}`")).with_hint(
+            "write SERVICE/METHOD with the service's wire name, e.g. hello.Greeter/say_hello",
+        )),
+    }
+}
+
+/// The JSON arguments: the argument, or stdin.
+fn read_arguments(arg: Option<&str>) -> Result<Value, CliError> {
+    let (text, source) = match arg {
+        Some("-") | None => {
+            if arg.is_none() && std::io::stdin().is_terminal() {
+                ("{}".to_owned(), "the arguments are")
+            } else {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                    CliError::usage(format!("cannot read the arguments from stdin: {e}"))
+                })?;
+                (text, "the arguments read from stdin are")
+            }
+        }
+        Some(text) => (text.to_owned(), "the JSON argument is"),
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        CliError::usage(format!(
+            "{source} not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        ))
+        .with_hint("pass one JSON object of the parameters by name, quoted for the shell: '{\"name\":\"Bob\"}'")
+    })?;
+    if !value.is_object() {
+        return Err(CliError::usage(format!(
+            "{source} not a JSON object of the parameters by name"
+        ))
+        .with_hint("e.g. '{\"name\":\"Bob\"}'; a method without parameters takes '{}'"));
+    }
+    Ok(value)
+}
+
+/// `-H KEY=VALUE` flags as metadata.
+fn parse_headers(headers: &[String]) -> Result<Metadata, CliError> {
+    let mut metadata = Metadata::new();
+    for header in headers {
+        let Some((key, value)) = header.split_once('=') else {
+            return Err(CliError::usage(format!("bad header `{header}`"))
+                .with_hint("write -H KEY=VALUE, e.g. -H authorization='Bearer TOKEN'"));
+        };
+        if key.is_empty() {
+            return Err(CliError::usage(format!(
+                "header `{header}` has an empty key"
+            )));
+        }
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}
+
+/// How one of many calls ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Declared,
+    Status,
+    Transport,
+}
+
+/// `--repeat N --concurrency C`: the calls, a progress bar on a terminal,
+/// and a summary.
+async fn repeat(
+    channel: &Channel,
+    prepared: Arc<Prepared>,
+    options: CallOptions,
+    total: u64,
+    concurrency: u32,
+) -> Result<Exit, CliError> {
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} calls, {per_sec}, eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    let options = Arc::new(options);
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..u64::from(concurrency).min(total) {
+        let channel = channel.clone();
+        let prepared = Arc::clone(&prepared);
+        let options = Arc::clone(&options);
+        let next = Arc::clone(&next);
+        let progress = progress.clone();
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut outcomes = [0u64; 4];
+            let mut first_error: Option<String> = None;
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let call_started = Instant::now();
+                let result = if prepared.oneway {
+                    channel
+                        .oneway_raw(&prepared.raw(), &prepared.payload, &options)
+                        .await
+                        .map(|()| RawReply::Ok(Default::default()))
+                } else {
+                    channel
+                        .call_raw(&prepared.raw(), &prepared.payload, &options)
+                        .await
+                };
+                latencies.push(call_started.elapsed());
+                let outcome = match &result {
+                    Ok(RawReply::Ok(_)) => Outcome::Ok,
+                    Ok(RawReply::Declared(_)) => Outcome::Declared,
+                    Err(RpcError::Status(s))
+                        if s.code() != courier::StatusCode::DeadlineExceeded =>
+                    {
+                        Outcome::Status
+                    }
+                    Err(_) => Outcome::Transport,
+                };
+                outcomes[outcome as usize] += 1;
+                if outcome != Outcome::Ok && first_error.is_none() {
+                    first_error = Some(match result {
+                        Ok(_) => "a declared error".to_owned(),
+                        Err(e) => e.to_string(),
+                    });
+                }
+                progress.inc(1);
+            }
+            (latencies, outcomes, first_error)
+        });
+    }
+    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
+    let mut outcomes = [0u64; 4];
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        let (l, o, e) =
+            joined.map_err(|e| CliError::transport(format!("a caller task failed: {e}")))?;
+        latencies.extend(l);
+        for (total, n) in outcomes.iter_mut().zip(o) {
+            *total += n;
+        }
+        first_error = first_error.or(e);
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    latencies.sort_unstable();
+    let calls = latencies.len();
+    let rate = calls as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{calls} calls in {:.2} s, concurrency {concurrency}: {rate:.0} calls/s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  ok {}, declared error {}, other status {}, transport/timeout {}",
+        outcomes[0], outcomes[1], outcomes[2], outcomes[3]
+    );
+    println!(
+        "  latency p50 {}, p99 {}, max {}",
+        millis(percentile(&latencies, 50.0)),
+        millis(percentile(&latencies, 99.0)),
+        millis(latencies.last().copied().unwrap_or_default())
+    );
+    if let Some(error) = first_error {
+        println!("  first failure: {error}");
+    }
+    Ok(if outcomes[3] > 0 {
+        Exit::Transport
+    } else if outcomes[2] > 0 {
+        Exit::Status
+    } else if outcomes[1] > 0 {
+        Exit::Declared
+    } else {
+        Exit::Ok
+    })
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&values, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&values, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&values[..1], 99.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn methods_and_headers_are_checked() {
+        assert_eq!(
+            split_method("hello.Greeter/say_hello").ok(),
+            Some(("hello.Greeter", "say_hello"))
+        );
+        assert_eq!(
+            split_method("shop.Orders:2/get").ok(),
+            Some(("shop.Orders:2", "get"))
+        );
+        assert!(split_method("say_hello").is_err());
+        assert!(split_method("hello.Greeter/").is_err());
+        let metadata = parse_headers(&["a=1".into(), "b=x=y".into()]).expect("valid");
+        assert_eq!(metadata.get("b"), Some("x=y"));
+        assert!(parse_headers(&["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! What a client connection runs over: plain TCP, or TLS over TCP. The
+//! connection future polls it through two operations, so the TCP path keeps
+//! its readiness-based vectored writes and reads untouched.
+
+use std::io;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use crate::protocol::write_queue::{WriteQueue, empty_slices};
+
+/// A connected stream to the server.
+#[derive(Debug)]
+pub(crate) enum ClientStream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP, after the handshake (boxed: the TLS state is large).
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::handshake::ClientStream>),
+}
+
+impl ClientStream {
+    /// Writes queued frames until the queue is empty or the socket is full
+    /// (then the waker is registered); `done` gets each fully written
+    /// frame's token. `Ok(true)` if anything was written.
+    pub fn write_queued<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        queue: &mut WriteQueue<T>,
+        mut done: impl FnMut(T),
+    ) -> io::Result<bool> {
+        let mut progressed = false;
+        match self {
+            ClientStream::Tcp(stream) => {
+                while !queue.is_empty() {
+                    match stream.poll_write_ready(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(result) => result?,
+                    }
+                    let mut slices = empty_slices();
+                    let used = queue.fill(&mut slices);
+                    match stream.try_write_vectored(&slices[..used]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(written) => {
+                            queue.advance(written, &mut done);
+                            progressed = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(stream) => {
+                use tokio::io::AsyncWrite;
+                let mut stream = std::pin::Pin::new(&mut **stream);
+                while !queue.is_empty() {
+                    let mut slices = empty_slices();
+                    let used = queue.fill(&mut slices);
+                    match stream.as_mut().poll_write_vectored(cx, &slices[..used]) {
+                        Poll::Pending => break,
+                        Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                        Poll::Ready(Ok(written)) => {
+                            queue.advance(written, &mut done);
+                            progressed = true;
+                        }
+                        Poll::Ready(Err(e)) => return Err(e),
+                    }
+                }
+                // Pushes out the records TLS still holds; when the socket
+                // is full, the waker is registered for when it drains.
+                if let Poll::Ready(Err(e)) = stream.poll_flush(cx) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Reads once into `buf` if bytes are ready: `Ready(Ok(0))` at the end
+    /// of the stream.
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            ClientStream::Tcp(stream) => loop {
+                match stream.poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                match stream.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    result => return Poll::Ready(result),
+                }
+            },
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(stream) => {
+                use std::future::Future;
+                use tokio::io::AsyncReadExt;
+                // `read_buf` keeps no state between polls: a fresh one per
+                // poll is the same as polling one.
+                std::pin::pin!(stream.read_buf(buf)).poll(cx)
+            }
+        }
+    }
+}
