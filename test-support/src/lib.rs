@@ -2,8 +2,11 @@
 //! crate can use it, blocking or async).
 //!
 //! - [`zookeeper::ZooKeeperServer`]: a real ZooKeeper server per test.
+//! - [`fault_proxy::FaultProxy`]: a TCP proxy that injects faults (delay,
+//!   throttle, blackhole, reset, cut) between a client and a server.
 //! - [`TempDir`]: a directory deleted on drop.
 
+pub mod fault_proxy;
 pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
