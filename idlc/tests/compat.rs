@@ -124,7 +124,10 @@ fn postcard_rules_only_when_asked_for() {
         .iter()
         .map(Incompatibility::rule)
         .collect();
-    assert_eq!(rules, [Rule::PostcardLayoutChanged]);
+    assert_eq!(
+        rules,
+        [Rule::PostcardLayoutChanged, Rule::PostcardLayoutChanged]
+    );
 }
 
 /// Whole trees: files paired by what they declare (package and name), a
@@ -215,4 +218,113 @@ fn integer_width_is_a_warning() {
             .render()
             .contains("compat::integer-width-changed")
     );
+}
+
+fn rules_of(findings: &[Incompatibility]) -> Vec<Rule> {
+    findings.iter().map(Incompatibility::rule).collect()
+}
+
+/// postcard pairs fields by position: two fields of different struct types
+/// that swap places put `Address` where old peers read `Money`, unless the
+/// two types are laid out alike.
+#[test]
+fn swapped_fields_of_different_struct_types_break_postcard() {
+    let types = "struct Money { 1: string currency; 2: i64 cents; }\nstruct Address { 1: string street; }\n";
+    let old = format!("{types}struct Order {{ 1: Money total; 2: Address ship_to; }}\n");
+    let new = format!("{types}struct Order {{ 2: Address ship_to; 1: Money total; }}\n");
+    let findings = compare_texts(&old, &new, SerializerSet::POSTCARD);
+    assert_eq!(
+        rules_of(&findings),
+        [Rule::PostcardLayoutChanged],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        findings[0].to_string(),
+        "`Order` changed at position 1: `Address ship_to`, was `Money total` \
+         (`Address` is laid out differently from `Money`)"
+    );
+    // protobuf, JSON and MessagePack find the fields by tag or name.
+    assert!(compare_texts(&old, &new, SerializerSet::DEFAULT).is_empty());
+    // Two types laid out alike may stand at each other's position.
+    let alike = "struct Money { 1: string currency; }\nstruct Note { 1: string text; }\n";
+    let old = format!("{alike}struct Order {{ 1: Money total; 2: Note note; }}\n");
+    let new = format!("{alike}struct Order {{ 2: Note note; 1: Money total; }}\n");
+    assert!(compare_texts(&old, &new, SerializerSet::POSTCARD).is_empty());
+    // Nested: the difference may sit one level further down.
+    let nested = "struct Inner { 1: u32 n; }\nstruct Other { 1: string s; }\n\
+                  struct A { 1: Inner x; }\nstruct B { 1: Other x; }\n";
+    let old = format!("{nested}struct Order {{ 1: A a; 2: B b; }}\n");
+    let new = format!("{nested}struct Order {{ 2: B b; 1: A a; }}\n");
+    let findings = compare_texts(&old, &new, SerializerSet::POSTCARD);
+    assert_eq!(
+        rules_of(&findings),
+        [Rule::PostcardLayoutChanged],
+        "{findings:#?}"
+    );
+}
+
+/// A new enum variant sent by a new peer is an unknown name to old JSON and
+/// MessagePack readers: a warning for those, nothing for protobuf.
+#[test]
+fn an_added_enum_value_warns_for_by_name_serializers() {
+    let old = "enum Status { PENDING = 0; PAID = 1; }\n";
+    let new = "enum Status { PENDING = 0; PAID = 1; SHIPPED = 2; }\n";
+    let findings = compare_texts(old, new, SerializerSet::DEFAULT);
+    assert_eq!(rules_of(&findings), [Rule::EnumValueAdded], "{findings:#?}");
+    assert!(!findings[0].is_breaking());
+    assert_eq!(findings[0].breaks(), SerializerSet::BY_NAME);
+    assert_eq!(
+        findings[0].new_location().expect("new side").line_col(),
+        (1, 38)
+    );
+    assert!(compare_texts(old, new, SerializerSet::PROTOBUF).is_empty());
+    // A renamed variant keeps its number: that is `enum-value-renamed`.
+    let renamed = "enum Status { PENDING = 0; PAYED = 1; }\n";
+    let rules = rules_of(&compare_texts(old, renamed, SerializerSet::DEFAULT));
+    assert_eq!(rules, [Rule::EnumValueRenamed]);
+}
+
+/// Declared errors travel as a union: protobuf and postcard by position,
+/// JSON and MessagePack by the snake_case type name.
+#[test]
+fn throws_compares_errors_by_position_and_by_name() {
+    let errors = "error NotFound { 1: u64 id; }\nerror Missing { 1: u64 id; }\n\
+                  error Other { 1: string why; }\n";
+    let with = |throws: &str| format!("{errors}service S {{ void f() throws {throws}; }}\n");
+    // Renamed at the same position: only the by-name serializers break.
+    let findings = compare_texts(&with("NotFound"), &with("Missing"), SerializerSet::ALL);
+    assert_eq!(rules_of(&findings), [Rule::ThrowsAdded], "{findings:#?}");
+    assert_eq!(findings[0].breaks(), SerializerSet::BY_NAME);
+    let protobuf = SerializerSet::PROTOBUF.union(SerializerSet::POSTCARD);
+    assert!(compare_texts(&with("NotFound"), &with("Missing"), protobuf).is_empty());
+    // ... and its members are compared like any renamed type's.
+    let findings = compare_texts(&with("NotFound"), &with("Other"), SerializerSet::PROTOBUF);
+    assert_eq!(rules_of(&findings), [Rule::TagTypeChanged], "{findings:#?}");
+}
+
+/// An error type moved to another package keeps its position and its
+/// snake_case name: nothing changes on any wire.
+#[test]
+fn an_error_moved_to_another_package_is_compatible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (side, package) in [("old", "a"), ("new", "b")] {
+        let root = dir.path().join(side);
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::write(
+            root.join("errors.rpc"),
+            format!("package {package};\n\nerror NotFound {{\n  1: u64 id;\n}}\n"),
+        )
+        .expect("write");
+        std::fs::write(
+            root.join("svc.rpc"),
+            format!(
+                "package svc;\n\nimport \"errors.rpc\";\n\nservice S {{\n  void f() throws {package}.NotFound;\n}}\n"
+            ),
+        )
+        .expect("write");
+    }
+    let (old, new) = compat::load_pair(&dir.path().join("old"), &dir.path().join("new"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let findings = compat::compare(&old, &new, SerializerSet::ALL);
+    assert!(findings.is_empty(), "{findings:#?}");
 }

@@ -166,3 +166,60 @@ fn directory_trees_are_compared_whole() {
     let same = idlc(&["compat", "old", "old"], &fixtures);
     assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
 }
+
+/// Two fields of different struct types that swap places keep their tags
+/// and names, but postcard reads them by position: exit 1 under postcard,
+/// 0 under the default set.
+#[test]
+fn swapped_struct_fields_exit_1_under_postcard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let types = "struct A {\n  1: string s;\n}\n\nstruct B {\n  1: u64 n;\n}\n\n";
+    let write =
+        |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write");
+    write(
+        "old.rpc",
+        format!("{types}struct S {{\n  1: A a;\n  2: B b;\n}}\n"),
+    );
+    write(
+        "new.rpc",
+        format!("{types}struct S {{\n  2: B b;\n  1: A a;\n}}\n"),
+    );
+    let postcard = idlc(
+        &["compat", "old.rpc", "new.rpc", "--serializer", "postcard"],
+        dir.path(),
+    );
+    let text = stderr(&postcard);
+    assert_eq!(postcard.status.code(), Some(1), "{text}");
+    assert!(text.contains("compat::postcard-layout-changed"), "{text}");
+    assert!(
+        text.contains("`B` is laid out differently from `A`"),
+        "{text}"
+    );
+    let default = idlc(&["compat", "old.rpc", "new.rpc"], dir.path());
+    assert_eq!(default.status.code(), Some(0), "{}", stderr(&default));
+}
+
+/// An added enum variant is a warning: shown, counted, exit 0.
+#[test]
+fn an_added_enum_value_warns_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("old.rpc", "enum Status {\n  PENDING = 0;\n}\n");
+    write("new.rpc", "enum Status {\n  PENDING = 0;\n  PAID = 1;\n}\n");
+    let out = idlc(&["compat", "old.rpc", "new.rpc"], dir.path());
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("compat::enum-value-added"), "{text}");
+    assert!(text.contains("(1 warning, 0 allowed;"), "{text}");
+    let protobuf = idlc(
+        &["compat", "old.rpc", "new.rpc", "--serializer", "protobuf"],
+        dir.path(),
+    );
+    assert_eq!(
+        stderr(&protobuf).lines().count(),
+        1,
+        "{}",
+        stderr(&protobuf)
+    );
+}

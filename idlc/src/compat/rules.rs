@@ -17,7 +17,8 @@ pub enum Rule {
     MethodRemoved,
     /// A method became `oneway`, or stopped being `oneway`.
     OnewayChanged,
-    /// A method throws an error type it did not throw before.
+    /// A method throws an error old clients do not know: at a new position
+    /// (protobuf, postcard), or under a new type name (JSON, MessagePack).
     ThrowsAdded,
     /// An error type of `throws` moved to another position (its tag).
     ThrowsReordered,
@@ -47,6 +48,9 @@ pub enum Rule {
     EnumValueRenumbered,
     /// An enum number kept but its variant renamed.
     EnumValueRenamed,
+    /// An enum variant was added: old JSON and MessagePack readers reject
+    /// its name if a new peer sends it (a warning).
+    EnumValueAdded,
     /// A union arm is gone.
     UnionArmRemoved,
     /// A union arm kept its name but got another tag.
@@ -58,7 +62,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order the book lists them.
-    pub const ALL: [Rule; 22] = [
+    pub const ALL: [Rule; 23] = [
         Rule::ServiceRemoved,
         Rule::WireNameChanged,
         Rule::VersionChanged,
@@ -78,6 +82,7 @@ impl Rule {
         Rule::EnumValueRemoved,
         Rule::EnumValueRenumbered,
         Rule::EnumValueRenamed,
+        Rule::EnumValueAdded,
         Rule::UnionArmRemoved,
         Rule::UnionArmRenumbered,
         Rule::PostcardLayoutChanged,
@@ -105,6 +110,7 @@ impl Rule {
             Rule::EnumValueRemoved => "enum-value-removed",
             Rule::EnumValueRenumbered => "enum-value-renumbered",
             Rule::EnumValueRenamed => "enum-value-renamed",
+            Rule::EnumValueAdded => "enum-value-added",
             Rule::UnionArmRemoved => "union-arm-removed",
             Rule::UnionArmRenumbered => "union-arm-renumbered",
             Rule::PostcardLayoutChanged => "postcard-layout-changed",
@@ -119,7 +125,7 @@ impl Rule {
     /// Whether a change of this kind fails the check (otherwise it is a
     /// warning).
     pub fn is_breaking(self) -> bool {
-        !matches!(self, Rule::IntegerWidthChanged)
+        !matches!(self, Rule::IntegerWidthChanged | Rule::EnumValueAdded)
     }
 
     /// Why the change hurts old peers (the diagnostic's help).
@@ -173,6 +179,9 @@ impl Rule {
             }
             Rule::EnumValueRenamed => {
                 "JSON and MessagePack carry enum variants by name: old peers do not know the new name"
+            }
+            Rule::EnumValueAdded => {
+                "JSON and MessagePack readers reject a variant name they do not know: old peers break only if a new peer actually sends them the new value"
             }
             Rule::UnionArmRemoved => "old peers still send it; new peers no longer know it",
             Rule::UnionArmRenumbered => {

@@ -7,8 +7,10 @@ use miette::SourceSpan;
 use super::{Walk, no_span};
 use crate::compat::idl_text::{type_text, value_text};
 use crate::compat::rules::{Rule, Serializer, SerializerSet};
-use crate::compat::wire;
-use crate::model::{EnumDef, Field, FileModel, MemberSpans};
+use std::collections::HashSet;
+
+use crate::compat::wire::{self, RenamedTypes};
+use crate::model::{EnumDef, Field, FieldType, FileModel, MemberSpans, TypeDef, TypeRef};
 
 /// What holds a list of fields.
 #[derive(Clone, Copy)]
@@ -135,6 +137,35 @@ impl<'a> Walk<'a> {
                     );
                 }
             }
+        }
+        // A variant with a new name and a new number (a new name on an old
+        // number is `EnumValueRenamed`).
+        for variant in &new.variants {
+            let known = old
+                .variants
+                .iter()
+                .any(|v| v.name == variant.name || v.value == variant.value);
+            if known {
+                continue;
+            }
+            let new_span = new_model
+                .spans
+                .member(&new.name, &variant.name)
+                .map_or_else(no_span, |s| s.name);
+            let old_span = old_model.spans.type_name(&old.name).unwrap_or_else(no_span);
+            self.report(
+                Rule::EnumValueAdded,
+                SerializerSet::BY_NAME,
+                format!(
+                    "variant `{}.{}` (= {}) was added",
+                    new.name, variant.name, variant.value
+                ),
+                Some(self.new.at(new_file, new_span, "new variant")),
+                Some(
+                    self.old
+                        .at(old_file, old_span, format!("had no `{}`", variant.name)),
+                ),
+            );
         }
     }
 
@@ -302,7 +333,6 @@ impl<'a> Walk<'a> {
     /// written as its arm's position: arms may only be appended.
     fn postcard_layout(&mut self, old: Fields<'a>, new: Fields<'a>) {
         let union = old.owner.is_union();
-        let mut scratch = Vec::new();
         let count = if union {
             old.fields.len()
         } else {
@@ -310,10 +340,24 @@ impl<'a> Walk<'a> {
         };
         for position in 0..count {
             let (o, n) = (old.fields.get(position), new.fields.get(position));
+            // Declared types that now stand where others stood, laid out
+            // differently: `(old, new)` of the first such pair.
+            let mut unlike = None;
             let differs = match (o, n) {
-                (Some(o), Some(n)) => wire::compare(&o.ty, &n.ty, &mut scratch).is_some_and(|c| {
-                    c.breaks.contains(Serializer::Postcard) && c.rule != Rule::IntegerWidthChanged
-                }),
+                (Some(o), Some(n)) => {
+                    let mut renamed = Vec::new();
+                    let differs = postcard_breaks(&o.ty, &n.ty, &mut renamed);
+                    // A field that kept its name had its types queued for a
+                    // full comparison by `fields`; another field now at this
+                    // position is compared here, for postcard alone.
+                    if !differs && o.name != n.name {
+                        let mut assumed = HashSet::new();
+                        unlike = renamed
+                            .into_iter()
+                            .find(|(o, n)| !self.postcard_alike(o, n, &mut assumed));
+                    }
+                    differs || unlike.is_some()
+                }
                 _ => true,
             };
             if !differs {
@@ -338,11 +382,14 @@ impl<'a> Walk<'a> {
             let old_span = o
                 .and_then(|o| old.owner.spans(old_model, &o.name))
                 .map_or_else(|| old.owner.name_span(old_model), |s| s.name);
+            let why = unlike.map_or_else(String::new, |(o, n)| {
+                format!(" (`{}` is laid out differently from `{}`)", n.name, o.name)
+            });
             self.report(
                 Rule::PostcardLayoutChanged,
                 SerializerSet::POSTCARD,
                 format!(
-                    "{what} changed at position {}: {}, was {}",
+                    "{what} changed at position {}: {}, was {}{why}",
                     position + 1,
                     describe(n),
                     describe(o)
@@ -359,6 +406,57 @@ impl<'a> Walk<'a> {
             return;
         }
     }
+    /// Whether postcard reads a value of the new declared type as one of
+    /// the old: the same kind, fields of the same types at the same
+    /// positions (union arms and enum numbers only added), recursively.
+    /// Pairs in `assumed` are being compared further up (recursive types).
+    fn postcard_alike(
+        &self,
+        old: &TypeRef,
+        new: &TypeRef,
+        assumed: &mut HashSet<(TypeRef, TypeRef)>,
+    ) -> bool {
+        let (Some((_, old_def)), Some((_, new_def))) =
+            (self.old.type_of(old), self.new.type_of(new))
+        else {
+            return true;
+        };
+        if !assumed.insert((old.clone(), new.clone())) {
+            return true;
+        }
+        let fields_alike = |this: &Self, o: &[Field], n: &[Field], assumed: &mut HashSet<_>| {
+            o.iter().zip(n).all(|(o, n)| {
+                let mut renamed = Vec::new();
+                !postcard_breaks(&o.ty, &n.ty, &mut renamed)
+                    && renamed
+                        .iter()
+                        .all(|(o, n)| this.postcard_alike(o, n, assumed))
+            })
+        };
+        match (old_def, new_def) {
+            (TypeDef::Struct(o), TypeDef::Struct(n)) => {
+                o.fields.len() == n.fields.len()
+                    && fields_alike(self, &o.fields, &n.fields, assumed)
+            }
+            (TypeDef::Union(o), TypeDef::Union(n)) => {
+                o.arms.len() <= n.arms.len() && fields_alike(self, &o.arms, &n.arms, assumed)
+            }
+            (TypeDef::Enum(o), TypeDef::Enum(n)) => o
+                .variants
+                .iter()
+                .all(|v| n.variants.iter().any(|w| w.value == v.value)),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a field's type change breaks postcard (an integer's width is a
+/// warning, not a layout change). Declared types standing for others are
+/// pushed to `renamed`.
+fn postcard_breaks(old: &FieldType, new: &FieldType, renamed: &mut RenamedTypes) -> bool {
+    wire::compare(old, new, renamed).is_some_and(|c| {
+        c.breaks.contains(Serializer::Postcard) && c.rule != Rule::IntegerWidthChanged
+    })
 }
 
 fn new_owner_name(owner: Owner<'_>) -> String {

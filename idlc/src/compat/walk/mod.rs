@@ -2,6 +2,7 @@
 //! methods and declared types here; their members in [`members`].
 
 mod members;
+mod throws;
 
 use std::collections::{HashMap, HashSet};
 
@@ -355,57 +356,14 @@ impl<'a> Walk<'a> {
                 (new_file, new, &new_spans),
             );
         }
-        // The error message.
-        for (position, error) in new.throws.iter().enumerate() {
-            let new_span = new_spans
-                .as_ref()
-                .and_then(|s| s.throws.get(position).copied())
-                .unwrap_or(new_name_span);
-            match old
-                .throws
-                .iter()
-                .position(|e| e.package == error.package && e.name == error.name)
-            {
-                None => self.report(
-                    Rule::ThrowsAdded,
-                    SerializerSet::ALL,
-                    format!("method `{name}` now throws `{}`", error.name),
-                    Some(self.new.at(new_file, new_span, "new error")),
-                    Some(self.old.at(
-                        old_file,
-                        old_name_span,
-                        format!("did not throw `{}`", error.name),
-                    )),
-                ),
-                Some(old_position) if old_position != position => {
-                    let old_span = old_spans
-                        .as_ref()
-                        .and_then(|s| s.throws.get(old_position).copied())
-                        .unwrap_or(old_name_span);
-                    self.report(
-                        Rule::ThrowsReordered,
-                        SerializerSet::PROTOBUF.union(SerializerSet::POSTCARD),
-                        format!(
-                            "error `{}` of `{name}` moved from position {} to {} in `throws`",
-                            error.name,
-                            old_position + 1,
-                            position + 1
-                        ),
-                        Some(self.new.at(
-                            new_file,
-                            new_span,
-                            format!("now error tag {}", position + 1),
-                        )),
-                        Some(self.old.at(
-                            old_file,
-                            old_span,
-                            format!("was error tag {}", old_position + 1),
-                        )),
-                    );
-                }
-                Some(_) => {}
-            }
-        }
+        // The error message: a union of the declared errors, whose arm is
+        // the error's position (tag) for protobuf and postcard, and its
+        // snake_case type name for JSON and MessagePack.
+        self.throws(
+            &name,
+            (old_file, old, old_spans.as_ref(), old_name_span),
+            (new_file, new, new_spans.as_ref(), new_name_span),
+        );
     }
 
     fn returns(
