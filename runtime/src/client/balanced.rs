@@ -3,8 +3,9 @@
 //! asks a [`Balancer`] for an instance, fails over by the rules of
 //! [`Retry`], spends a [`RetryBudget`], and ejects instances that keep
 //! failing. An ejected instance due a probe is asked `courier.Health`
-//! first (in the background); only an instance that does not serve it is
-//! probed with a real call.
+//! first (in the background, sent as the channel sends its calls); only an
+//! instance that does not serve it, or refuses the check, is probed with a
+//! real call.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 
 use super::channel::{ChannelShared, HostPort};
 use super::config::ChannelConfig;
+use super::interceptor::{ClientInterceptor, OutgoingRequest};
 use super::method::MethodDescriptor;
 use crate::balance::{Balancer, Candidate, Strategy, hash_key_of};
 use crate::builtin::generated::health::health::{self, CheckArgs, CheckReply};
@@ -331,10 +333,15 @@ impl Drop for ProbeGuard {
 enum ProbeOutcome {
     /// `SERVING`: back in rotation.
     Serving,
-    /// `NOT_SERVING`, or no answer in time: stays ejected.
+    /// `NOT_SERVING`, a failure (connection, status 8 or 9) or no answer
+    /// in time: stays ejected.
     NotServing,
-    /// The instance does not serve `courier.Health` (status 2 or 3) or does
-    /// not know the service: the next real call is the probe.
+    /// The instance has no health service this channel can use: it does
+    /// not serve `courier.Health` (status 2 or 3) or does not know the
+    /// service, or it refuses the check (status 12 or 13: credentials;
+    /// 4 or 5: the serializer), or the channel's interceptors do, or the
+    /// check cannot be encoded or its answer decoded. The next real call is
+    /// the probe.
     NoHealthService,
 }
 
@@ -347,19 +354,77 @@ fn classify_probe(result: &Result<ServingStatus, RpcError<CheckError>>) -> Probe
         Err(RpcError::Status(status))
             if matches!(
                 status.code(),
-                StatusCode::UnknownService | StatusCode::UnknownMethod
+                StatusCode::UnknownService
+                    | StatusCode::UnknownMethod
+                    | StatusCode::BadRequest
+                    | StatusCode::UnsupportedSerializer
+                    | StatusCode::Unauthenticated
+                    | StatusCode::PermissionDenied
             ) =>
         {
+            ProbeOutcome::NoHealthService
+        }
+        // The check or its answer does not go through the serializer here:
+        // every check would fail the same way.
+        Err(RpcError::Transport(TransportError::Encode { .. } | TransportError::Decode { .. })) => {
             ProbeOutcome::NoHealthService
         }
         Err(_) => ProbeOutcome::NotServing,
     }
 }
 
-/// The wire name a health check asks about: the registry's service name
-/// without its `:version`.
-fn checked_service(service: &str) -> &str {
-    service.split_once(':').map_or(service, |(name, _)| name)
+/// How the health probes a call starts are sent: as the channel making the
+/// call sends it, through its interceptors (credentials, say) and in the
+/// call's serializer, so a server that takes the calls takes the checks.
+#[derive(Clone, Copy)]
+pub(super) struct ProbeSender<'a> {
+    /// The calling channel's interceptors.
+    pub(super) interceptors: &'a Arc<[Arc<dyn ClientInterceptor>]>,
+    /// The call's serializer.
+    pub(super) serializer: Serializer,
+}
+
+/// Asks `endpoint` `courier.Health.check(args.service)` as a channel with
+/// `interceptors` sends a call in `serializer`, all within
+/// [`HEALTH_PROBE_TIMEOUT`] (interceptors and connecting included).
+async fn check_health(
+    endpoint: &Endpoint,
+    config: &ChannelConfig,
+    interceptors: &[Arc<dyn ClientInterceptor>],
+    serializer: Serializer,
+    args: &CheckArgs,
+) -> ProbeOutcome {
+    let check = async {
+        let mut request = OutgoingRequest::new(
+            &health::CHECK,
+            serializer,
+            Metadata::default(),
+            Some(HEALTH_PROBE_TIMEOUT),
+        );
+        for interceptor in interceptors {
+            if let Err(status) = interceptor.intercept(&mut request).await {
+                // Every check would be refused the same way; it says
+                // nothing about the instance.
+                tracing::debug!(instance = %endpoint.instance_id, code = status.code().as_u8(), "the channel's interceptors refused a health probe");
+                return ProbeOutcome::NoHealthService;
+            }
+        }
+        let (metadata, timeout) = request.into_parts();
+        let timeout = timeout.map_or(HEALTH_PROBE_TIMEOUT, |t| t.min(HEALTH_PROBE_TIMEOUT));
+        let result: Result<ServingStatus, RpcError<CheckError>> = async {
+            let shared = endpoint.connection(config).await?;
+            let reply: CheckReply = shared
+                .call(&health::CHECK, args, serializer, &metadata, Some(timeout))
+                .await?;
+            Ok(reply.value)
+        }
+        .await;
+        classify_probe(&result)
+    };
+    // No answer in time: as a failed check.
+    tokio::time::timeout(HEALTH_PROBE_TIMEOUT, check)
+        .await
+        .unwrap_or(ProbeOutcome::NotServing)
 }
 
 /// What an attempt's outcome says about the instance.
@@ -579,6 +644,7 @@ impl Balanced {
         endpoints: &[Arc<Endpoint>],
         key: Option<u64>,
         tried: &Tried,
+        sender: ProbeSender<'_>,
     ) -> Option<(usize, bool)> {
         let now = self.now_ms();
         SCRATCH.with(|scratch| {
@@ -600,7 +666,7 @@ impl Balanced {
                             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
                             .is_ok()
                         {
-                            self.spawn_health_probe(endpoint);
+                            self.spawn_health_probe(endpoint, sender);
                         }
                         false
                     }
@@ -649,38 +715,24 @@ impl Balanced {
     }
 
     /// Asks an ejected `endpoint` (whose `probing` flag the caller set)
-    /// `courier.Health.check(service)` in a task of its own, with
-    /// [`HEALTH_PROBE_TIMEOUT`]: `SERVING` readmits it, anything else ejects
-    /// it again (longer); an instance without the health service is left
-    /// due a probe, and the next call to pick it is the probe.
-    fn spawn_health_probe(&self, endpoint: &Arc<Endpoint>) {
+    /// `courier.Health.check(service)` — the service's full wire name, the
+    /// registry's service name — in a task of its own, as `sender` sends
+    /// calls, within [`HEALTH_PROBE_TIMEOUT`]: `SERVING` readmits it,
+    /// `NOT_SERVING` or a failure ejects it again (longer); an instance
+    /// with no health service the channel can use is left due a probe, and
+    /// the next call to pick it is the probe.
+    fn spawn_health_probe(&self, endpoint: &Arc<Endpoint>, sender: ProbeSender<'_>) {
         let guard = ProbeGuard(Arc::clone(endpoint));
         let balanced = Weak::clone(&self.me);
         let config = self.options.channel.clone();
+        let interceptors = Arc::clone(sender.interceptors);
+        let serializer = sender.serializer;
         let args = CheckArgs {
-            service: checked_service(&self.service).to_owned(),
+            service: self.service.clone(),
         };
         self.runtime.spawn(async move {
             let endpoint = &guard.0;
-            let check = async {
-                let shared = endpoint.connection(&config).await?;
-                let reply: CheckReply = shared
-                    .call(
-                        &health::CHECK,
-                        &args,
-                        Serializer::default(),
-                        &Metadata::default(),
-                        Some(HEALTH_PROBE_TIMEOUT),
-                    )
-                    .await?;
-                Ok(reply.value)
-            };
-            let result = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, check)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Status::deadline_exceeded("the health probe timed out").into())
-                });
-            let outcome = classify_probe(&result);
+            let outcome = check_health(endpoint, &config, &interceptors, serializer, &args).await;
             let Some(balanced) = balanced.upgrade() else {
                 return;
             };
@@ -756,6 +808,7 @@ impl Balanced {
         method: &'static MethodDescriptor,
         timeout: Option<Duration>,
         key: Option<u64>,
+        sender: ProbeSender<'_>,
         attempt: F,
     ) -> Result<T, RpcError<E>>
     where
@@ -770,7 +823,7 @@ impl Balanced {
         let mut tried = Tried::default();
         let mut last: Option<RpcError<E>> = None;
         loop {
-            let Some((index, probe)) = self.pick(&endpoints, key, &tried) else {
+            let Some((index, probe)) = self.pick(&endpoints, key, &tried, sender) else {
                 return Err(last.unwrap_or_else(|| {
                     TransportError::NoInstance {
                         service: self.service.clone(),
@@ -914,8 +967,23 @@ mod tests {
             crate::builtin::health::NoSuchService::default(),
         )));
         assert_eq!(classify_probe(&not_served), ProbeOutcome::NoHealthService);
-        assert_eq!(checked_service("hello.Greeter:v2"), "hello.Greeter");
-        assert_eq!(checked_service("hello.Greeter"), "hello.Greeter");
+        for refused in [
+            StatusCode::BadRequest,
+            StatusCode::UnsupportedSerializer,
+            StatusCode::Unauthenticated,
+            StatusCode::PermissionDenied,
+        ] {
+            let refused = Err(Status::new(refused, "").into());
+            assert_eq!(classify_probe(&refused), ProbeOutcome::NoHealthService);
+        }
+        let undecodable = Err(TransportError::Decode {
+            what: "CheckReply",
+            reason: "bad".into(),
+        }
+        .into());
+        assert_eq!(classify_probe(&undecodable), ProbeOutcome::NoHealthService);
+        let timed_out = Err(Status::deadline_exceeded("").into());
+        assert_eq!(classify_probe(&timed_out), ProbeOutcome::NotServing);
     }
 
     #[test]

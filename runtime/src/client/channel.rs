@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::balanced::{BalanceOptions, Balanced, InstanceState};
+use super::balanced::{BalanceOptions, Balanced, InstanceState, ProbeSender};
 use super::command::Command;
 use super::config::ChannelConfig;
 use super::connection::ConnectionSettings;
@@ -328,6 +328,10 @@ impl Channel {
                         method,
                         timeout,
                         options.hash_key,
+                        ProbeSender {
+                            interceptors: &self.interceptors,
+                            serializer,
+                        },
                         |shared, timeout| async move {
                             shared
                                 .call(method, args, serializer, metadata, timeout)
@@ -361,6 +365,10 @@ impl Channel {
                         method,
                         timeout,
                         options.hash_key,
+                        ProbeSender {
+                            interceptors: &self.interceptors,
+                            serializer,
+                        },
                         |shared, timeout| async move {
                             shared
                                 .send_oneway(method, args, serializer, metadata, timeout)

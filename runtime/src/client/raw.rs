@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::balanced::ProbeSender;
 use super::channel::{Channel, ChannelShared, Target};
 use super::command::Command;
 use super::method::{CallOptions, MethodDescriptor};
@@ -124,6 +125,10 @@ impl Channel {
                         descriptor,
                         timeout,
                         options.hash_key,
+                        ProbeSender {
+                            interceptors: &self.interceptors,
+                            serializer,
+                        },
                         |shared, timeout| async move {
                             shared
                                 .call_raw(method, payload, serializer, metadata, timeout)
@@ -160,6 +165,10 @@ impl Channel {
                         descriptor,
                         timeout,
                         options.hash_key,
+                        ProbeSender {
+                            interceptors: &self.interceptors,
+                            serializer,
+                        },
                         |shared, timeout| async move {
                             shared
                                 .oneway_raw(method, payload, serializer, metadata, timeout)
