@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use courier::client::{Channel, ChannelConfig};
+use courier::client::{Backoff, Channel, ChannelConfig};
 use courier::protocol::{MessageKind, empty_frame};
-use courier::{NoDeclaredError, RpcError, TransportError};
+use courier::server::Server;
+use courier::{NoDeclaredError, RpcError, StatusCode, TransportError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -161,21 +162,19 @@ async fn the_server_closes_a_connection_that_sends_nothing() {
 
 #[tokio::test]
 async fn pings_keep_a_quiet_connection_open() {
-    let server = TestServer::start_with(|builder| {
-        builder.heartbeat_interval(Some(Duration::from_millis(50)))
-    })
-    .await;
+    let server =
+        TestServer::start_with(|builder| builder.heartbeat_interval(Some(SERVER_HEARTBEAT))).await;
     let mut client = RawClient::connect(server.addr()).await;
-    // Ten pings 20 ms apart: 200 ms, past the 150 ms of silence that
-    // closes a connection.
-    for id in 1..=10 {
+    // Pings 100 ms apart for over a second, well past the 750 ms of
+    // silence that closes a connection.
+    for id in 1..=12 {
         client.send(&empty_frame(MessageKind::Ping, 0, id)).await;
         let pong = client.next_frame().await.expect("a pong");
         assert_eq!(
             (pong.header.kind, pong.header.request_id),
             (MessageKind::Pong, id)
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client
         .send(&RawRequest::echo(99, &args("still open")).encode())
@@ -184,14 +183,19 @@ async fn pings_keep_a_quiet_connection_open() {
     assert_eq!((answer.header.request_id, answer.header.status), (99, 0));
 }
 
+/// The server's heartbeat interval in the tests of its idle close.
+const SERVER_HEARTBEAT: Duration = Duration::from_millis(250);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_pings_so_a_long_call_survives_the_servers_idle_close() {
-    let server = TestServer::start_with(|builder| {
-        builder.heartbeat_interval(Some(Duration::from_millis(60)))
-    })
-    .await;
+    // The server closes a connection it has not heard from for three of
+    // its intervals (750 ms); the channel pings after 150 ms of quiet, and
+    // itself gives up after 450 ms without a pong. Both limits leave
+    // hundreds of milliseconds for a loaded machine.
+    let server =
+        TestServer::start_with(|builder| builder.heartbeat_interval(Some(SERVER_HEARTBEAT))).await;
     let config = ChannelConfig {
-        heartbeat_interval: Some(Duration::from_millis(10)),
+        heartbeat_interval: Some(Duration::from_millis(150)),
         ..ChannelConfig::default()
     };
     let channel = Channel::connect_with(server.addr(), config)
@@ -207,9 +211,9 @@ async fn a_channel_pings_so_a_long_call_survives_the_servers_idle_close() {
     };
     let observed = &server.observed;
     eventually("the call to start", || observed.started() == 1).await;
-    // Far longer than the server's 180 ms idle limit, with nothing but
-    // heartbeats on the connection.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Several of the server's idle windows, with nothing but heartbeats on
+    // the connection.
+    tokio::time::sleep(SERVER_HEARTBEAT * 8).await;
     observed.open_gate();
     let reply = within("the call", call)
         .await
@@ -258,5 +262,139 @@ async fn calls_are_spread_over_the_pool_and_each_connection_reconnects() {
     }
     assert_eq!(peers().await.len(), 3);
     assert_eq!(proxy.accepted(), 6);
+    assert_eq!(channel.pending_len(), 0);
+}
+
+/// Backoff without jitter: every wait after a failed attempt is `wait`.
+fn fixed_backoff(wait: Duration) -> Backoff {
+    Backoff {
+        initial: wait,
+        max: wait,
+        multiplier: 1.0,
+        jitter: 0.0,
+    }
+}
+
+fn is_connect_error<T: std::fmt::Debug>(result: &Result<T, RpcError>) -> bool {
+    matches!(
+        result,
+        Err(RpcError::Transport(TransportError::Connect { .. }))
+    )
+}
+
+/// Calls until one is refused (the first ones may meet the lost
+/// connection): the channel has made a failed attempt and is in backoff.
+async fn call_until_refused(channel: &Channel) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let result: Result<EchoReply, RpcError> =
+            channel.unary(&ECHO, &args("down"), &options()).await;
+        if is_connect_error(&result) {
+            return;
+        }
+        assert!(
+            matches!(
+                result,
+                Err(RpcError::Transport(TransportError::ConnectionLost(_)))
+            ),
+            "{result:?}"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "never refused");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_after_a_failed_attempt_gets_an_attempt_of_its_own() {
+    // A listener that takes the channel's connection, then goes away: the
+    // connection is lost and every new attempt is refused.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = ChannelConfig {
+        // 100 ms after the first refused attempt, then far beyond the test.
+        reconnect_backoff: Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(600),
+            multiplier: 6000.0,
+            jitter: 0.0,
+        },
+        ..ChannelConfig::default()
+    };
+    let channel = Channel::connect_with(addr, config).await.expect("connect");
+    drop(listener.accept().await.expect("accept"));
+    drop(listener);
+    call_until_refused(&channel).await;
+
+    // Many callers queue calls during the backoff; the second attempt
+    // fails them all, and each caller calls again at once. A failed attempt
+    // fails the calls queued while it ran, not the ones made after its
+    // error came back: those wait for the next attempt (here, until their
+    // timeout). So no caller sees two connect errors.
+    let callers: Vec<_> = (0..256)
+        .map(|_| {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                let mut connect_errors = 0;
+                loop {
+                    let result: Result<EchoReply, RpcError> = channel
+                        .unary(&ECHO, &args("?"), &with_timeout(Duration::from_millis(600)))
+                        .await;
+                    match result {
+                        ref failed if is_connect_error(failed) => connect_errors += 1,
+                        Err(e) if e.code() == StatusCode::DeadlineExceeded => {
+                            return connect_errors;
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for caller in callers {
+        let connect_errors = within("the caller", caller).await.expect("no panic");
+        assert!(
+            connect_errors <= 1,
+            "a caller saw {connect_errors} connect errors from one attempt"
+        );
+        total += connect_errors;
+    }
+    // The first call after the backoff was the second attempt's.
+    assert!(
+        total >= 1,
+        "the second attempt failed the calls queued for it"
+    );
+    eventually("no call left pending", || channel.pending_len() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_server_is_back_the_next_call_reconnects() {
+    async fn echo(channel: &Channel, text: &str) -> Result<EchoReply, RpcError> {
+        channel.unary(&ECHO, &args(text), &options()).await
+    }
+    let server = TestServer::start().await;
+    let addr = server.addr();
+    let config = ChannelConfig {
+        reconnect_backoff: fixed_backoff(Duration::from_millis(50)),
+        ..ChannelConfig::default()
+    };
+    let channel = Channel::connect_with(addr, config).await.expect("connect");
+    assert_eq!(echo(&channel, "up").await.expect("echo").value, "up");
+
+    // Down: calls fail until one is refused, which starts the backoff.
+    server.handle.shutdown().await;
+    call_until_refused(&channel).await;
+
+    // Back up on the same address: the very next call (which waits out
+    // the rest of the backoff, if any) dials and succeeds.
+    let back = Server::builder()
+        .add_service(EchoService::default())
+        .bind(addr)
+        .await
+        .expect("rebind the same address");
+    let reply = within("the call after the restart", echo(&channel, "back"))
+        .await
+        .expect("a new attempt, not the old error");
+    assert_eq!(reply.value, "back");
+    assert_eq!(back.connection_count(), 1);
     assert_eq!(channel.pending_len(), 0);
 }

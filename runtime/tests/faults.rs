@@ -204,19 +204,10 @@ async fn a_reset_fails_calls_in_flight_and_the_channel_reconnects() {
 
     proxy.set(Fault::Pass);
     let accepted = proxy.accepted();
-    // If the call above failed while dialing, the connection task fails
-    // the calls that reach it while it drains its queue with the same
-    // connect error, without dialing again: poll until it dials.
-    let deadline = Instant::now() + PATIENCE;
-    let reply = loop {
-        match echo(&channel, "again").await {
-            Err(RpcError::Transport(TransportError::Connect { .. })) => {
-                assert!(Instant::now() < deadline, "the channel never dialed again");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            reply => break reply,
-        }
-    };
+    // The next call dials again (after the backoff, if the call above
+    // failed while dialing) and succeeds: a failed attempt fails only the
+    // calls that were waiting for it.
+    let reply = echo(&channel, "again").await;
     assert_eq!(reply.expect("echo").value, "again");
     assert!(proxy.accepted() > accepted, "the channel reconnected");
     assert_no_leaks(channel, &[&server], &[&proxy]).await;
@@ -281,9 +272,10 @@ async fn heartbeats_drop_a_blackholed_server_within_three_intervals() {
 async fn the_server_drops_a_client_it_no_longer_hears_within_three_intervals() {
     let server = TestServer::start_with(|b| b.heartbeat_interval(Some(HEARTBEAT))).await;
     let proxy = FaultProxy::start(server.addr()).expect("a proxy");
-    // The client pings often, but its pings never arrive.
+    // The client pings often (but not so often that a loaded machine's
+    // late pong makes it give up first), and its pings never arrive.
     let config = ChannelConfig {
-        heartbeat_interval: Some(HEARTBEAT / 4),
+        heartbeat_interval: Some(HEARTBEAT / 2),
         ..ChannelConfig::default()
     };
     let channel = connect(&proxy, config).await;

@@ -12,6 +12,7 @@ use super::command::Command;
 use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
 use super::stream::ClientStream;
+use crate::error::TransportError;
 
 /// Runs until every `Channel` is dropped.
 pub(crate) async fn run_connection(
@@ -57,6 +58,10 @@ pub(crate) async fn run_connection(
         // meanwhile queue up (bounded by their callers' timeouts).
         if let Some(at) = reconnect.next_attempt() {
             tokio::time::sleep_until(at).await;
+            if command.is_abandoned() {
+                // Its caller gave up while waiting: no attempt for nobody.
+                continue;
+            }
         }
         match dialer.dial().await {
             Ok(connected) => {
@@ -67,12 +72,30 @@ pub(crate) async fn run_connection(
             Err(e) => {
                 reconnect.failed();
                 tracing::debug!(target = %dialer.target, error = %e, "reconnect failed");
-                command.fail(e.clone());
-                // Everything queued meanwhile fails too; later calls retry.
-                while let Ok(queued) = commands.try_recv() {
-                    queued.fail(e.clone());
-                }
+                fail_queued(command, &mut commands, &e);
             }
         }
+    }
+}
+
+/// Fails `command` and the commands queued behind it with the error of the
+/// attempt they waited for. Only those: they are counted before any caller
+/// hears of the failure, so a call made after that (a caller retrying at
+/// once) stays queued and gets an attempt of its own, after the backoff,
+/// instead of this stale error.
+fn fail_queued(
+    command: Command,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    error: &TransportError,
+) {
+    let queued = commands.len();
+    command.fail(error.clone());
+    for _ in 0..queued {
+        // The channel is FIFO, so these are the ones counted (a send still
+        // being written is waited for, briefly, by `try_recv`).
+        let Ok(command) = commands.try_recv() else {
+            break;
+        };
+        command.fail(error.clone());
     }
 }
