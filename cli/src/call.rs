@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use courier::client::{CallOptions, Channel, RawMethod, RawReply};
-use courier::{Metadata, RpcError, Serializer};
+use courier::{Metadata, RpcError, Serializer, StatusCode};
 use courier_cli::duration;
 use courier_cli::dynamic::{self, MethodCodec};
+use courier_cli::latency::Histogram;
 use courier_cli::schema::{Schema, SchemaError};
 use serde_json::Value;
 
 use crate::connect::{self, ConnectArgs, Target};
 use crate::describe::fetch_schema;
 use crate::exit::{CliError, Exit};
-use crate::output::{self, Format};
+use crate::output::{self, Format, outln};
 
 /// `courier call`.
 #[derive(Debug, Args)]
@@ -34,8 +35,9 @@ pub struct CallArgs {
     pub json: Option<String>,
     /// `.rpc` files that declare the service: the arguments are checked
     /// against them before anything is sent (a template is shown on error).
-    /// Needed for protobuf, postcard and msgpack unless the server offers
-    /// reflection.
+    /// Without it the schema is asked of the server's reflection: needed
+    /// for protobuf, postcard and msgpack; for json best effort (it tells
+    /// oneway methods, @timeout and @idempotent).
     /// Repeat the flag (or separate with commas) for several files.
     #[arg(long, value_name = "FILE", value_delimiter = ',')]
     pub idl: Vec<PathBuf>,
@@ -106,17 +108,28 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
     };
     let config = connect::channel_config(&args.connect, DEFAULT_TIMEOUT)?;
     let (channel, _registry) = connect::channel(&target, service, config).await?;
-    if schema.is_none() && serializer != Serializer::Json {
-        schema = Some(
-            fetch_schema(&channel, service, args.timeout)
-                .await
-                .map_err(|e| {
-                    e.with_hint(format!(
-                        "{} needs the schema: pass --idl FILE, or use --serializer json",
-                        serializer.name()
-                    ))
-                })?,
-        );
+    if schema.is_none() {
+        match fetch_schema(&channel, service, args.timeout).await {
+            Ok(fetched) => schema = Some(fetched),
+            Err(e) if serializer != Serializer::Json => {
+                return Err(e.with_hint(format!(
+                    "{} needs the schema: pass --idl FILE, or use --serializer json",
+                    serializer.name()
+                )));
+            }
+            // JSON needs no schema: reflection only tells whether the
+            // method is oneway, its @timeout and @idempotent. A server
+            // without it is called as before.
+            Err(_) => {}
+        }
+        // A reflected schema without the method: let the server answer.
+        if serializer == Serializer::Json
+            && schema
+                .as_ref()
+                .is_some_and(|s| s.method(service, method).is_err())
+        {
+            schema = None;
+        }
     }
     let prepared = match (prepared.take(), &schema) {
         (Some(prepared), _) => prepared,
@@ -165,10 +178,27 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
     let reply = channel
         .call_raw(&prepared.raw(), &prepared.payload, &options)
         .await
-        .map_err(|e| CliError::from_rpc(e, &what))?;
+        .map_err(|e| {
+            let deadline = matches!(&e, RpcError::Status(s) if s.code() == StatusCode::DeadlineExceeded);
+            let error = CliError::from_rpc(e, &what);
+            if deadline && schema.is_none() {
+                // Without a schema a oneway method looks like one whose
+                // answer never comes.
+                error.with_hint(
+                    "no schema says whether the method is oneway (no answer ever comes): pass --idl FILE, or enable reflection in the server; else raise --timeout",
+                )
+            } else {
+                error
+            }
+        })?;
     let undecodable = |e: dynamic::DynError| {
-        CliError::transport(format!("cannot read the answer of {what}: {e}"))
-            .with_hint("the schema (--idl, or the server's reflection) may not match the server")
+        CliError {
+        exit: Exit::Undecodable,
+        message: format!("the call was made, but its answer cannot be read: {what}: {e}"),
+        hint: Some(
+            "the schema (--idl, or the server's reflection) does not match the server's: get the server's .rpc files (`courier describe TARGET SERVICE`)".into(),
+        ),
+    }
     };
     match reply {
         RawReply::Ok(payload) => {
@@ -332,6 +362,7 @@ async fn repeat(
         indicatif::ProgressBar::hidden()
     };
     let next = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Histogram::new());
     let options = Arc::new(options);
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -341,8 +372,8 @@ async fn repeat(
         let options = Arc::clone(&options);
         let next = Arc::clone(&next);
         let progress = progress.clone();
+        let latencies = Arc::clone(&latencies);
         workers.spawn(async move {
-            let mut latencies = Vec::new();
             let mut outcomes = [0u64; 4];
             let mut first_error: Option<String> = None;
             while next.fetch_add(1, Ordering::Relaxed) < total {
@@ -357,7 +388,7 @@ async fn repeat(
                         .call_raw(&prepared.raw(), &prepared.payload, &options)
                         .await
                 };
-                latencies.push(call_started.elapsed());
+                latencies.record(call_started.elapsed());
                 let outcome = match &result {
                     Ok(RawReply::Ok(_)) => Outcome::Ok,
                     Ok(RawReply::Declared(_)) => Outcome::Declared,
@@ -377,16 +408,14 @@ async fn repeat(
                 }
                 progress.inc(1);
             }
-            (latencies, outcomes, first_error)
+            (outcomes, first_error)
         });
     }
-    let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 24));
     let mut outcomes = [0u64; 4];
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
-        let (l, o, e) =
+        let (o, e) =
             joined.map_err(|e| CliError::transport(format!("a caller task failed: {e}")))?;
-        latencies.extend(l);
         for (total, n) in outcomes.iter_mut().zip(o) {
             *total += n;
         }
@@ -394,25 +423,27 @@ async fn repeat(
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
-    latencies.sort_unstable();
-    let calls = latencies.len();
+    let calls = latencies.count();
     let rate = calls as f64 / elapsed.as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "{calls} calls in {:.2} s, concurrency {concurrency}: {rate:.0} calls/s",
         elapsed.as_secs_f64()
     );
-    println!(
+    outln!(
         "  ok {}, declared error {}, other status {}, transport/timeout {}",
-        outcomes[0], outcomes[1], outcomes[2], outcomes[3]
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
+        outcomes[3]
     );
-    println!(
+    outln!(
         "  latency p50 {}, p99 {}, max {}",
-        millis(percentile(&latencies, 50.0)),
-        millis(percentile(&latencies, 99.0)),
-        millis(latencies.last().copied().unwrap_or_default())
+        millis(latencies.percentile(50.0)),
+        millis(latencies.percentile(99.0)),
+        millis(latencies.max())
     );
     if let Some(error) = first_error {
-        println!("  first failure: {error}");
+        outln!("  first failure: {error}");
     }
     Ok(if outcomes[3] > 0 {
         Exit::Transport
@@ -425,15 +456,6 @@ async fn repeat(
     })
 }
 
-/// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn millis(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
@@ -441,15 +463,6 @@ fn millis(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 50.0), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&values[..1], 99.0), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
-    }
 
     #[test]
     fn methods_and_headers_are_checked() {

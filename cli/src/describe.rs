@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::connect::{self, ConnectArgs, Target};
 use crate::exit::{CliError, Exit};
+use crate::output::{out, outln};
 
 /// The wire name of the reflection service.
 const REFLECTION: &str = "courier.Reflection";
@@ -62,7 +63,7 @@ pub async fn run(args: DescribeArgs) -> Result<Exit, CliError> {
                 continue;
             }
             if !first {
-                println!();
+                outln!();
             }
             first = false;
             let serving: Vec<&str> = match &args.service {
@@ -76,13 +77,13 @@ pub async fn run(args: DescribeArgs) -> Result<Exit, CliError> {
                     .collect(),
             };
             if serving.is_empty() {
-                println!("// {name}");
+                outln!("// {name}");
             } else {
-                println!("// {name}: {}", serving.join(", "));
+                outln!("// {name}: {}", serving.join(", "));
             }
-            print!("{source}");
+            out!("{source}");
             if !source.ends_with('\n') {
-                println!();
+                outln!();
             }
             printed.push(name);
         }

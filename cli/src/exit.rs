@@ -16,6 +16,9 @@ pub enum Exit {
     Status = 3,
     /// Transport failure or timeout.
     Transport = 4,
+    /// The call was made, but its answer cannot be read with the schema
+    /// (`--idl` or the server's reflection does not match the server).
+    Undecodable = 5,
 }
 
 /// What ended a command: a message, an optional hint on how to fix it, and

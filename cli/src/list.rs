@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use zookeeper_client as zk;
 
 use crate::exit::{CliError, Exit};
-use crate::output::{self, Format};
+use crate::output::{self, Format, outln};
 
 /// `courier list`.
 #[derive(Debug, Args)]
@@ -129,12 +129,12 @@ pub async fn run(args: ListArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Ok);
     }
     if listing.is_empty() {
-        println!("no services under {base} at {}", zk_url.connect_string());
+        outln!("no services under {base} at {}", zk_url.connect_string());
         return Ok(Exit::Ok);
     }
     for (service, instances) in &listing {
         let count = instances.len();
-        println!(
+        outln!(
             "{service} ({count} instance{})",
             if count == 1 { "" } else { "s" }
         );
@@ -327,7 +327,7 @@ fn print_table<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) {
                 out.push_str(&" ".repeat(width - cell.chars().count() + 1));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.to_vec());
     for row in rows {

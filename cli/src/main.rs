@@ -36,7 +36,9 @@ Exit codes:
   1  the method raised a declared error (printed on stdout as {\"Type\": {...}})
   2  bad usage or bad input: nothing was sent
   3  the server answered another status (code, name and message on stderr)
-  4  transport failure or timeout (cannot connect, connection lost, deadline passed)";
+  4  transport failure or timeout (cannot connect, connection lost, deadline passed)
+  5  the call was made but its answer cannot be read: the schema (--idl or
+     reflection) does not match the server's";
 
 /// The command-line client of Courier.
 #[derive(Debug, Parser)]

@@ -1,4 +1,6 @@
-//! Printing JSON: pretty on a terminal, compact otherwise (or as asked).
+//! Printing results: JSON pretty on a terminal, compact otherwise (or as
+//! asked), and plain text lines. A closed stdout (`courier describe … |
+//! head`) ends the output quietly instead of panicking as `println!` does.
 
 use std::io::{IsTerminal, Write};
 
@@ -33,3 +35,29 @@ pub fn print_json(value: &Value, format: Format) {
     let _ = writeln!(stdout, "{}", text.unwrap_or_default());
     let _ = stdout.flush();
 }
+
+/// Writes formatted text on stdout; a write error (a closed pipe) is
+/// ignored, as the reader is gone. Use through [`out!`] and [`outln!`].
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(text);
+}
+
+/// `print!` that does not panic when stdout is closed.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that does not panic when stdout is closed.
+macro_rules! outln {
+    () => {
+        $crate::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};

@@ -2,7 +2,7 @@
 //! server sends through reflection), indexed for the dynamic codec.
 
 use std::collections::HashMap;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use idlc::model::{Field, FieldType, FileModel, Method, Service, TypeDef, TypeRef};
 
@@ -12,13 +12,9 @@ pub enum SchemaError {
     /// The IDL files have errors (rendered diagnostics).
     #[error("the IDL files have errors:\n{0}")]
     Invalid(String),
-    /// A source file sent by a server has a name that cannot be used as a
-    /// relative path.
-    #[error("the server sent a source file with an unusable name `{0}`")]
-    BadFileName(String),
-    /// The sources could not be written to a temporary directory.
-    #[error("cannot write the server's sources to a temporary directory: {0}")]
-    Io(#[from] std::io::Error),
+    /// A server sent no source files.
+    #[error("the server sent no source files")]
+    NoSources,
     /// No service with this wire name.
     #[error("the schema has no service `{service}`{}", known_list(known))]
     UnknownService {
@@ -77,28 +73,15 @@ impl Schema {
 
     /// Checks sources sent by a server, `(name, text)`, the first being the
     /// file to start from (its imports are among the others).
+    ///
+    /// Everything stays in memory: imports resolve only among the names the
+    /// server sent (relative to the importer's name, `..` folded; an
+    /// absolute import by its file name), so a server can never make this
+    /// read, or show in a diagnostic, a file of this machine.
     pub fn from_sources(sources: &[(String, String)]) -> Result<Schema, SchemaError> {
-        let dir = tempfile::Builder::new().prefix("courier-idl-").tempdir()?;
-        let mut roots = Vec::new();
-        for (name, text) in sources {
-            let relative = Path::new(name);
-            let usable = !name.is_empty()
-                && relative
-                    .components()
-                    .all(|c| matches!(c, Component::Normal(_)));
-            if !usable {
-                return Err(SchemaError::BadFileName(name.clone()));
-            }
-            let path = dir.path().join(relative);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, text)?;
-            roots.push(path);
-        }
-        let options = idlc::CheckOptions::new().include(dir.path());
-        let checked = idlc::check_files_with(&roots[..roots.len().min(1)], &options)
-            .map_err(|d| SchemaError::Invalid(d.render()))?;
+        let (root, _) = sources.first().ok_or(SchemaError::NoSources)?;
+        let checked =
+            idlc::check_sources(sources, &[root]).map_err(|d| SchemaError::Invalid(d.render()))?;
         Ok(Schema::new(checked.files))
     }
 
@@ -199,14 +182,79 @@ mod tests {
         assert_eq!(snake_case("NoSuchService"), "no_such_service");
     }
 
+    fn sources(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn source_names_must_stay_inside() {
-        for bad in ["../x.rpc", "/etc/passwd", "", "a/../../b.rpc"] {
-            let error = Schema::from_sources(&[(bad.to_owned(), String::new())]);
-            assert!(
-                matches!(error, Err(SchemaError::BadFileName(_))),
-                "{bad}: {error:?}"
+    fn source_names_may_start_with_parent_dirs() {
+        // What a server embeds for a root file that imports `../lib/mid.rpc`.
+        let schema = Schema::from_sources(&sources(&[
+            (
+                "svc.rpc",
+                "package svc;\nimport \"../lib/mid.rpc\";\nservice S {\n  mid.M get();\n}\n",
+            ),
+            (
+                "../lib/mid.rpc",
+                "package mid;\nimport \"base.rpc\";\nstruct M {\n  1: base.B b;\n}\n",
+            ),
+            (
+                "../lib/base.rpc",
+                "package base;\nstruct B {\n  1: u32 x;\n}\n",
+            ),
+        ]))
+        .expect("the sources check");
+        assert!(schema.method("svc.S", "get").is_ok());
+        assert_eq!(schema.files().len(), 3);
+    }
+
+    #[test]
+    fn absolute_imports_resolve_among_the_sent_names() {
+        // The embedded name of an absolute import is its file name; the
+        // text still says the absolute path, which must not be looked up
+        // on this machine.
+        let schema = Schema::from_sources(&sources(&[
+            (
+                "svc.rpc",
+                "package svc;\nimport \"/srv/idl/money.rpc\";\nservice S {\n  money.Money get();\n}\n",
+            ),
+            ("money.rpc", "package money;\nstruct Money {\n  1: u64 cents;\n}\n"),
+        ]))
+        .expect("the sources check");
+        assert!(schema.method("svc.S", "get").is_ok());
+    }
+
+    #[test]
+    fn server_sent_imports_never_read_local_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret.rpc");
+        std::fs::write(&secret, "package secret;\nstruct Leak {\n  1: u32 x;\n}\n").expect("write");
+        let cwd_relative = secret
+            .strip_prefix(std::env::current_dir().expect("cwd"))
+            .map(|p| p.display().to_string());
+        let imports = [
+            secret.display().to_string(),
+            format!("../../../../../../../../../..{}", secret.display()),
+            cwd_relative.unwrap_or_else(|_| "secret.rpc".to_owned()),
+        ];
+        for import in imports {
+            let text = format!(
+                "package svc;\nimport \"{import}\";\nservice S {{\n  secret.Leak get();\n}}\n"
             );
+            let error = Schema::from_sources(&sources(&[("svc.rpc", text.as_str())]))
+                .expect_err("the import is not among the sent sources");
+            let SchemaError::Invalid(rendered) = error else {
+                panic!("{import}: {error:?}");
+            };
+            assert!(rendered.contains("cannot import"), "{rendered}");
+            assert!(!rendered.contains("Leak {"), "{rendered}");
         }
+        assert!(matches!(
+            Schema::from_sources(&[]),
+            Err(SchemaError::NoSources)
+        ));
     }
 }

@@ -272,6 +272,102 @@ fn a_timeout_exits_4() {
 }
 
 #[test]
+fn oneway_without_idl_learns_it_from_reflection() {
+    let demo = Demo::start();
+    let before = demo.calls();
+    let run = courier(&[
+        "call",
+        &demo.addr,
+        "hello.Greeter/notify",
+        r#"{"event":"started"}"#,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("one-way"), "{run:?}");
+    // The reflection call, then the oneway call (which may land a moment
+    // after the client is done).
+    let deadline = Instant::now() + PATIENCE;
+    while demo.calls() < before + 2 {
+        assert!(Instant::now() < deadline, "the notify call never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn oneway_without_idl_or_reflection_hints_at_oneway() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime
+        .block_on(
+            Server::builder()
+                .add_service(GreeterServer::new(HelloGreeter::default()))
+                .bind("127.0.0.1:0"),
+        )
+        .expect("bind");
+    let addr = server.local_addr().to_string();
+    // Without a schema the call expects an answer; this server gives one
+    // (status 0, empty) once the oneway handler is done.
+    let run = courier(&[
+        "call",
+        &addr,
+        "hello.Greeter/notify",
+        r#"{"event":"started"}"#,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // A deadline without a schema may be a oneway method that never
+    // answers (older servers): the hint says so.
+    let late = courier(&[
+        "call",
+        "--timeout",
+        "100ms",
+        &addr,
+        "hello.Greeter/sleep",
+        r#"{"ms":30000}"#,
+    ]);
+    assert_eq!(late.code, 4, "{late:?}");
+    assert!(late.stderr.contains("deadline exceeded"), "{late:?}");
+    assert!(late.stderr.contains("oneway"), "{late:?}");
+    assert!(late.stderr.contains("--idl"), "{late:?}");
+    // With the schema it is sent as oneway.
+    let with_idl = courier(&[
+        "call",
+        "--idl",
+        HELLO_IDL,
+        &addr,
+        "hello.Greeter/notify",
+        r#"{"event":"started"}"#,
+    ]);
+    assert_eq!(with_idl.code, 0, "{with_idl:?}");
+    runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn an_answer_the_schema_cannot_read_exits_5() {
+    let demo = Demo::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = dir.path().join("hello.rpc");
+    std::fs::write(
+        &wrong,
+        "package hello;\nservice Greeter {\n  u64 say_hello(1: string name);\n}\n",
+    )
+    .expect("write");
+    let wrong = wrong.display().to_string();
+    for serializer in ["protobuf", "msgpack"] {
+        let run = courier(&[
+            "call",
+            "-s",
+            serializer,
+            "--idl",
+            &wrong,
+            &demo.addr,
+            "hello.Greeter/say_hello",
+            r#"{"name":"Bob"}"#,
+        ]);
+        assert_eq!(run.code, 5, "{serializer}: {run:?}");
+        assert!(run.stderr.contains("cannot be read"), "{run:?}");
+        assert!(run.stderr.contains("does not match"), "{run:?}");
+    }
+}
+
+#[test]
 fn bad_json_is_refused_and_nothing_is_sent() {
     let demo = Demo::start();
     let before = demo.calls();
@@ -331,9 +427,12 @@ fn bad_json_is_refused_and_nothing_is_sent() {
         unknown.stderr.contains("it has: say_hello, sleep, notify"),
         "{unknown:?}"
     );
-    // One good call after them: the server saw exactly that one.
+    // One good call after them (with --idl: no reflection call either):
+    // the server saw exactly that one.
     let good = courier(&[
         "call",
+        "--idl",
+        HELLO_IDL,
         &demo.addr,
         "hello.Greeter/say_hello",
         r#"{"name":"Bob"}"#,

@@ -147,7 +147,37 @@ pub fn check_files_with(
 /// tools that need the files read even when there are errors).
 pub fn analyze(paths: &[impl AsRef<Path>], options: &CheckOptions) -> Analysis {
     let roots: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-    let loaded = load::load(&roots, options.include_dirs());
+    analyze_loaded(load::load(&roots, options.include_dirs()))
+}
+
+/// Checks `.rpc` sources held in memory, `(name, text)`, starting from the
+/// sources named in `roots`; never reads the file system (for sources that
+/// come from elsewhere, such as a server's reflection).
+///
+/// Names are `/`-separated relative paths, normalised (`a/./b/../c.rpc` is
+/// `a/c.rpc`; a name may start with `../`), like the names idlc gives the
+/// sources it embeds. Imports resolve only among these names: relative to
+/// the importing file's name, then from the root of the names; an absolute
+/// import resolves to the name that is its file name. An import of a name
+/// not given is an `unresolved import` error. Diagnostics show the names.
+pub fn check_sources(
+    sources: &[(String, String)],
+    roots: &[impl AsRef<str>],
+) -> Result<CheckedFiles, Diagnostics> {
+    let texts: std::collections::HashMap<String, std::sync::Arc<str>> = sources
+        .iter()
+        .map(|(name, text)| (memory_name(name), std::sync::Arc::from(text.as_str())))
+        .collect();
+    let roots: Vec<String> = roots.iter().map(|r| memory_name(r.as_ref())).collect();
+    analyze_loaded(load::load_in_memory(&roots, &texts)).into_result()
+}
+
+/// A source name as [`check_sources`] keys it: normalised, `/`-separated.
+fn memory_name(name: &str) -> String {
+    source::display_name(&source::normalize(Path::new(name)))
+}
+
+fn analyze_loaded(loaded: load::Loaded) -> Analysis {
     let mut problems = loaded.problems;
     // Semantic checks on files that did not parse, or whose imports are
     // missing, would only add noise (every type they lack is "unknown").

@@ -62,8 +62,19 @@ struct Origin {
     span: SourceSpan,
 }
 
+/// Where file texts come from.
+#[derive(Clone, Copy)]
+enum Store<'a> {
+    /// The file system: imports relative to the importer, then each
+    /// include directory.
+    Disk { include_dirs: &'a [PathBuf] },
+    /// Named texts in memory (see [`load_in_memory`]); the file system is
+    /// never touched.
+    Memory(&'a HashMap<String, std::sync::Arc<str>>),
+}
+
 struct Loader<'a> {
-    include_dirs: &'a [PathBuf],
+    store: Store<'a>,
     loaded: Loaded,
     by_identity: HashMap<PathBuf, FileId>,
     by_module: HashMap<String, FileId>,
@@ -72,8 +83,30 @@ struct Loader<'a> {
 
 /// Loads `roots` and everything they import.
 pub(crate) fn load(roots: &[PathBuf], include_dirs: &[PathBuf]) -> Loaded {
+    load_from(roots, Store::Disk { include_dirs })
+}
+
+/// Loads `roots` and everything they import from `sources`, texts by name,
+/// without touching the file system.
+///
+/// Names are `/`-separated relative paths (normalised: `a/./b/../c.rpc` is
+/// `a/c.rpc`; they may start with `../`). An import resolves like on disk,
+/// but only among the names: relative to the importer's name, then from
+/// the root of the names (as an include directory); an absolute import
+/// resolves to the name that is its file name (how idlc names the embedded
+/// source of an absolutely imported file). A name that is not in `sources`
+/// is an unresolved import.
+pub(crate) fn load_in_memory(
+    roots: &[String],
+    sources: &HashMap<String, std::sync::Arc<str>>,
+) -> Loaded {
+    let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+    load_from(&roots, Store::Memory(sources))
+}
+
+fn load_from(roots: &[PathBuf], store: Store<'_>) -> Loaded {
     let mut loader = Loader {
-        include_dirs,
+        store,
         loaded: Loaded::default(),
         by_identity: HashMap::new(),
         by_module: HashMap::new(),
@@ -81,7 +114,10 @@ pub(crate) fn load(roots: &[PathBuf], include_dirs: &[PathBuf]) -> Loaded {
     };
     for root in roots {
         let root = normalize(root);
-        let name = file_name_of(&root);
+        let name = match store {
+            Store::Disk { .. } => file_name_of(&root),
+            Store::Memory(_) => display_name(&root),
+        };
         loader.register(root, None, name);
     }
     while let Some(id) = loader.queue.pop_front() {
@@ -100,11 +136,14 @@ impl Loader<'_> {
         origin: Option<Origin>,
         idl_name: String,
     ) -> Option<FileId> {
-        let identity = identity(&path);
+        let identity = match self.store {
+            Store::Disk { .. } => identity(&path),
+            Store::Memory(_) => normalize(&path),
+        };
         if let Some(&id) = self.by_identity.get(&identity) {
             return Some(id);
         }
-        let text = match read_text(&path) {
+        let text = match self.read(&path) {
             Ok(text) => text,
             Err(reason) => {
                 if origin.is_none() {
@@ -133,6 +172,17 @@ impl Loader<'_> {
         self.check_module_name(id, &module_name, origin);
         self.queue.push_back(id);
         Some(id)
+    }
+
+    /// The text of a file from the store.
+    fn read(&self, path: &Path) -> Result<std::sync::Arc<str>, String> {
+        match self.store {
+            Store::Disk { .. } => read_text(path).map(Into::into),
+            Store::Memory(sources) => sources
+                .get(&display_name(path))
+                .cloned()
+                .ok_or_else(|| "not among the given sources".to_owned()),
+        }
     }
 
     fn report_unreadable(&mut self, path: &Path, origin: Option<Origin>, reason: String) {
@@ -259,18 +309,37 @@ impl Loader<'_> {
     /// directory, then to each include directory; with where it was found.
     fn find_import(&self, dir: &Path, written: &str) -> Result<(PathBuf, FoundIn), DiagnosticKind> {
         let relative = Path::new(written);
+        let include_dirs: &[PathBuf] = match self.store {
+            Store::Disk { include_dirs } => include_dirs,
+            // The root of the names acts as the one include directory.
+            Store::Memory(_) => &[],
+        };
         let candidates: Vec<PathBuf> = if written.is_empty() {
             Vec::new()
         } else if relative.is_absolute() {
-            vec![relative.to_path_buf()]
+            match self.store {
+                Store::Disk { .. } => vec![relative.to_path_buf()],
+                Store::Memory(_) => vec![PathBuf::from(file_name_of(relative))],
+            }
         } else {
+            let root = match self.store {
+                Store::Disk { .. } => None,
+                Store::Memory(_) => Some(relative.to_path_buf()),
+            };
             std::iter::once(dir.join(relative))
-                .chain(self.include_dirs.iter().map(|inc| inc.join(relative)))
+                .chain(include_dirs.iter().map(|inc| inc.join(relative)))
+                .chain(root)
                 .map(|path| normalize(&path))
                 .collect()
         };
-        if let Some(position) = candidates.iter().position(|path| path.is_file()) {
-            let found_in = if relative.is_absolute() {
+        let exists = |path: &PathBuf| match self.store {
+            Store::Disk { .. } => path.is_file(),
+            Store::Memory(sources) => sources.contains_key(&display_name(path)),
+        };
+        if let Some(position) = candidates.iter().position(exists) {
+            let found_in = if let Store::Memory(_) = self.store {
+                FoundIn::Named
+            } else if relative.is_absolute() {
                 FoundIn::Absolute
             } else if position == 0 {
                 FoundIn::ImporterDir
@@ -283,13 +352,18 @@ impl Loader<'_> {
             .iter()
             .map(|p| format!("`{}`", display_name(p)))
             .collect();
-        let help = if looked.is_empty() {
+        let help = if let Store::Memory(_) = self.store {
+            format!(
+                "looked for {} among the given sources; nothing else is read",
+                looked.join(", ")
+            )
+        } else if looked.is_empty() {
             "write the path of a `.rpc` file, relative to the importing file".to_owned()
         } else {
             format!(
                 "looked for {}; import paths are relative to the importing file{}",
                 looked.join(", "),
-                if self.include_dirs.is_empty() {
+                if include_dirs.is_empty() {
                     ""
                 } else {
                     " or an include directory"
@@ -314,6 +388,8 @@ enum FoundIn {
     IncludeDir,
     /// The import path is absolute.
     Absolute,
+    /// Among in-memory sources: the name found is the embedded name.
+    Named,
 }
 
 /// The file name of a path (`idl/hello.rpc` -> `hello.rpc`): the
@@ -337,6 +413,7 @@ fn idl_name_of_import(importer: &str, written: &str, found: &Path, found_in: Fou
     let written = Path::new(written);
     let joined = match found_in {
         FoundIn::Absolute => return file_name_of(found),
+        FoundIn::Named => return display_name(found),
         FoundIn::IncludeDir => written.to_path_buf(),
         FoundIn::ImporterDir => Path::new(importer)
             .parent()

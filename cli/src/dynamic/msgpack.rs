@@ -9,7 +9,7 @@ use idlc::model::{FieldType, Scalar, TypeKind};
 use rmp::Marker;
 use rmp::encode;
 
-use super::value::{Dyn, Shape, enum_def, field_default};
+use super::value::{Dyn, Shape, dedup_map_entries, enum_def, field_default};
 use super::{DynError, MAX_DEPTH};
 use crate::schema::Schema;
 
@@ -391,11 +391,9 @@ fn from_mp(schema: &Schema, ty: &FieldType, value: &Mp, depth: usize) -> Result<
                 for (k, v) in entries {
                     let k = from_mp(schema, &key_ty, k, depth + 1)?;
                     let v = from_mp(schema, inner, v, depth + 1)?;
-                    match out.iter_mut().find(|(existing, _)| *existing == k) {
-                        Some((_, slot)) => *slot = v,
-                        None => out.push((k, v)),
-                    }
+                    out.push((k, v));
                 }
+                dedup_map_entries(&mut out);
                 Dyn::Map(out)
             }
             other => return Err(bad("a map", other)),

@@ -120,12 +120,18 @@ fn write_bytes(bytes: &[u8], buf: &mut Vec<u8>) {
 /// Decodes a message of `shape`; bytes after it are ignored (as the
 /// runtime's postcard decoding does).
 pub(crate) fn decode(schema: &Schema, shape: &Shape<'_>, bytes: &[u8]) -> Result<Dyn, DynError> {
-    let mut reader = Reader { bytes };
+    let mut reader = Reader {
+        bytes,
+        empty_items_left: MAX_EMPTY_ITEMS,
+    };
     decode_message(schema, shape, &mut reader, 0)
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// How many more list items that take no bytes (`list<Empty>`) this
+    /// message may hold.
+    empty_items_left: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -159,16 +165,46 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    /// A count of items that each take at least one byte: never more than
-    /// the bytes left (so nothing is reserved for a claimed length).
+    /// A count of items of a list or map. It may exceed the bytes left
+    /// (an item of `list<Empty>` takes none), but not [`MAX_EMPTY_ITEMS`];
+    /// items that do take bytes run out of them, and
+    /// [`Reader::item_read`] bounds the ones that do not.
     fn count(&mut self) -> Result<usize, DynError> {
         let n = self.varint(10)?;
         usize::try_from(n)
             .ok()
-            .filter(|n| *n <= self.bytes.len())
-            .ok_or_else(truncated)
+            .filter(|n| *n <= MAX_EMPTY_ITEMS)
+            .ok_or_else(|| {
+                DynError::Decode(format!("a count of {n} items (at most {MAX_EMPTY_ITEMS})"))
+            })
+    }
+
+    /// What to reserve for `n` claimed items: never more than one per byte
+    /// left, whatever the claim.
+    fn capacity(&self, n: usize) -> usize {
+        n.min(self.bytes.len())
+    }
+
+    /// Accounts for an item read when `before` bytes were left: an item
+    /// that took none is charged to the message's budget of empty items.
+    fn item_read(&mut self, before: usize) -> Result<(), DynError> {
+        if self.bytes.len() < before {
+            return Ok(());
+        }
+        self.empty_items_left = self.empty_items_left.checked_sub(1).ok_or_else(|| {
+            DynError::Decode(format!(
+                "more than {MAX_EMPTY_ITEMS} items that take no bytes (list<Empty>)"
+            ))
+        })?;
+        Ok(())
     }
 }
+
+/// The most list items that take no bytes (`list<Empty>`) one message may
+/// hold, in all its lists together; also the most items any list or map
+/// may claim. Every other item takes at least one byte, so the bytes bound
+/// those.
+const MAX_EMPTY_ITEMS: usize = 1 << 20;
 
 fn truncated() -> DynError {
     DynError::Decode("the message ends too soon".into())
@@ -265,16 +301,19 @@ fn decode_value(
         FieldType::Named(r) => decode_message(schema, &Shape::of(schema, r)?, reader, depth + 1)?,
         FieldType::List(inner) => {
             let n = reader.count()?;
-            let mut items = Vec::with_capacity(n);
+            let mut items = Vec::with_capacity(reader.capacity(n));
             for _ in 0..n {
+                let before = reader.bytes.len();
                 items.push(decode_value(schema, inner, reader, depth + 1)?);
+                reader.item_read(before)?;
             }
             Dyn::List(items)
         }
         FieldType::Map(key, inner) => {
+            // A key takes at least one byte: the bytes bound the entries.
             let n = reader.count()?;
             let key_ty = FieldType::Scalar(*key);
-            let mut entries = Vec::with_capacity(n);
+            let mut entries = Vec::with_capacity(reader.capacity(n));
             for _ in 0..n {
                 let k = decode_value(schema, &key_ty, reader, depth + 1)?;
                 let v = decode_value(schema, inner, reader, depth + 1)?;

@@ -8,7 +8,7 @@
 
 use idlc::model::{Field, FieldType, Scalar, TypeKind};
 
-use super::value::{Dyn, Shape, default_of_shape, field_default, zero};
+use super::value::{Dyn, Shape, dedup_maps, default_of_shape, field_default, zero};
 use super::{DynError, MAX_DEPTH};
 use crate::schema::Schema;
 
@@ -238,6 +238,9 @@ fn write_varint(mut value: u64, buf: &mut Vec<u8>) {
 pub(crate) fn decode(schema: &Schema, shape: &Shape<'_>, bytes: &[u8]) -> Result<Dyn, DynError> {
     let mut value = default_of_shape(schema, shape, 0)?;
     merge_message(schema, shape, &mut value, bytes, 0)?;
+    // Map entries are appended as read; repeated keys are merged once, at
+    // the end, in linear time.
+    dedup_maps(&mut value);
     Ok(value)
 }
 
@@ -427,10 +430,7 @@ fn merge_field(
                     _ => entry.skip(wire_type)?,
                 }
             }
-            match entries.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, existing)) => *existing = value,
-                None => entries.push((key, value)),
-            }
+            entries.push((key, value));
             Ok(())
         }
     }

@@ -473,6 +473,98 @@ fn bad_arguments_name_the_spot() {
 }
 
 #[test]
+fn large_maps_with_repeated_keys_decode_in_linear_time() {
+    // 200k entries, every key twice: a linear scan per entry would take
+    // 4e10 comparisons; the hash index takes one lookup per entry.
+    const KEYS: u64 = 100_000;
+    let schema = fixture("collections");
+    let collections = shape(&schema, "Collections");
+    let Dyn::Struct(mut fields) =
+        message_from_json(&schema, &collections, &json!({})).expect("empty is fine")
+    else {
+        panic!("a struct");
+    };
+    let entries: Vec<(Dyn, Dyn)> = (0..2 * KEYS)
+        .map(|i| {
+            (
+                Dyn::Uint(i % KEYS),
+                Dyn::Struct(vec![Dyn::Str(i.to_string())]),
+            )
+        })
+        .collect();
+    fields[5] = Dyn::Map(entries);
+    let value = Dyn::Struct(fields);
+    for serializer in [Serializer::Protobuf, Serializer::MessagePack] {
+        let bytes = encode_dyn(serializer, &schema, &collections, &value);
+        let decoded = decode_dyn(serializer, &schema, &collections, &bytes).expect("decodes");
+        let Dyn::Struct(fields) = decoded else {
+            panic!("a struct");
+        };
+        let Dyn::Map(entries) = &fields[5] else {
+            panic!("a map");
+        };
+        assert_eq!(entries.len(), KEYS as usize, "{serializer:?}");
+        // First position, last value.
+        assert_eq!(entries[0].0, Dyn::Uint(0));
+        assert_eq!(entries[0].1, Dyn::Struct(vec![Dyn::Str(KEYS.to_string())]));
+        assert_eq!(entries[7].0, Dyn::Uint(7));
+        assert_eq!(
+            entries[7].1,
+            Dyn::Struct(vec![Dyn::Str((KEYS + 7).to_string())])
+        );
+    }
+}
+
+fn postcard_varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+#[test]
+fn postcard_lists_of_empty_structs_are_bounded_by_count_not_bytes() {
+    let schema = Schema::from_sources(&[(
+        "empties.rpc".to_owned(),
+        "package empties;\nstruct Empty {\n}\nstruct Holder {\n  1: list<Empty> a;\n  2: list<Empty> b;\n  3: map<u32, Empty> m;\n}\n"
+            .to_owned(),
+    )])
+    .expect("the schema checks");
+    let holder = shape(&schema, "Holder");
+    // Five empty items take no bytes after their count (five items, four
+    // bytes left: a count bounded by the bytes refused this); the map's
+    // two entries take one byte each (the key).
+    let bytes = [5, 0, 2, 7, 9];
+    let value = decode_dyn(Serializer::Postcard, &schema, &holder, &bytes).expect("valid");
+    let empty = || Dyn::Struct(Vec::new());
+    assert_eq!(
+        value,
+        Dyn::Struct(vec![
+            Dyn::List(vec![empty(); 5]),
+            Dyn::List(Vec::new()),
+            Dyn::Map(vec![(Dyn::Uint(7), empty()), (Dyn::Uint(9), empty())]),
+        ])
+    );
+    assert_eq!(
+        encode_dyn(Serializer::Postcard, &schema, &holder, &value),
+        bytes
+    );
+    // The claim is bounded: per list, and over the whole message.
+    let mut too_many = Vec::new();
+    postcard_varint((1 << 20) + 1, &mut too_many);
+    too_many.extend([0, 0]);
+    assert!(decode_dyn(Serializer::Postcard, &schema, &holder, &too_many).is_err());
+    let mut two_big = Vec::new();
+    postcard_varint(600_000, &mut two_big);
+    postcard_varint(600_000, &mut two_big);
+    two_big.push(0);
+    assert!(decode_dyn(Serializer::Postcard, &schema, &holder, &two_big).is_err());
+    // A map entry always takes a byte: a claim beyond the bytes ends.
+    assert!(decode_dyn(Serializer::Postcard, &schema, &holder, &[0, 0, 100, 1]).is_err());
+}
+
+#[test]
 fn hostile_payloads_are_errors_not_panics() {
     let schema = fixture("collections");
     let collections = shape(&schema, "Collections");

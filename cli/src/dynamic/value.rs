@@ -44,6 +44,82 @@ pub enum Dyn {
     Optional(Option<Box<Dyn>>),
 }
 
+/// A map key as a hash key (map keys are scalars).
+#[derive(PartialEq, Eq, Hash)]
+enum KeyOf<'a> {
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Bits(u64),
+    Str(&'a str),
+    Bytes(&'a [u8]),
+    Enum(i32),
+    /// Not a scalar: never merged with another key.
+    Other(usize),
+}
+
+impl<'a> KeyOf<'a> {
+    fn of(key: &'a Dyn, position: usize) -> KeyOf<'a> {
+        match key {
+            Dyn::Bool(b) => KeyOf::Bool(*b),
+            Dyn::Int(i) => KeyOf::Int(*i),
+            Dyn::Uint(u) => KeyOf::Uint(*u),
+            Dyn::F32(f) => KeyOf::Bits(u64::from(f.to_bits())),
+            Dyn::F64(f) => KeyOf::Bits(f.to_bits()),
+            Dyn::Str(s) => KeyOf::Str(s),
+            Dyn::Bytes(b) => KeyOf::Bytes(b),
+            Dyn::Enum(e) => KeyOf::Enum(*e),
+            _ => KeyOf::Other(position),
+        }
+    }
+}
+
+/// Merges the entries of a map read entry by entry: a repeated key keeps
+/// its first position and takes its last value (as prost and rmp-serde
+/// decode maps). Linear: one hash lookup per entry, whatever the input.
+pub(crate) fn dedup_map_entries(entries: &mut Vec<(Dyn, Dyn)>) {
+    let mut first_of: std::collections::HashMap<KeyOf<'_>, usize> =
+        std::collections::HashMap::with_capacity(entries.len());
+    // For each entry, the position of the first entry with its key.
+    let mut target = Vec::with_capacity(entries.len());
+    for (position, (key, _)) in entries.iter().enumerate() {
+        target.push(*first_of.entry(KeyOf::of(key, position)).or_insert(position));
+    }
+    drop(first_of);
+    if target.iter().enumerate().all(|(i, t)| i == *t) {
+        return;
+    }
+    // The index in `merged` of each kept (first) position.
+    let mut kept_at = vec![0usize; entries.len()];
+    let mut merged: Vec<(Dyn, Dyn)> = Vec::with_capacity(entries.len());
+    for (position, (key, value)) in std::mem::take(entries).into_iter().enumerate() {
+        let first = target[position];
+        if first == position {
+            kept_at[position] = merged.len();
+            merged.push((key, value));
+        } else if let Some(slot) = merged.get_mut(kept_at[first]) {
+            slot.1 = value;
+        }
+    }
+    *entries = merged;
+}
+
+/// Applies [`dedup_map_entries`] to every map in `value`.
+pub(crate) fn dedup_maps(value: &mut Dyn) {
+    match value {
+        Dyn::Map(entries) => {
+            dedup_map_entries(entries);
+            for (_, v) in entries {
+                dedup_maps(v);
+            }
+        }
+        Dyn::Struct(items) | Dyn::List(items) => items.iter_mut().for_each(dedup_maps),
+        Dyn::Union(_, inner) => dedup_maps(inner),
+        Dyn::Optional(Some(inner)) => dedup_maps(inner),
+        _ => {}
+    }
+}
+
 /// The fields of a message-like declaration: a struct's fields, or a
 /// union's arms.
 pub(crate) enum Shape<'a> {
