@@ -4,7 +4,6 @@
 //! It also keeps the heartbeat: pings when quiet, and gives up on a server
 //! that has sent nothing for three intervals.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -52,14 +51,15 @@ pub(crate) enum ConnectionEnd {
 /// into a counter the `Channel` can read (a test hook).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    map: HashMap<u64, ReplySender>,
+    /// foldhash: SipHash cost more than the rest of the bookkeeping.
+    map: foldhash::HashMap<u64, ReplySender>,
     len: Arc<AtomicUsize>,
 }
 
 impl Pending {
     pub fn new(len: Arc<AtomicUsize>) -> Pending {
         Pending {
-            map: HashMap::new(),
+            map: foldhash::HashMap::default(),
             len,
         }
     }

@@ -147,7 +147,8 @@ pub(crate) enum Phase {
 
 /// The state every connection of a server shares.
 pub(crate) struct ServerShared {
-    pub services: HashMap<&'static str, Arc<dyn ServiceHandler>>,
+    /// Looked up on every request: foldhash, not SipHash.
+    pub services: foldhash::HashMap<&'static str, Arc<dyn ServiceHandler>>,
     /// Run on every call before its handler; empty costs nothing.
     pub interceptors: Box<[Arc<dyn ServerInterceptor>]>,
     serializers: HashMap<u8, Serializer>,
@@ -171,7 +172,7 @@ pub(crate) struct ServerShared {
 impl ServerShared {
     pub fn new(parts: ServerParts, config: ServerConfig) -> ServerShared {
         ServerShared {
-            services: parts.services,
+            services: parts.services.into_iter().collect(),
             interceptors: parts.interceptors.into_boxed_slice(),
             serializers: parts.serializers,
             allowed_serializers: parts.allowed_serializers.unwrap_or(SerializerSet::ALL),
