@@ -157,4 +157,12 @@ async fn undecodable_args_are_status_4() {
     let frame = client.next_frame().await.expect("an answer");
     assert_eq!(frame.header.request_id, 5);
     assert_eq!(frame.header.status, StatusCode::BadRequest.as_u8());
+    // The message names the method and serializer, never the server's
+    // Rust type paths.
+    let message = std::str::from_utf8(&frame.body).expect("a UTF-8 message");
+    assert!(
+        message.starts_with("cannot decode the arguments of ") && message.contains("(protobuf)"),
+        "{message}"
+    );
+    assert!(!message.contains("::"), "{message}");
 }

@@ -13,7 +13,7 @@ use super::respond::Responder;
 use super::shared::ServerShared;
 use crate::catch_unwind::{Interrupted, run_guarded};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
-use crate::error::{NoDeclaredError, RpcError, StatusCode};
+use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
 use crate::protocol::Utf8Bytes;
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
@@ -127,7 +127,10 @@ impl IncomingCall {
             }
             let args = match serializer.decode::<Args>(payload) {
                 Ok(args) => args,
-                Err(e) => return Some(responder.status(StatusCode::BadRequest, &e.to_string())),
+                Err(e) => {
+                    let message = bad_args_message(&ctx, serializer, e);
+                    return Some(responder.status(StatusCode::BadRequest, &message));
+                }
             };
             Some(match handler(ctx, args).await {
                 Ok(reply) => responder.reply(serializer, &reply),
@@ -166,7 +169,8 @@ impl IncomingCall {
                 Ok(args) => handler(ctx, args).await,
                 Err(e) => {
                     tracing::debug!(request_id, error = %e, "undecodable args for a one-way method");
-                    return Some(responder.status(StatusCode::BadRequest, &e.to_string()));
+                    let message = bad_args_message(&ctx, serializer, e);
+                    return Some(responder.status(StatusCode::BadRequest, &message));
                 }
             }
             Some(responder.empty_reply(serializer))
@@ -352,6 +356,20 @@ where
         tokio::spawn(task)
     };
     conn.slots.attach(request_id, token, handle.abort_handle());
+}
+
+/// The status-4 message for undecodable args: names the method and the
+/// serializer, never the server's Rust type paths.
+fn bad_args_message(ctx: &CallContext, serializer: Serializer, error: TransportError) -> String {
+    let reason = match error {
+        TransportError::Decode { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    format!(
+        "cannot decode the arguments of {}/{} ({serializer}): {reason}",
+        ctx.service(),
+        ctx.method()
+    )
 }
 
 #[cfg(test)]
