@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::seq::IndexedRandom;
 use tokio::net::{ToSocketAddrs, lookup_host};
 use tokio::runtime::Handle;
@@ -16,7 +17,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::balanced::{BalanceOptions, Balanced, InstanceState, ProbeSender};
-use super::command::Command;
+use super::command::{Command, RawResponse};
 use super::config::ChannelConfig;
 use super::connection::ConnectionSettings;
 #[cfg(feature = "tls")]
@@ -503,11 +504,25 @@ impl ChannelShared {
             status = Empty,
             latency_us = Empty,
         );
-        if span.is_disabled() {
-            return self.exchange(&head, args).await;
-        }
         let started = Instant::now();
-        let result = self.exchange(&head, args).instrument(span.clone()).await;
+        let deadline = request_deadline(started, timeout);
+        let frame = match encode_request(&head, args, self.max_frame_size) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let error = RpcError::widen(error);
+                span.record("status", error.code().as_u8());
+                return Err(error);
+            }
+        };
+        if span.is_disabled() {
+            let answer = self.round_trip(id, frame, deadline).await;
+            return reply_of(&head, answer);
+        }
+        let answer = self
+            .round_trip(id, frame, deadline)
+            .instrument(span.clone())
+            .await;
+        let result = reply_of(&head, answer);
         let status = match &result {
             Ok(_) => StatusCode::Ok,
             Err(error) => error.code(),
@@ -517,45 +532,34 @@ impl ChannelShared {
         result
     }
 
-    /// Sends the request and waits for its response, until the timeout.
-    async fn exchange<Args, Reply, E>(
+    /// Sends an encoded request frame on one of the pool's connections and
+    /// waits for its response until `deadline`: `None` once the deadline
+    /// has passed. A call given up (deadline passed, or this future
+    /// dropped) is forgotten by its connection, and the server is told.
+    pub(super) async fn round_trip(
         &self,
-        head: &RequestHead<'_>,
-        args: &Args,
-    ) -> Result<Reply, RpcError<E>>
-    where
-        Args: WireMessage,
-        Reply: WireMessage,
-        E: DeclaredError,
-    {
-        let deadline = request_deadline(Instant::now(), head.timeout);
-        let frame = encode_request(head, args, self.max_frame_size).map_err(RpcError::widen)?;
+        id: u64,
+        frame: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<Option<RawResponse>, TransportError> {
         let link = self.pool.pick();
         let (reply, response) = oneshot::channel();
-        link.send(Command::Call {
-            id: head.id,
-            frame,
-            reply,
-        })?;
+        link.send(Command::Call { id, frame, reply })?;
         let mut cancel = CancelOnDrop {
             link,
-            id: head.id,
+            id,
             armed: true,
         };
         let response = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
                 Ok(response) => response,
-                // `cancel` is dropped armed: the call is forgotten and the
-                // server told.
-                Err(_) => {
-                    return Err(deadline_exceeded_after(head.method, head.timeout).into());
-                }
+                // `cancel` is dropped armed.
+                Err(_) => return Ok(None),
             },
             None => response.await,
         };
         cancel.armed = false;
-        let response = response.map_err(|_| task_gone())??;
-        decode_response(response, head.serializer)
+        response.map_err(|_| task_gone())?.map(Some)
     }
 
     /// A one-way call after its interceptors.
@@ -580,6 +584,20 @@ impl ChannelShared {
             timeout,
         };
         let frame = encode_request(&head, args, self.max_frame_size)?;
+        self.send_oneway_frame(frame, timeout, method.service, method.method)
+            .await
+    }
+
+    /// Sends an encoded one-way frame on one of the pool's connections;
+    /// returns once it is written, or status 6 if that takes longer than
+    /// `timeout`.
+    pub(super) async fn send_oneway_frame(
+        &self,
+        frame: Bytes,
+        timeout: Option<Duration>,
+        service: &str,
+        method: &str,
+    ) -> Result<(), RpcError> {
         let (written, written_rx) = oneshot::channel();
         self.pool.pick().send(Command::Oneway { frame, written })?;
         let written = match timeout {
@@ -587,8 +605,7 @@ impl ChannelShared {
                 .await
                 .map_err(|_| {
                     Status::deadline_exceeded(format!(
-                        "{}/{} was not written within {timeout:?}",
-                        method.service, method.method
+                        "{service}/{method} was not written within {timeout:?}"
                     ))
                 })?,
             None => written_rx.await,
@@ -611,6 +628,21 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             self.link.cancel(self.id);
         }
+    }
+}
+
+/// The reply (or error) a [`ChannelShared::round_trip`] came to.
+fn reply_of<Reply, E>(
+    head: &RequestHead<'_>,
+    answer: Result<Option<RawResponse>, TransportError>,
+) -> Result<Reply, RpcError<E>>
+where
+    Reply: WireMessage,
+    E: DeclaredError,
+{
+    match answer? {
+        Some(response) => decode_response(response, head.serializer),
+        None => Err(deadline_exceeded_after(head.method, head.timeout).into()),
     }
 }
 

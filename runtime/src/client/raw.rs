@@ -14,14 +14,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::balanced::ProbeSender;
 use super::channel::{Channel, ChannelShared, Target};
-use super::command::Command;
 use super::method::{CallOptions, MethodDescriptor};
-use super::pool::{Link, task_gone};
 use crate::context::{Metadata, cap_timeout};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
 use crate::protocol::{
@@ -226,32 +223,15 @@ impl ChannelShared {
             timeout,
             self.max_frame_size,
         )?;
-        let link = self.pool.pick();
-        let (reply, response) = oneshot::channel();
-        link.send(Command::Call { id, frame, reply })?;
-        let mut forget = ForgetOnDrop {
-            link,
-            id,
-            armed: true,
+        let Some(response) = self.round_trip(id, frame, deadline).await? else {
+            return Err(Status::deadline_exceeded(format!(
+                "no answer from {}/{} within {:?}",
+                method.service,
+                method.method,
+                timeout.unwrap_or_default()
+            ))
+            .into());
         };
-        let response = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
-                Ok(response) => response,
-                // `forget` is dropped armed: the server is told.
-                Err(_) => {
-                    return Err(Status::deadline_exceeded(format!(
-                        "no answer from {}/{} within {:?}",
-                        method.service,
-                        method.method,
-                        timeout.unwrap_or_default()
-                    ))
-                    .into());
-                }
-            },
-            None => response.await,
-        };
-        forget.armed = false;
-        let response = response.map_err(|_| task_gone())??;
         match StatusCode::from_u8(response.status) {
             StatusCode::Ok => Ok(RawReply::Ok(response.body)),
             StatusCode::DeclaredError => Ok(RawReply::Declared(response.body)),
@@ -282,21 +262,8 @@ impl ChannelShared {
             timeout,
             self.max_frame_size,
         )?;
-        let (written, written_rx) = oneshot::channel();
-        self.pool.pick().send(Command::Oneway { frame, written })?;
-        let written = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, written_rx)
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded(format!(
-                        "{}/{} was not written within {timeout:?}",
-                        method.service, method.method
-                    ))
-                })?,
-            None => written_rx.await,
-        };
-        written.map_err(|_| task_gone())??;
-        Ok(())
+        self.send_oneway_frame(frame, timeout, method.service, method.method)
+            .await
     }
 }
 
@@ -349,22 +316,6 @@ fn encode_raw_request(
     builder
         .finish(max_frame_size)
         .map_err(|e| RpcError::Status(Status::new(StatusCode::FrameTooLarge, e.to_string())))
-}
-
-/// Tells the connection task to forget a call whose future was dropped
-/// (or timed out) before its response came.
-struct ForgetOnDrop<'a> {
-    link: &'a Link,
-    id: u64,
-    armed: bool,
-}
-
-impl Drop for ForgetOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.link.cancel(self.id);
-        }
-    }
 }
 
 /// The one `'static` descriptor of `method`, made on first use and kept for
