@@ -2,17 +2,15 @@
 //! (`courier::auth`), and the server's serializer allow-list, over real
 //! sockets. Tokens must never show in statuses, `Debug` output or logs.
 
+mod captured_log;
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use captured_log::CapturedLog;
 use common::*;
 use courier::auth::{BearerToken, BearerTokenAuth};
 use courier::client::{CallOptions, Channel, MethodDescriptor};
 use courier::server::{IncomingCall, Server, ServerHandle, ServiceHandler};
 use courier::{CallContext, Metadata, NoDeclaredError, RpcError, Serializer, StatusCode};
-use tracing_subscriber::fmt::MakeWriter;
 
 const ALICE_TOKEN: &str = "alice-7f3a9c1e55d2";
 const OPS_TOKEN: &str = "ops-0b41e6d2c9aa";
@@ -202,32 +200,9 @@ fn tokens_never_show_in_debug_output() {
     );
 }
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[test]
 fn tokens_never_show_in_logs_at_any_level() {
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
@@ -249,7 +224,7 @@ fn tokens_never_show_in_logs_at_any_level() {
             server.shutdown().await;
         });
     });
-    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    let logs = captured.text();
     assert!(logs.contains("courier"), "something was logged: {logs}");
     for token in [ALICE_TOKEN, OPS_TOKEN, WRONG_TOKEN] {
         assert!(!logs.contains(token), "{token} logged:\n{logs}");

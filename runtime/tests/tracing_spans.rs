@@ -1,41 +1,16 @@
 //! Per-call spans on both sides, when a subscriber wants them.
 
+mod captured_log;
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use captured_log::CapturedLog;
 use common::*;
 use courier::{NoDeclaredError, RpcError};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
-
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[test]
 fn each_call_has_a_span_on_each_side_with_status_and_latency() {
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_span_events(FmtSpan::CLOSE)
@@ -62,7 +37,7 @@ fn each_call_has_a_span_on_each_side_with_status_and_latency() {
             eventually("the server to be idle", || server.handle.in_flight() == 0).await;
         });
     });
-    let text = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    let text = captured.text();
     let client_ok = text
         .lines()
         .find(|line| line.contains("courier.call") && line.contains("method=\"echo\""))

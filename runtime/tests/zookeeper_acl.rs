@@ -6,45 +6,21 @@
 //! fails with a clear error, is in `zookeeper_layout.rs`,
 //! `digest_acls_protect_a_providers_nodes`.)
 
+mod captured_log;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use captured_log::CapturedLog;
 use courier::registry::{
     DigestCredentials, Registry, RegistryError, RegistryUrl, ServiceInstance, ZooKeeperOptions,
     ZooKeeperRegistry, connect_registry,
 };
 use support::zookeeper::ZooKeeperServer;
-use tracing_subscriber::fmt::MakeWriter;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 const SECRET: &str = "Zk-s3cret-8c1f0d";
 const WRONG: &str = "Zk-wrong-5a77e2";
-
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn options(server: &ZooKeeperServer, password: &str) -> ZooKeeperOptions {
     ZooKeeperOptions::new(server.connect_string())
@@ -55,7 +31,7 @@ fn options(server: &ZooKeeperServer, password: &str) -> ZooKeeperOptions {
 
 #[test]
 fn digest_passwords_never_show_in_logs_debug_output_or_errors() {
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
@@ -110,7 +86,7 @@ fn digest_passwords_never_show_in_logs_debug_output_or_errors() {
             provider.close().await.expect("closes");
         });
     });
-    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+    let logs = captured.text();
     assert!(!logs.is_empty(), "the registry logged something");
     shown.push(logs);
     for text in &shown {
