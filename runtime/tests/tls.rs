@@ -294,9 +294,18 @@ where
     F: FnOnce(Log) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    with_log_at(tracing::Level::INFO, test);
+}
+
+/// [`with_log`] with the log at `level`.
+fn with_log_at<F, Fut>(level: tracing::Level, test: F)
+where
+    F: FnOnce(Log) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let log = Log::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(log.clone())
         .finish();
@@ -667,6 +676,24 @@ fn a_stalled_handshake_is_cut_off_and_does_not_hold_the_server() {
         })
         .await;
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    });
+}
+
+/// A client that goes away without TLS's close_notify (every dropped
+/// channel) is a peer that closed, as on plain TCP, not a failed read:
+/// its calls in flight are left to finish.
+#[test]
+fn a_tls_peer_that_drops_its_socket_closed_the_connection() {
+    with_log_at(tracing::Level::DEBUG, |log| async move {
+        let ca = Ca::new("test CA");
+        let server = start(Some(server_tls(&ca))).await;
+        let channel = connect(&server, Some(client_tls(&ca)))
+            .await
+            .expect("connect");
+        assert_eq!(echo(&channel, "hi").await.expect("echo").value, "hi");
+        drop(channel);
+        log.wait_for("peer closed the connection").await;
+        assert!(!log.text().contains("read failed"), "{}", log.text());
     });
 }
 

@@ -211,7 +211,10 @@ impl<'a> Connection<'a> {
             Poll::Ready(Ok(0)) => {
                 // A TLS server answers a plaintext client with a TLS alert
                 // record, shorter than a frame header, and closes.
-                if let Some(&[a, b]) = self.read_buf.first_chunk::<2>() {
+                // (Only at a frame boundary: mid-frame, these are body bytes.)
+                if let (false, Some(&[a, b])) =
+                    (self.decoder.in_body(), self.read_buf.first_chunk::<2>())
+                {
                     if is_tls_record_start(u16::from_be_bytes([a, b])) {
                         return Err(self.tls_error(TlsError::ServerRequiresTls));
                     }
@@ -266,7 +269,7 @@ impl<'a> Connection<'a> {
                 // Request id 0 is no call's: a status there refuses the
                 // whole connection (e.g. the server's connection limit).
                 MessageKind::Response if header.request_id == 0 && header.status > 1 => {
-                    let message = crate::protocol::status_message(&body);
+                    let message = crate::protocol::refusal_message(&body);
                     tracing::debug!(status = header.status, %message, "the server refused the connection");
                     self.pending.answer_all(header.status, &body);
                     self.refusal = Some(format!("status {}: {message}", header.status));

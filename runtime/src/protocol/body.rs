@@ -279,6 +279,20 @@ pub fn status_message(body: &[u8]) -> String {
     String::from_utf8_lossy(body).into_owned()
 }
 
+/// Longest refusal text [`refusal_message`] keeps, in characters.
+const REFUSAL_MESSAGE_MAX_CHARS: usize = 256;
+
+/// The message of a connection-level refusal (a status on request id 0,
+/// possibly sent before TLS by anyone on the path), made safe to put in an
+/// error or a log line: control characters escaped, at most 256 characters.
+pub fn refusal_message(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(REFUSAL_MESSAGE_MAX_CHARS)
+        .flat_map(char::escape_debug)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +455,18 @@ mod tests {
         assert_eq!(timeout_to_ms(Some(Duration::from_micros(1))), 1);
         assert_eq!(timeout_to_ms(Some(Duration::from_millis(1500))), 1500);
         assert_eq!(timeout_to_ms(Some(Duration::from_secs(u64::MAX))), u32::MAX);
+    }
+
+    #[test]
+    fn refusal_messages_are_escaped_and_bounded() {
+        assert_eq!(
+            refusal_message(b"too many\nconnections"),
+            "too many\\nconnections"
+        );
+        assert_eq!(
+            refusal_message(&[b'x'; 1000]).len(),
+            REFUSAL_MESSAGE_MAX_CHARS
+        );
     }
 
     #[test]

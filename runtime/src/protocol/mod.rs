@@ -12,8 +12,8 @@ mod header;
 pub(crate) mod write_queue;
 
 pub use body::{
-    BodyError, MetadataLimits, RequestBody, Utf8Bytes, encode_request_prefix, status_message,
-    timeout_to_ms,
+    BodyError, MetadataLimits, RequestBody, Utf8Bytes, encode_request_prefix, refusal_message,
+    status_message, timeout_to_ms,
 };
 pub use decoder::{DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, FrameError};
 pub use frame::{BodyTooLarge, FrameBuilder, empty_frame};

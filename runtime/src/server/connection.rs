@@ -90,6 +90,12 @@ pub(crate) async fn serve_connection(
                 let (read_half, write_half) = tokio::io::split(stream);
                 serve_halves(read_half, write_half, peer, identity, server).await;
             }
+            // A peer that connects and closes (port scans, TCP health
+            // checks) is routine: debug. Certificates refused, timeouts and
+            // plaintext clients are worth an operator's eye: info.
+            Err(e @ crate::tls::TlsError::Handshake(_)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+            }
             Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
         }
         return;
@@ -274,6 +280,11 @@ async fn read_frames<R: AsyncRead + Unpin>(
                         clock.read(Instant::now());
                     }
                 }
+                // A TLS peer that closes without close_notify (every peer
+                // that just drops its socket) reads as UnexpectedEof; a
+                // TCP read never returns it. Either way the peer is gone
+                // and its calls in flight finish, as on plain TCP.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return ReadEnd::Eof,
                 Err(e) => return ReadEnd::Io(e),
             },
             () = &mut timer, if timed => match clock.check(Instant::now()) {

@@ -248,7 +248,7 @@ fn plaintext_answer(first: &[u8]) -> Option<TlsError> {
             let code = StatusCode::from_u8(frame.header.status);
             Some(format!(
                 "status {code}: {}",
-                String::from_utf8_lossy(&frame.body)
+                crate::protocol::refusal_message(&frame.body)
             ))
         }
         _ => None,
