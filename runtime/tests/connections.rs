@@ -13,6 +13,7 @@ use courier::client::{Backoff, Channel, ChannelConfig};
 use courier::protocol::{MessageKind, empty_frame};
 use courier::server::Server;
 use courier::{NoDeclaredError, RpcError, StatusCode, TransportError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -305,8 +306,10 @@ async fn call_until_refused(channel: &Channel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_made_after_a_failed_attempt_gets_an_attempt_of_its_own() {
-    // A listener that takes the channel's connection, then goes away: the
-    // connection is lost and every new attempt is refused.
+    // A listener that takes the channel's connection, answers its first
+    // ping (so it was a connection that worked, and the backoff starts
+    // afresh), then goes away: the connection is lost and every new
+    // attempt is refused.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let config = ChannelConfig {
@@ -320,8 +323,18 @@ async fn a_call_made_after_a_failed_attempt_gets_an_attempt_of_its_own() {
         ..ChannelConfig::default()
     };
     let channel = Channel::connect_with(addr, config).await.expect("connect");
-    drop(listener.accept().await.expect("accept"));
+    let (mut accepted, _) = listener.accept().await.expect("accept");
+    let mut ping = [0u8; 18];
+    accepted
+        .read_exact(&mut ping)
+        .await
+        .expect("the first ping");
+    accepted
+        .write_all(&empty_frame(MessageKind::Pong, 0, 0))
+        .await
+        .expect("pong");
     drop(listener);
+    drop(accepted);
     call_until_refused(&channel).await;
 
     // Many callers queue calls during the backoff; the second attempt

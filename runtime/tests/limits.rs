@@ -115,6 +115,48 @@ async fn over_max_connections_the_client_gets_status_7_and_others_are_served() {
     assert_eq!(server.handle.connection_count(), 2);
 }
 
+/// A refused connection is a failed attempt: the channel waits out its
+/// backoff before dialing again, instead of one new connection per call
+/// against a server that is already full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_channel_backs_off_instead_of_redialing_per_call() {
+    let server = TestServer::start_with(|builder| builder.max_connections(1)).await;
+    let first = server.channel().await;
+    assert_serves(&first, "one").await;
+    // The proxy counts the connections the refused channel opens.
+    let proxy = courier_test_support::fault_proxy::FaultProxy::start(server.addr()).expect("proxy");
+    let config = courier::client::ChannelConfig {
+        reconnect_backoff: courier::client::Backoff {
+            initial: Duration::from_millis(300),
+            max: Duration::from_secs(600),
+            multiplier: 2000.0,
+            jitter: 0.0,
+        },
+        ..courier::client::ChannelConfig::default()
+    };
+    let refused = Channel::connect_with(proxy.addr(), config)
+        .await
+        .expect("connect");
+    let quick = CallOptions {
+        timeout: Some(Duration::from_millis(100)),
+        ..CallOptions::default()
+    };
+    for _ in 0..10 {
+        let result = refused
+            .unary::<_, EchoReply, NoDeclaredError>(&ECHO, &args("again"), &quick)
+            .await;
+        assert!(result.is_err(), "{result:?}");
+    }
+    // The first connection, and at most one attempt after the 300 ms
+    // backoff (the next waits 600 s): not one per call.
+    let opened = proxy.accepted();
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for 10 calls"
+    );
+    assert_serves(&first, "still").await;
+}
+
 #[tokio::test]
 async fn a_peer_that_connects_and_sends_nothing_is_closed_at_the_first_frame_deadline() {
     let server = TestServer::start_with(|builder| {

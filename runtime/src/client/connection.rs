@@ -123,6 +123,10 @@ pub(crate) struct Connection<'a> {
     /// answer to request id 0, which no call uses), for the error of calls
     /// that meet the close.
     refusal: Option<String>,
+    /// Whether the server answered anything but a refusal (a response or a
+    /// pong): a connection that never was is a failed attempt, for the
+    /// reconnect backoff.
+    served: bool,
 }
 
 impl<'a> Connection<'a> {
@@ -151,7 +155,14 @@ impl<'a> Connection<'a> {
                 .heartbeat_interval
                 .map(|interval| Heartbeat::new(interval, Instant::now())),
             refusal: None,
+            served: false,
         }
+    }
+
+    /// Whether the server ever answered on this connection (a response or
+    /// a pong, not a refusal).
+    pub fn served(&self) -> bool {
+        self.served
     }
 
     /// Takes one command: registers calls and queues frames.
@@ -275,6 +286,7 @@ impl<'a> Connection<'a> {
                     self.refusal = Some(format!("status {}: {message}", header.status));
                 }
                 MessageKind::Response => {
+                    self.served = true;
                     // Unknown ids are answers to calls already given up.
                     if let Some(reply) = self.pending.remove(header.request_id) {
                         let _ = reply.send(Ok(RawResponse {
@@ -283,7 +295,7 @@ impl<'a> Connection<'a> {
                         }));
                     }
                 }
-                MessageKind::Pong => {}
+                MessageKind::Pong => self.served = true,
                 kind => tracing::debug!(
                     kind = kind.as_u8(),
                     "ignoring a frame a client does not expect"

@@ -39,11 +39,19 @@ pub(crate) async fn run_connection(
             if let Some(command) = carried.take() {
                 connection.accept(command);
             }
-            match connection.await {
+            match (&mut connection).await {
                 ConnectionEnd::ChannelDropped => return,
                 ConnectionEnd::Lost(e) => {
                     tracing::debug!(target = %dialer.target, error = %e, "connection lost; reconnecting on the next call");
                 }
+            }
+            // A connection the server refused (its connection limit, or
+            // TLS against plaintext) counts as a failed attempt, so the
+            // next one waits out the backoff instead of redialing per call.
+            if connection.served() {
+                reconnect.succeeded();
+            } else {
+                reconnect.failed();
             }
             continue;
         }
@@ -65,7 +73,7 @@ pub(crate) async fn run_connection(
         }
         match dialer.dial().await {
             Ok(connected) => {
-                reconnect.succeeded();
+                // Whether it succeeded is known when it ends (see above).
                 stream = Some(connected);
                 carried = Some(command);
             }
