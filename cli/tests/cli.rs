@@ -100,6 +100,17 @@ impl Run {
 }
 
 /// Runs `courier ARGS` to its end, within [`PATIENCE`].
+/// The demo's Greeter alone: no reflection, no health.
+fn greeter_without_reflection(runtime: &tokio::runtime::Runtime) -> ServerHandle {
+    runtime
+        .block_on(
+            Server::builder()
+                .add_service(GreeterServer::new(HelloGreeter::default()))
+                .bind("127.0.0.1:0"),
+        )
+        .expect("bind")
+}
+
 fn courier(args: &[&str]) -> Run {
     courier_with_stdin(args, None)
 }
@@ -295,13 +306,7 @@ fn oneway_without_idl_learns_it_from_reflection() {
 #[test]
 fn oneway_without_idl_or_reflection_hints_at_oneway() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = runtime
-        .block_on(
-            Server::builder()
-                .add_service(GreeterServer::new(HelloGreeter::default()))
-                .bind("127.0.0.1:0"),
-        )
-        .expect("bind");
+    let server = greeter_without_reflection(&runtime);
     let addr = server.local_addr().to_string();
     // Without a schema the call expects an answer; this server gives one
     // (status 0, empty) once the oneway handler is done.
@@ -656,13 +661,7 @@ fn describe_prints_the_sources_through_reflection() {
 #[test]
 fn describe_without_reflection_says_how_to_fix_it() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = runtime
-        .block_on(
-            Server::builder()
-                .add_service(GreeterServer::new(HelloGreeter::default()))
-                .bind("127.0.0.1:0"),
-        )
-        .expect("bind");
+    let server = greeter_without_reflection(&runtime);
     let addr = server.local_addr().to_string();
     let run = courier(&["describe", &addr]);
     assert_eq!(run.code, 3, "{run:?}");
