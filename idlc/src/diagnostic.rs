@@ -620,6 +620,28 @@ pub enum DiagnosticKind {
         help: Option<String>,
     },
 
+    /// An unknown annotation that is a near miss of a known one (`@idempotnet`,
+    /// `@time_out`, `@Version`): an error, because ignoring it would
+    /// silently drop what the known one does.
+    #[error("unknown annotation `@{name}`: did you mean `@{known}`?")]
+    #[diagnostic(
+        code(idl::misspelled_annotation),
+        help(
+            "write `@{known}`: an annotation this close to a known one is an error, since ignoring it would silently drop {effect}"
+        )
+    )]
+    MisspelledAnnotation {
+        /// The annotation as written.
+        name: String,
+        /// The known annotation it is a near miss of.
+        known: String,
+        /// What the known annotation does.
+        effect: String,
+        /// Where.
+        #[label("did you mean `@{known}`?")]
+        span: SourceSpan,
+    },
+
     /// An annotation `idlc` does not know (a warning: it is ignored).
     #[error("unknown annotation `@{name}` on {target} is ignored")]
     #[diagnostic(code(idl::unknown_annotation), severity(Warning))]

@@ -249,6 +249,44 @@ fn unknown_annotations_only_warn() {
 }
 
 #[test]
+fn near_misses_of_known_annotations_are_errors() {
+    for (text, meant) in [
+        ("service S { @idempotnet void f(); }", "@idempotent"),
+        ("service S { @time_out(ms = 5) void f(); }", "@timeout"),
+        ("service S { void f(1: u64 id @hashkey); }", "@hash_key"),
+        ("@Version(\"2\") service S { void f(); }", "@version"),
+    ] {
+        let diagnostics = check_one(text).expect_err(text);
+        assert_eq!(
+            diagnostics.codes(),
+            ["idl::misspelled_annotation"],
+            "{diagnostics}"
+        );
+        assert_eq!(diagnostics.error_count(), 1, "{diagnostics}");
+        assert!(
+            diagnostics
+                .render()
+                .contains(&format!("did you mean `{meant}`?")),
+            "{diagnostics}"
+        );
+    }
+    // Far from every known name: a warning, the file still checks.
+    let model = check_one("service S { @deprecated @since(\"2\") void f(); }");
+    assert!(model.is_ok(), "{:?}", model.err());
+}
+
+#[test]
+fn did_you_mean_counts_a_swap_of_two_letters_as_one_edit() {
+    let diagnostics = check_one("struct Item { 1: u32 x; }\nstruct Order { 1: Itme item; }")
+        .expect_err("unknown");
+    assert_eq!(diagnostics.codes(), ["idl::unknown_type"]);
+    assert!(
+        diagnostics.render().contains("did you mean `Item`?"),
+        "{diagnostics}"
+    );
+}
+
+#[test]
 fn imports_are_relative_transitive_and_qualified() {
     let dir = files(&[
         (

@@ -1,10 +1,12 @@
 //! Annotations: the known set (`@version`, `@idempotent`, `@timeout`,
-//! `@hash_key`) with their arguments checked, and a warning for any other.
+//! `@hash_key`) with their arguments checked, an error for a near miss of
+//! a known one (`@idempotnet`: see [`near_miss`]), and a warning for any
+//! other.
 
 use miette::SourceSpan;
 
 use super::FileChecker;
-use super::names::closest;
+use super::suggest::near_miss;
 use crate::diagnostic::DiagnosticKind;
 use crate::parse::ast::{Annotation, LiteralKind};
 
@@ -50,6 +52,18 @@ const KNOWN: &[(&str, Target)] = &[
     ("hash_key", Target::Parameter),
 ];
 
+/// What a known annotation does: what ignoring a misspelling of it would
+/// silently lose.
+fn effect(known: &str) -> &'static str {
+    match known {
+        "version" => "the service's version in its wire name (`Service:v`)",
+        "idempotent" => "retries of the call, also on another instance (failover)",
+        "timeout" => "the method's default deadline",
+        "hash_key" => "routing calls by this parameter's value (consistent hashing)",
+        _ => "what it does",
+    }
+}
+
 const KNOWN_LIST: &str = "the known annotations are `@version(\"v\")` on a service, `@idempotent` and `@timeout(ms = N)` on a method, and `@hash_key` on a parameter";
 
 /// The meaning of a method's annotations.
@@ -72,15 +86,21 @@ impl FileChecker<'_> {
             let name = annotation.name.name.as_str();
             match KNOWN.iter().find(|(known, _)| *known == name) {
                 None => {
-                    let help = closest(name, KNOWN.iter().map(|(known, _)| *known))
-                        .map(|close| format!("did you mean `@{close}`?"))
-                        .unwrap_or_else(|| KNOWN_LIST.to_owned());
-                    self.report(DiagnosticKind::UnknownAnnotation {
-                        name: name.to_owned(),
-                        target: target.describe().to_owned(),
-                        span: annotation.name.span,
-                        help: Some(help),
-                    });
+                    let known_names: Vec<&str> = KNOWN.iter().map(|(known, _)| *known).collect();
+                    match near_miss(name, &known_names) {
+                        Some(known) => self.report(DiagnosticKind::MisspelledAnnotation {
+                            name: name.to_owned(),
+                            known: known.to_owned(),
+                            effect: effect(known).to_owned(),
+                            span: annotation.name.span,
+                        }),
+                        None => self.report(DiagnosticKind::UnknownAnnotation {
+                            name: name.to_owned(),
+                            target: target.describe().to_owned(),
+                            span: annotation.name.span,
+                            help: Some(KNOWN_LIST.to_owned()),
+                        }),
+                    }
                 }
                 Some((_, applies_to)) if *applies_to != target => {
                     self.report(DiagnosticKind::MisplacedAnnotation {

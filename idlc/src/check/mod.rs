@@ -12,6 +12,7 @@ mod layout;
 pub(crate) mod names;
 mod services;
 mod spans;
+mod suggest;
 mod symbols;
 mod types;
 mod values;

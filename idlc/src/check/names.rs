@@ -124,39 +124,6 @@ pub(crate) fn is_rust_identifier(text: &str) -> bool {
     text != "_" && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Edit distance (for "did you mean" hints); `None` when above `max`.
-pub(crate) fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > max {
-        return None;
-    }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(!ca.eq_ignore_ascii_case(cb));
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous.last().copied().filter(|&d| d <= max)
-}
-
-/// The closest candidate to `name`, if one is close enough to suggest.
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let max = (name.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .filter(|candidate| *candidate != name)
-        .filter_map(|candidate| edit_distance(name, candidate, max).map(|d| (d, candidate)))
-        .min()
-        .map(|(_, candidate)| candidate)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,12 +175,5 @@ mod tests {
                 .declare_with(&ident("getBlocking", 10), CLIENT_METHOD_SUFFIXES)
                 .is_err()
         );
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(closest("Ordr", ["Order", "Status"]), Some("Order"));
-        assert_eq!(closest("Xyz", ["Order", "Status"]), None);
-        assert_eq!(closest("status", ["Status"]), Some("Status"));
     }
 }

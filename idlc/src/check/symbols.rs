@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use miette::SourceSpan;
 
-use super::names::{Case, Clash, NameScope, SERVICE_TYPE_SUFFIXES, closest};
+use super::names::{Case, Clash, NameScope, SERVICE_TYPE_SUFFIXES};
+use super::suggest::closest;
 use crate::diagnostic::DiagnosticKind;
 use crate::load::LoadedFile;
 use crate::model::{TypeKind, TypeRef};
