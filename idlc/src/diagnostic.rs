@@ -32,6 +32,28 @@ pub enum DiagnosticKind {
         help: Option<String>,
     },
 
+    /// A declaration's `{` that is never closed: the next declaration, or
+    /// the end of the file, comes first.
+    #[error("{what} is not closed: expected `}}`, found {found}")]
+    #[diagnostic(code(idl::unclosed_brace))]
+    UnclosedBrace {
+        /// `struct `Order``, or `the declaration`.
+        what: String,
+        /// What came instead: `` `service` ``, `end of file`.
+        found: String,
+        /// Short label where the `}` was due.
+        label: String,
+        /// The token found instead of `}` (empty at the end of the file).
+        #[label(primary, "{label}")]
+        span: SourceSpan,
+        /// The `{` left open.
+        #[label("this `{{` of {what} is never closed")]
+        open: SourceSpan,
+        /// Where to put the `}`.
+        #[help]
+        help: Option<String>,
+    },
+
     /// Types nested deeper than the parser accepts.
     #[error("type nesting is deeper than {max} levels")]
     #[diagnostic(

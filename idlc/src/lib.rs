@@ -185,6 +185,7 @@ fn analyze_loaded(loaded: load::Loaded) -> Analysis {
         matches!(
             kind,
             DiagnosticKind::Syntax { .. }
+                | DiagnosticKind::UnclosedBrace { .. }
                 | DiagnosticKind::NestingTooDeep { .. }
                 | DiagnosticKind::UnreadableFile { .. }
                 | DiagnosticKind::UnresolvedImport { .. }

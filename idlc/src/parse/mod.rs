@@ -4,13 +4,16 @@
 //! parsed one declaration at a time with the pest grammar in
 //! `grammar.pest`. After a syntax error, parsing resumes at the next line
 //! that starts a declaration, so one run reports the syntax errors of every
-//! declaration, not just the first.
+//! declaration, not just the first. A declaration whose `{` is still open
+//! when the next one starts (or the file ends) is reported as such
+//! (`unclosed_brace.rs`).
 
 pub mod ast;
 pub(crate) mod grammar;
 mod lower;
 mod prescan;
 mod syntax_error;
+mod unclosed_brace;
 mod without_spans;
 
 use pest::Parser as _;

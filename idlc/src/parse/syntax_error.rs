@@ -4,6 +4,7 @@
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::grammar::Rule;
+use super::unclosed_brace::unclosed_brace;
 use crate::diagnostic::DiagnosticKind;
 use crate::source::{floor_char_boundary, span};
 
@@ -28,15 +29,18 @@ pub(crate) fn syntax_error(
     let pos = floor_char_boundary(text, base.saturating_add(relative));
     let (found, found_len) = found_token(text, pos);
     let kind = match &error.variant {
+        // A missing `}` shows where the body was opened.
         ErrorVariant::ParsingError { positives, .. } => {
-            let expected = describe_expected(positives);
-            let help = reserved_word_help(positives, text, pos, found_len);
-            DiagnosticKind::Syntax {
-                message: format!("expected {expected}, found {found}"),
-                label: format!("unexpected {found}"),
-                span: span(pos, pos + found_len),
-                help,
-            }
+            unclosed_brace(text, base, pos, &found, found_len).unwrap_or_else(|| {
+                let expected = describe_expected(positives);
+                let help = reserved_word_help(positives, text, pos, found_len);
+                DiagnosticKind::Syntax {
+                    message: format!("expected {expected}, found {found}"),
+                    label: format!("unexpected {found}"),
+                    span: span(pos, pos + found_len),
+                    help,
+                }
+            })
         }
         ErrorVariant::CustomError { message } => DiagnosticKind::Syntax {
             message: message.clone(),

@@ -1,0 +1,216 @@
+//! A missing `}`: a syntax error where the next declaration (or the end of
+//! the file) starts while a declaration's `{` is still open becomes
+//! [`DiagnosticKind::UnclosedBrace`], which points at that `{` ("this `{`
+//! of struct `Order` is never closed") as well as at where the `}` was due.
+
+use super::starts_decl;
+use crate::diagnostic::DiagnosticKind;
+use crate::source::span;
+
+/// Declaration keywords whose declarations have a `{ ... }` body, with
+/// what their members are called.
+const BODIES: &[(&str, &str)] = &[
+    ("struct", "field"),
+    ("error", "field"),
+    ("union", "arm"),
+    ("enum", "variant"),
+    ("service", "method"),
+];
+
+/// The unclosed-brace diagnostic for a syntax error at `error_at` while
+/// parsing the declaration that starts at or after `decl_start`, if that
+/// is what the error is: `found` (the token at `error_at`, `found_len`
+/// bytes) is the end of the file or starts another declaration at the
+/// start of its line, and the declaration's body `{` is still open there.
+pub(crate) fn unclosed_brace(
+    text: &str,
+    decl_start: usize,
+    error_at: usize,
+    found: &str,
+    found_len: usize,
+) -> Option<DiagnosticKind> {
+    let at_end = error_at >= text.len();
+    if !at_end && !starts_next_declaration(text, error_at) {
+        return None;
+    }
+    let open = open_brace(text.get(decl_start..error_at)?)? + decl_start;
+    let (what, member) = match declaration_before(&text[..open]) {
+        Some((keyword, name, member)) => (format!("{keyword} `{name}`"), Some((member, name))),
+        None => ("the declaration".to_owned(), None),
+    };
+    let help = match member {
+        Some((member, name)) => format!("add `}}` after the last {member} of `{name}`"),
+        None => "close it with `}`".to_owned(),
+    };
+    // At the end of the file the caret goes under the last character (an
+    // empty span there would show no line at all).
+    let last = text.trim_end();
+    let (label, at) = match last.chars().next_back() {
+        Some(c) if at_end && last.len() > open => (
+            "expected `}` after this",
+            span(last.len() - c.len_utf8(), last.len()),
+        ),
+        _ => (
+            "expected `}` before this",
+            span(error_at, error_at + found_len),
+        ),
+    };
+    Some(DiagnosticKind::UnclosedBrace {
+        what,
+        found: found.to_owned(),
+        label: label.to_owned(),
+        span: at,
+        open: span(open, open + 1),
+        help: Some(help),
+    })
+}
+
+/// Whether a declaration starts at `at`: the first token of its line, a
+/// declaration keyword, and, for the keywords with a body, followed by a
+/// name and `{` (so that `error e)` in a parameter list is not taken for
+/// an `error` declaration).
+fn starts_next_declaration(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    if !text[line_start..at].chars().all(|c| c == ' ' || c == '\t') {
+        return false;
+    }
+    let rest = &text[at..];
+    if !starts_decl(rest) {
+        return false;
+    }
+    let keyword_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let keyword = &rest[..keyword_len];
+    if !BODIES.iter().any(|(body, _)| *body == keyword) {
+        return true;
+    }
+    let after = rest[keyword_len..].trim_start();
+    let name_len = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    name_len > 0 && after[name_len..].trim_start().starts_with('{')
+}
+
+/// The offset in `slice` of the first `{` (outside comments and strings),
+/// if no `}` closes it within `slice`.
+fn open_brace(slice: &str) -> Option<usize> {
+    let bytes = slice.as_bytes();
+    let mut first = None;
+    let mut depth = 0usize;
+    let mut i = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| i + p);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = slice[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |p| i + 2 + p + 2);
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' => {
+                first = first.or(Some(i));
+                depth += 1;
+            }
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && first.is_some() {
+                    // The body closed; whatever failed, it is not a
+                    // missing `}` of this declaration.
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    first.filter(|_| depth > 0)
+}
+
+/// The keyword and name right before a body's `{` (`struct Order`), with
+/// what the body's members are called.
+fn declaration_before(text: &str) -> Option<(&'static str, &str, &'static str)> {
+    let (rest, name) = last_word(text)?;
+    let (_, keyword) = last_word(rest)?;
+    BODIES
+        .iter()
+        .find(|(body, _)| *body == keyword)
+        .map(|(body, member)| (*body, name, *member))
+}
+
+/// The last identifier-like word of `text` (after trailing whitespace),
+/// and the text before it.
+fn last_word(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim_end();
+    let start = text
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let word = &text[start..];
+    (!word.is_empty()).then(|| (&text[..start], word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diagnose(text: &str, found: &str) -> Option<DiagnosticKind> {
+        let at = if found == "end of file" {
+            text.len()
+        } else {
+            text.rfind(found.trim_matches('`'))?
+        };
+        let len = if at == text.len() { 0 } else { found.len() - 2 };
+        unclosed_brace(text, 0, at, found, len)
+    }
+
+    #[test]
+    fn names_the_open_brace_before_the_next_declaration() {
+        let text = "struct Order {\n  1: u64 id;\nservice Orders {}\n";
+        let Some(DiagnosticKind::UnclosedBrace {
+            what, open, help, ..
+        }) = diagnose(text, "`service`")
+        else {
+            panic!("an unclosed brace");
+        };
+        assert_eq!(what, "struct `Order`");
+        assert_eq!(open.offset(), text.find('{').unwrap_or_default());
+        assert_eq!(
+            help.as_deref(),
+            Some("add `}` after the last field of `Order`")
+        );
+    }
+
+    #[test]
+    fn and_at_the_end_of_the_file() {
+        let text = "/// E.\nenum Status { A = 0; // {\n  B = 1; /* } */ \"}\"";
+        let found = diagnose(text, "end of file");
+        assert!(
+            matches!(&found, Some(DiagnosticKind::UnclosedBrace { what, .. }) if what == "enum `Status`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn other_errors_are_left_alone() {
+        // The body was closed: another problem.
+        assert!(diagnose("struct A { 1: u32 x; }\nstruct B {}", "`struct`").is_none());
+        // The keyword is not at the start of its line.
+        assert!(diagnose("struct A { 1: u32 x; struct B {}", "`struct`").is_none());
+        // Not a declaration: a keyword where a type was expected.
+        assert!(diagnose("service S {\n  void f(1: u32 a,\n  error e);\n}", "`error`").is_none());
+        // No body at all.
+        assert!(diagnose("const u32 A =\nstruct B {}", "`struct`").is_none());
+    }
+}
