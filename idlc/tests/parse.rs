@@ -373,8 +373,33 @@ fn syntax_error_messages_say_what_was_expected() {
         message("struct A { 1: list<u32 a; }"),
         "expected `>`, found `a`"
     );
-    assert!(message("struct A {").contains("found end of file"));
     assert!(message("strct A {}").starts_with("expected a declaration"));
+}
+
+#[test]
+fn a_missing_closing_brace_names_the_open_one() {
+    for (text, what, open) in [
+        ("struct A {", "struct `A`", 9),
+        ("struct A {\n  1: u32 a;\n", "struct `A`", 9),
+        ("enum E {\n  A = 0;\n@x\nstruct B {}", "enum `E`", 7),
+        (
+            "service S {\n  void f();\n/// B.\nunion B { 1: u32 b; }",
+            "service `S`",
+            10,
+        ),
+    ] {
+        match parse(text).errors.first() {
+            Some(idlc::DiagnosticKind::UnclosedBrace {
+                what: found_what,
+                open: found_open,
+                ..
+            }) => {
+                assert_eq!(found_what, what, "{text}");
+                assert_eq!(found_open.offset(), open, "{text}");
+            }
+            other => panic!("{text}: {other:#?}"),
+        }
+    }
 }
 
 fn nested(levels: usize) -> String {

@@ -31,7 +31,8 @@ pub(crate) fn syntax_error(
     let kind = match &error.variant {
         // A missing `}` shows where the body was opened.
         ErrorVariant::ParsingError { positives, .. } => {
-            unclosed_brace(text, base, pos, &found, found_len).unwrap_or_else(|| {
+            let expects_close = positives.contains(&Rule::rbrace);
+            unclosed_brace(text, base, pos, expects_close).unwrap_or_else(|| {
                 let expected = describe_expected(positives);
                 let help = reserved_word_help(positives, text, pos, found_len);
                 DiagnosticKind::Syntax {

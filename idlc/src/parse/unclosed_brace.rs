@@ -19,21 +19,38 @@ const BODIES: &[(&str, &str)] = &[
 
 /// The unclosed-brace diagnostic for a syntax error at `error_at` while
 /// parsing the declaration that starts at or after `decl_start`, if that
-/// is what the error is: `found` (the token at `error_at`, `found_len`
-/// bytes) is the end of the file or starts another declaration at the
-/// start of its line, and the declaration's body `{` is still open there.
+/// is what the error is: the declaration's body `{` is still open, and
+/// either the error is at the end of the file where a `}` could stand
+/// (`expects_close`), or the error's line starts another declaration
+/// (the error itself may come a token later: in an enum, `struct` parses
+/// as a variant name and the error is at the name after it).
 pub(crate) fn unclosed_brace(
     text: &str,
     decl_start: usize,
     error_at: usize,
-    found: &str,
-    found_len: usize,
+    expects_close: bool,
 ) -> Option<DiagnosticKind> {
-    let at_end = error_at >= text.len();
-    if !at_end && !starts_next_declaration(text, error_at) {
-        return None;
-    }
-    let open = open_brace(text.get(decl_start..error_at)?)? + decl_start;
+    let error_at = error_at.min(text.len());
+    let (found, found_at) = if error_at == text.len() {
+        if !expects_close {
+            return None;
+        }
+        ("end of file".to_owned(), None)
+    } else {
+        let line_start = text[..error_at].rfind('\n').map_or(0, |i| i + 1);
+        let first = line_start
+            + (text[line_start..].len() - text[line_start..].trim_start_matches([' ', '\t']).len());
+        if first > error_at || !starts_next_declaration(text, first) {
+            return None;
+        }
+        let keyword = word_at(text, first);
+        (
+            format!("`{keyword}`"),
+            Some(span(first, first + keyword.len())),
+        )
+    };
+    let end = found_at.map_or(text.len(), |at| at.offset());
+    let open = open_brace(text.get(decl_start..end)?)? + decl_start;
     let (what, member) = match declaration_before(&text[..open]) {
         Some((keyword, name, member)) => (format!("{keyword} `{name}`"), Some((member, name))),
         None => ("the declaration".to_owned(), None),
@@ -45,19 +62,17 @@ pub(crate) fn unclosed_brace(
     // At the end of the file the caret goes under the last character (an
     // empty span there would show no line at all).
     let last = text.trim_end();
-    let (label, at) = match last.chars().next_back() {
-        Some(c) if at_end && last.len() > open => (
+    let (label, at) = match (found_at, last.chars().next_back()) {
+        (Some(at), _) => ("expected `}` before this", at),
+        (None, Some(c)) if last.len() > open + 1 => (
             "expected `}` after this",
             span(last.len() - c.len_utf8(), last.len()),
         ),
-        _ => (
-            "expected `}` before this",
-            span(error_at, error_at + found_len),
-        ),
+        (None, _) => ("expected `}` here", span(text.len(), text.len())),
     };
     Some(DiagnosticKind::UnclosedBrace {
         what,
-        found: found.to_owned(),
+        found,
         label: label.to_owned(),
         span: at,
         open: span(open, open + 1),
@@ -65,31 +80,31 @@ pub(crate) fn unclosed_brace(
     })
 }
 
-/// Whether a declaration starts at `at`: the first token of its line, a
+/// The identifier-like word at `at`.
+fn word_at(text: &str, at: usize) -> &str {
+    let rest = &text[at..];
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    &rest[..len]
+}
+
+/// Whether a declaration starts at `at` (the first token of its line): a
 /// declaration keyword, and, for the keywords with a body, followed by a
 /// name and `{` (so that `error e)` in a parameter list is not taken for
 /// an `error` declaration).
 fn starts_next_declaration(text: &str, at: usize) -> bool {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    if !text[line_start..at].chars().all(|c| c == ' ' || c == '\t') {
-        return false;
-    }
     let rest = &text[at..];
     if !starts_decl(rest) {
         return false;
     }
-    let keyword_len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    let keyword = &rest[..keyword_len];
+    let keyword = word_at(text, at);
     if !BODIES.iter().any(|(body, _)| *body == keyword) {
         return true;
     }
-    let after = rest[keyword_len..].trim_start();
-    let name_len = after
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(after.len());
-    name_len > 0 && after[name_len..].trim_start().starts_with('{')
+    let after = rest[keyword.len()..].trim_start();
+    let name = word_at(after, 0);
+    !name.is_empty() && after[name.len()..].trim_start().starts_with('{')
 }
 
 /// The offset in `slice` of the first `{` (outside comments and strings),
@@ -169,10 +184,9 @@ mod tests {
         let at = if found == "end of file" {
             text.len()
         } else {
-            text.rfind(found.trim_matches('`'))?
+            text.rfind(found)?
         };
-        let len = if at == text.len() { 0 } else { found.len() - 2 };
-        unclosed_brace(text, 0, at, found, len)
+        unclosed_brace(text, 0, at, true)
     }
 
     #[test]
@@ -180,7 +194,7 @@ mod tests {
         let text = "struct Order {\n  1: u64 id;\nservice Orders {}\n";
         let Some(DiagnosticKind::UnclosedBrace {
             what, open, help, ..
-        }) = diagnose(text, "`service`")
+        }) = diagnose(text, "service")
         else {
             panic!("an unclosed brace");
         };
@@ -189,6 +203,17 @@ mod tests {
         assert_eq!(
             help.as_deref(),
             Some("add `}` after the last field of `Order`")
+        );
+    }
+
+    #[test]
+    fn also_when_the_error_comes_after_the_keyword() {
+        // In an enum, `struct` parses as a variant name; `B` is the error.
+        let text = "enum E {\n  A = 0;\nstruct B {}";
+        let found = diagnose(text, "B");
+        assert!(
+            matches!(&found, Some(DiagnosticKind::UnclosedBrace { what, found, .. }) if what == "enum `E`" && found == "`struct`"),
+            "{found:?}"
         );
     }
 
@@ -205,12 +230,14 @@ mod tests {
     #[test]
     fn other_errors_are_left_alone() {
         // The body was closed: another problem.
-        assert!(diagnose("struct A { 1: u32 x; }\nstruct B {}", "`struct`").is_none());
+        assert!(diagnose("struct A { 1: u32 x; }\nstruct B {}", "struct").is_none());
         // The keyword is not at the start of its line.
-        assert!(diagnose("struct A { 1: u32 x; struct B {}", "`struct`").is_none());
+        assert!(diagnose("struct A { 1: u32 x; struct B {}", "B").is_none());
+        // At the end of the file, only where a `}` could stand.
+        assert!(unclosed_brace("struct A { 1: u32", 0, 17, false).is_none());
         // Not a declaration: a keyword where a type was expected.
-        assert!(diagnose("service S {\n  void f(1: u32 a,\n  error e);\n}", "`error`").is_none());
+        assert!(diagnose("service S {\n  void f(1: u32 a,\n  error e);\n}", "error").is_none());
         // No body at all.
-        assert!(diagnose("const u32 A =\nstruct B {}", "`struct`").is_none());
+        assert!(diagnose("const u32 A =\nstruct B {}", "struct").is_none());
     }
 }
