@@ -907,6 +907,8 @@ pub(crate) fn render_report(out: &mut String, diagnostic: &dyn miette::Diagnosti
     GraphicalReportHandler::new_themed(GraphicalTheme::none())
         .with_links(false)
         .with_width(100)
+        // Wrap at spaces only: a path or a code span stays on one line.
+        .with_word_separator(textwrap::WordSeparator::AsciiSpace)
         .with_show_related_as_nested(true)
         .render_report(out, diagnostic)
 }

@@ -330,6 +330,47 @@ fn bare_names_only_within_the_package() {
 }
 
 #[test]
+fn a_type_in_a_file_of_the_same_run_that_is_not_imported_suggests_the_import() {
+    let dir = files(&[
+        (
+            "idl/shop/orders.rpc",
+            "package shop;\nstruct A { 1: Money m; }",
+        ),
+        (
+            "idl/common/money.rpc",
+            "package common;\nstruct Money { 1: i64 units; }",
+        ),
+    ]);
+    let roots = [
+        dir.path().join("idl/shop/orders.rpc"),
+        dir.path().join("idl/common/money.rpc"),
+    ];
+    let diagnostics = check_files(&roots).expect_err("not imported");
+    assert_eq!(diagnostics.codes(), ["idl::unknown_type"]);
+    let rendered = diagnostics.render();
+    assert!(
+        rendered.contains("`Money` is declared in package `common`"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("`import \"../common/money.rpc\";`"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("write `common.Money`"), "{rendered}");
+    // Following the hint fixes the file.
+    std::fs::write(
+        &roots[0],
+        "package shop;\nimport \"../common/money.rpc\";\nstruct A { 1: common.Money m; }",
+    )
+    .expect("write");
+    check_files(&roots).expect("fixed");
+    // Checked alone, the other file is not part of the run: no such hint.
+    std::fs::write(&roots[0], "package shop;\nstruct A { 1: Money m; }").expect("write");
+    let alone = check_files(&roots[..1]).expect_err("unknown");
+    assert!(!alone.render().contains("import \""), "{alone}");
+}
+
+#[test]
 fn same_package_across_files_and_files_without_package() {
     let dir = files(&[
         (

@@ -1,7 +1,13 @@
 //! Snapshot tests of rendered diagnostics: one fixture per error kind under
-//! `tests/fixtures/errors/`, named after the diagnostic code it shows.
+//! `tests/fixtures/errors/`, named after the diagnostic code it shows
+//! (`unknown_type.rpc`; more fixtures of one code add `__what`:
+//! `unknown_type__not_imported.rpc`).
+//!
+//! A fixture checked together with other files, as in one
+//! `idlc check a.rpc b.rpc` run, names them on its first line, relative to
+//! its directory: `// checked with: support/money.rpc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use idlc::{CheckOptions, analyze};
 
@@ -12,8 +18,21 @@ fn render(path: &Path) -> (Vec<String>, String) {
         .strip_prefix(env!("CARGO_MANIFEST_DIR"))
         .unwrap_or(path)
         .to_path_buf();
-    let analysis = analyze(&[relative], &CheckOptions::new());
+    let mut roots = vec![relative.clone()];
+    roots.extend(checked_with(path, &relative));
+    let analysis = analyze(&roots, &CheckOptions::new());
     (analysis.diagnostics.codes(), analysis.diagnostics.render())
+}
+
+/// The files a fixture's first line says it is checked with.
+fn checked_with(path: &Path, relative: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let dir = relative.parent().unwrap_or(Path::new(""));
+    text.lines()
+        .next()
+        .and_then(|line| line.strip_prefix("// checked with:"))
+        .map(|names| names.split_whitespace().map(|n| dir.join(n)).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -24,8 +43,9 @@ fn error_fixtures() {
             .file_stem()
             .map(|s| s.to_string_lossy().replace('-', "_"))
             .unwrap_or_default();
-        if stem != "many_errors" {
-            let expected = format!("idl::{stem}");
+        let code = stem.split("__").next().unwrap_or_default();
+        if code != "many_errors" {
+            let expected = format!("idl::{code}");
             assert!(
                 codes.contains(&expected),
                 "{} should report {expected}, got {codes:?}\n{rendered}",

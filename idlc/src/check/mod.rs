@@ -8,6 +8,7 @@
 mod annotations;
 mod enums;
 mod fields;
+mod import_hint;
 mod layout;
 pub(crate) mod names;
 mod services;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use miette::SourceSpan;
 
+use super::import_hint::add_import;
 use super::names::{Case, Clash, NameScope, SERVICE_TYPE_SUFFIXES};
 use super::suggest::closest;
 use crate::diagnostic::DiagnosticKind;
@@ -222,18 +223,9 @@ impl SymbolTable {
                 name.name
             ));
         }
-        // Declared in a file that is not imported.
-        let wanted_package = name.package.clone().or(own_package.clone());
-        let elsewhere = self.symbols.iter().filter(is_type).find(|s| {
-            s.name == name.name
-                && !visible.contains(&s.file)
-                && package_of(&files[s.file.0]) == wanted_package
-        });
-        if let Some(symbol) = elsewhere {
-            return Some(format!(
-                "`{}` is declared in `{}`; import that file",
-                name.name, files[symbol.file.0].source.name
-            ));
+        // Declared in a file of the same build that is not imported.
+        if let Some(help) = self.not_imported_help(files, from, visible, name) {
+            return Some(help);
         }
         // A package that no visible file declares.
         if let Some(package) = &name.package {
@@ -247,6 +239,7 @@ impl SymbolTable {
             }
         }
         // A close name in the same scope.
+        let wanted_package = name.package.clone().or(own_package);
         let candidates: Vec<&str> = self
             .symbols
             .iter()
@@ -258,6 +251,56 @@ impl SymbolTable {
             Some(package) => format!("did you mean `{package}.{close}`?"),
             None => format!("did you mean `{close}`?"),
         })
+    }
+
+    /// The hint for a type declared in a loaded file (one named to the
+    /// same `idlc` run, or imported by one) that `from` does not import:
+    /// the `import` to add, and the qualified name when the type is in
+    /// another package than a bare name looks in.
+    fn not_imported_help(
+        &self,
+        files: &[LoadedFile],
+        from: &LoadedFile,
+        visible: &HashSet<FileId>,
+        name: &TypeName,
+    ) -> Option<String> {
+        let own_package = package_of(from);
+        // The packages the name looks in as written.
+        let looks_in = |package: &Option<String>| match &name.package {
+            Some(written) => package.as_ref() == Some(written),
+            None => *package == own_package || package.is_none(),
+        };
+        let declared: Vec<(&Symbol, Option<String>)> = self
+            .symbols
+            .iter()
+            .filter(|s| matches!(s.kind, SymbolKind::Type(_)))
+            .filter(|s| s.name == name.name && !visible.contains(&s.file))
+            .map(|s| (s, package_of(&files[s.file.0])))
+            .collect();
+        // One that the name, as written, finds once imported.
+        if let Some((symbol, _)) = declared.iter().find(|(_, package)| looks_in(package)) {
+            let target = &files[symbol.file.0];
+            return Some(format!(
+                "`{}` is declared in {}: {}",
+                name.written(),
+                target.source.name,
+                add_import(from, target)
+            ));
+        }
+        // A bare name of another package: import it and qualify the name.
+        if name.package.is_some() {
+            return None;
+        }
+        let (symbol, package) = declared.first()?;
+        let package = package.as_deref()?;
+        let target = &files[symbol.file.0];
+        Some(format!(
+            "`{}` is declared in package `{package}` ({}): {} and write `{package}.{}`",
+            name.name,
+            target.source.name,
+            add_import(from, target),
+            name.name
+        ))
     }
 }
 
