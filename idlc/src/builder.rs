@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::codegen::{CodegenOptions, MapType};
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::output::generate_files;
 use crate::{CheckOptions, analyze};
 
@@ -115,7 +115,8 @@ impl Builder {
 
     /// Checks `files` (and their imports) and writes one Rust module per
     /// file; prints `cargo:rerun-if-changed=` for every file read and
-    /// `cargo:warning=` for every IDL warning to stdout.
+    /// `cargo:warning=` lines for every IDL warning (its place, code and
+    /// message, then its hint) to stdout.
     pub fn compile(&self, files: &[impl AsRef<Path>]) -> Result<(), BuildError> {
         let stdout = io::stdout();
         let mut lock = stdout.lock();
@@ -137,8 +138,9 @@ impl Builder {
                 .map_err(BuildError::Instructions)?;
         }
         for warning in analysis.diagnostics.iter().filter(|d| !d.is_error()) {
-            writeln!(cargo, "cargo:warning={}", warning.one_line())
-                .map_err(BuildError::Instructions)?;
+            for line in cargo_warning_lines(warning) {
+                writeln!(cargo, "cargo:warning={line}").map_err(BuildError::Instructions)?;
+            }
         }
         let checked = analysis.into_result().map_err(BuildError::Idl)?;
         std::fs::create_dir_all(&out_dir).map_err(|source| BuildError::Write {
@@ -155,6 +157,19 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// The `cargo:warning=` lines of one IDL warning: `file:line:col: code:
+/// message`, then `  help: ...` when it has a hint. Cargo shows each line
+/// as a warning of its own, so neither is ever split; a line break inside
+/// one (which would end the instruction and could start another) becomes
+/// a space.
+fn cargo_warning_lines(warning: &Diagnostic) -> Vec<String> {
+    let help = miette::Diagnostic::help(warning).map(|help| format!("  help: {help}"));
+    std::iter::once(warning.one_line())
+        .chain(help)
+        .map(|line| line.replace(['\n', '\r'], " "))
+        .collect()
 }
 
 /// The explicit output directory, else `$OUT_DIR`.
@@ -176,6 +191,24 @@ mod tests {
         assert_eq!(dir, Some(PathBuf::from("a")));
         let dir = resolve_out_dir(None, Some("b".into())).ok();
         assert_eq!(dir, Some(PathBuf::from("b")));
+    }
+
+    #[test]
+    fn a_warning_cannot_start_another_cargo_instruction() {
+        let warning = Diagnostic::new(
+            crate::DiagnosticKind::UnknownAnnotation {
+                name: "x\ncargo:rustc-link-lib=evil".to_owned(),
+                target: "a struct".to_owned(),
+                span: crate::source::span(0, 1),
+                help: Some("one\r\ncargo:rustc-env=A=B".to_owned()),
+            },
+            None,
+            0,
+        );
+        let lines = cargo_warning_lines(&warning);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| !l.contains(['\n', '\r'])), "{lines:?}");
+        assert_eq!(lines[1], "  help: one  cargo:rustc-env=A=B");
     }
 
     #[test]

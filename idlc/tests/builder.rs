@@ -73,6 +73,32 @@ fn writes_modules_and_prints_rerun_if_changed_for_every_file_read() {
 }
 
 #[test]
+fn warnings_keep_their_help_text() {
+    let dir = project();
+    let hello = dir.path().join("idl/hello.rpc");
+    let (result, cargo) = compile(&Builder::new().out_dir(dir.path().join("out")), &[&hello]);
+    result.expect("warnings pass");
+    let warnings: Vec<&str> = cargo
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo:warning="))
+        .collect();
+    // `@shiny struct Name` in common.rpc: where and what, then the hint.
+    assert_eq!(warnings.len(), 2, "{cargo}");
+    assert!(
+        warnings[0].ends_with(
+            "common.rpc:2:1: idl::unknown_annotation: unknown annotation `@shiny` on a struct is ignored"
+        ),
+        "{cargo}"
+    );
+    assert_eq!(
+        warnings[1],
+        "  help: the known annotations are `@version(\"v\")` on a service, `@idempotent` and \
+         `@timeout(ms = N)` on a method, and `@hash_key` on a parameter",
+        "one line, never wrapped: {cargo}"
+    );
+}
+
+#[test]
 fn idl_errors_display_as_rendered_diagnostics() {
     let dir = project();
     let bad = dir.path().join("idl/bad.rpc");
