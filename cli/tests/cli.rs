@@ -419,6 +419,13 @@ fn bad_json_is_refused_and_nothing_is_sent() {
             .contains("$.items[0].quantity: -1 is out of the range of u32"),
         "{wrong_type:?}"
     );
+    // The template shows IDL defaults (`u32 quantity = 1`), not zeros.
+    assert!(
+        wrong_type
+            .stderr
+            .contains(r#"{"items":[{"quantity":1,"sku":"","unit_price_cents":0}]"#),
+        "{wrong_type:?}"
+    );
     let unknown = courier(&[
         "call",
         "--idl",

@@ -181,13 +181,20 @@ impl<'a> MethodCodec<'a> {
         template::message(self.schema, &self.args_shape(), 0)
     }
 
-    /// The parameters as the IDL writes them: `1: string name, 2: u32 ms`.
+    /// The method as the IDL writes it, parameters with their defaults:
+    /// `list<Order> search(1: string query, 2: u32 limit = 10)`.
     pub fn signature(&self) -> String {
         let m = self.method.method;
         let params: Vec<String> = m
             .params
             .iter()
-            .map(|p| format!("{}: {} {}", p.tag, idl_type(&p.ty), p.name))
+            .map(|p| {
+                let default = p
+                    .default
+                    .as_ref()
+                    .map_or_else(String::new, |v| format!(" = {}", idl_literal(v)));
+                format!("{}: {} {}{default}", p.tag, idl_type(&p.ty), p.name)
+            })
             .collect();
         let returns = m
             .returns
@@ -231,6 +238,34 @@ fn idl_type(ty: &idlc::model::FieldType) -> String {
             format!("map<{}, {}>", idl_type(&FieldType::Scalar(*k)), idl_type(v))
         }
         FieldType::Optional(inner) => format!("optional {}", idl_type(inner)),
+    }
+}
+
+/// A default value as the IDL writes it: `10`, `0.5`, `"a\"b"`, `true`,
+/// `PAID`.
+fn idl_literal(value: &idlc::model::Value) -> String {
+    use idlc::model::Value;
+    match value {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format!("{f:?}"),
+        Value::String(s) => {
+            let mut quoted = String::with_capacity(s.len() + 2);
+            quoted.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => quoted.push_str("\\\""),
+                    '\\' => quoted.push_str("\\\\"),
+                    '\n' => quoted.push_str("\\n"),
+                    '\t' => quoted.push_str("\\t"),
+                    c if c.is_control() => quoted.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                    c => quoted.push(c),
+                }
+            }
+            quoted.push('"');
+            quoted
+        }
+        Value::EnumVariant(name) => name.clone(),
     }
 }
 

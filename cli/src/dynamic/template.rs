@@ -1,10 +1,10 @@
-//! A JSON template of a message: every field with an example value of its
-//! type, to show what a method takes.
+//! A JSON template of a message: every field with its IDL default, or an
+//! example value of its type, to show what a method takes.
 
-use idlc::model::{FieldType, Scalar, TypeKind};
+use idlc::model::{Field, FieldType, Scalar, TypeKind};
 use serde_json::{Map, Value};
 
-use super::value::{Shape, enum_def};
+use super::value::{Shape, enum_def, field_default, to_json};
 use crate::schema::Schema;
 
 /// How deep a template goes before it writes `null` (recursive types).
@@ -16,7 +16,7 @@ pub(crate) fn message(schema: &Schema, shape: &Shape<'_>, depth: usize) -> Value
         Shape::Struct(fields) => Value::Object(
             fields
                 .iter()
-                .map(|f| (f.name.clone(), of_type(schema, &f.ty, depth + 1)))
+                .map(|f| (f.name.clone(), of_field(schema, f, depth + 1)))
                 .collect::<Map<_, _>>(),
         ),
         Shape::Union(arms) => {
@@ -27,6 +27,19 @@ pub(crate) fn message(schema: &Schema, shape: &Shape<'_>, depth: usize) -> Value
             Value::Object(object)
         }
     }
+}
+
+/// A field's default as JSON (`"limit": 10` for `u32 limit = 10`), else an
+/// example of its type.
+fn of_field(schema: &Schema, field: &Field, depth: usize) -> Value {
+    if field.default.is_some() {
+        let default =
+            field_default(schema, field, depth).and_then(|d| to_json(schema, &field.ty, &d));
+        if let Ok(value) = default {
+            return value;
+        }
+    }
+    of_type(schema, &field.ty, depth)
 }
 
 fn of_type(schema: &Schema, ty: &FieldType, depth: usize) -> Value {

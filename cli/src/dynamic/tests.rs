@@ -464,7 +464,7 @@ fn bad_arguments_name_the_spot() {
     );
     assert_eq!(
         codec.args_template(),
-        json!({"items": [{"sku": "", "quantity": 0, "unit_price_cents": 0}], "note": "", "labels": {"KEY": ""}})
+        json!({"items": [{"sku": "", "quantity": 1, "unit_price_cents": 0}], "note": "", "labels": {"KEY": ""}})
     );
     assert_eq!(
         codec.signature(),
@@ -521,6 +521,58 @@ fn postcard_varint(mut n: u64, out: &mut Vec<u8>) {
         n >>= 7;
     }
     out.push(n as u8);
+}
+
+#[test]
+fn the_template_and_the_signature_show_the_idl_defaults() {
+    let schema = Schema::from_sources(&[(
+        "search.rpc".to_owned(),
+        r#"package search;
+enum Mode {
+  EXACT = 0;
+  FUZZY = 1;
+}
+struct Page {
+  1: u32 size = 50;
+  2: u32 number;
+}
+service Search {
+  list<string> find(1: string query, 2: u32 limit = 10, 3: Mode mode = FUZZY, 4: string sep = "a\"b\n\u{1}", 5: f64 boost = 1.5, 6: bool exact = true, 7: Page page);
+}
+"#
+        .to_owned(),
+    )])
+    .expect("the schema checks");
+    let codec = MethodCodec::new(&schema, "search.Search", "find").expect("method");
+    assert_eq!(
+        codec.args_template(),
+        json!({
+            "query": "",
+            "limit": 10,
+            "mode": "FUZZY",
+            "sep": "a\"b\n\u{1}",
+            "boost": 1.5,
+            "exact": true,
+            "page": {"size": 50, "number": 0},
+        })
+    );
+    assert_eq!(
+        codec.signature(),
+        r#"list<string> find(1: string query, 2: u32 limit = 10, 3: Mode mode = FUZZY, 4: string sep = "a\"b\n\u{1}", 5: f64 boost = 1.5, 6: bool exact = true, 7: Page page)"#
+    );
+    // What the template shows is what an omitted argument is.
+    let omitted = codec.args(&json!({})).expect("all optional");
+    let shown = codec
+        .args(&codec.args_template())
+        .expect("the template is valid");
+    let without_query = |value: Dyn| match value {
+        Dyn::Struct(mut fields) => {
+            fields.remove(0);
+            fields
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(without_query(omitted), without_query(shown));
 }
 
 #[test]
