@@ -6,11 +6,19 @@
 //! deleting or replacing a letter, or swapping two adjacent letters, is one
 //! edit each, so `Itme` is one edit from `Item`. ASCII case is ignored.
 
+/// Names longer than this (in characters) are never compared: the distance
+/// takes time proportional to the product of the lengths, and the names come
+/// from files that may be hostile (a server's sources, checked by the
+/// `courier` CLI).
+const MAX_COMPARED_LEN: usize = 128;
+
 /// The edit distance between `a` and `b` (ASCII case ignored); `None` when
-/// it is above `max`.
+/// it is above `max`, or when either name is longer than
+/// [`MAX_COMPARED_LEN`].
 pub(crate) fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
-    // Cheap bound first: the lengths alone need this many insertions.
-    if a.chars().count().abs_diff(b.chars().count()) > max {
+    let (a_len, b_len) = (a.chars().count(), b.chars().count());
+    // Cheap bounds first: the lengths alone need this many insertions.
+    if a_len.max(b_len) > MAX_COMPARED_LEN || a_len.abs_diff(b_len) > max {
         return None;
     }
     let distance = strsim::osa_distance(&a.to_ascii_lowercase(), &b.to_ascii_lowercase());
@@ -90,8 +98,13 @@ mod tests {
         assert_eq!(edit_distance("Ordr", "Order", 1), Some(1));
         assert_eq!(edit_distance("ORDER", "order", 0), Some(0));
         assert_eq!(edit_distance("Xyz", "Order", 3), None);
-        // Bounded before any work when the lengths alone differ too much.
+        // Bounded before any work when the lengths alone differ too much,
+        // or the names are too long to compare.
         assert_eq!(edit_distance("a", "abcdef", 2), None);
+        let long = "x".repeat(MAX_COMPARED_LEN + 1);
+        assert_eq!(edit_distance(&long, &long, 3), None);
+        let fits = "x".repeat(MAX_COMPARED_LEN);
+        assert_eq!(edit_distance(&fits, &fits, 3), Some(0));
     }
 
     #[test]
