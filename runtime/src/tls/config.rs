@@ -277,7 +277,13 @@ pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(bare.to_owned()).map_err(|_| TlsError::InvalidServerName(host.to_owned()))
 }
 
+/// The *ring* provider (the book's TLS chapter says so to users).
 fn provider() -> Arc<CryptoProvider> {
+    // rustls 0.23.48 deprecates the *ring* provider because it has no
+    // post-quantum key exchange (it moves to its own crate in rustls 0.24).
+    // Allowed, not expected: older 0.23 releases, such as the workspace's
+    // locked one, do not deprecate it, and users' builds resolve either.
+    #[allow(deprecated)]
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
