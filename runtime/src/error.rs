@@ -234,9 +234,13 @@ pub enum TransportError {
     },
     /// A blocking call ([`Channel::call_blocking`](crate::client::Channel::call_blocking),
     /// [`PendingCall::wait`](crate::client::PendingCall::wait)) was made on
-    /// a thread that runs an async runtime, where blocking would stall or
-    /// deadlock it. Await the call instead.
-    #[error("a blocking call was made from inside an async runtime; await the call instead")]
+    /// a thread that runs async code (a runtime's worker thread, or inside a
+    /// runtime's `block_on`), where blocking would stall or deadlock the
+    /// runtime. Await the call instead, or block on a thread that may: a
+    /// plain thread, or inside `tokio::task::spawn_blocking`.
+    #[error(
+        "a blocking call was made on a thread that runs async code; await the call instead, or block in spawn_blocking or on a plain thread"
+    )]
     BlockingInAsyncContext,
     /// The task running a spawned call panicked.
     #[error("the call's task panicked: {0}")]

@@ -127,6 +127,67 @@ async fn sync_mode_on_a_runtime_thread_is_a_clear_error_not_a_deadlock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_inside_spawn_blocking_carries_every_outcome() {
+    // tokio lets spawn_blocking's threads block: so does call_blocking.
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let calls = tokio::task::spawn_blocking({
+        let channel = channel.clone();
+        move || {
+            let mut calls = 0;
+            for (method, args, options, expected) in cases() {
+                let got = outcome(channel.call_blocking(call(&channel, method, args, options)));
+                assert!(expected(&got), "{}: {got:?}", method.method);
+                calls += 1;
+            }
+            calls
+        }
+    });
+    assert_eq!(
+        within("the blocking calls", calls).await.expect("no panic"),
+        4
+    );
+    eventually("the pending map to empty", || channel.pending_len() == 0).await;
+}
+
+#[tokio::test]
+async fn sync_mode_inside_spawn_blocking_of_a_current_thread_runtime() {
+    // The runtime's only thread keeps driving the connection while it
+    // awaits the blocking task.
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let got = tokio::task::spawn_blocking({
+        let channel = channel.clone();
+        move || outcome(channel.call_blocking(call(&channel, &ECHO, args("hi"), options())))
+    });
+    assert_eq!(
+        within("the blocking call", got).await.expect("no panic"),
+        Outcome::Reply("hi".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_on_a_worker_thread_is_a_clear_error() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let result = tokio::spawn({
+        let channel = channel.clone();
+        async move { channel.call_blocking(call(&channel, &ECHO, args("x"), options())) }
+    })
+    .await
+    .expect("no panic");
+    assert!(
+        matches!(
+            result,
+            Err(RpcError::Transport(TransportError::BlockingInAsyncContext))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(channel.pending_len(), 0);
+    assert_eq!(server.handle.in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn future_mode_carries_every_outcome() {
     let server = TestServer::start().await;
     let channel = server.channel().await;
@@ -172,6 +233,18 @@ fn a_pending_call_can_be_waited_for_from_a_plain_thread() {
         .join()
         .expect("the plain thread");
     assert_eq!(got, Outcome::Reply("waited".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_call_can_be_waited_for_inside_spawn_blocking() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let pending = channel.spawn_call(call(&channel, &ECHO, delayed("waited", 20), options()));
+    let got = tokio::task::spawn_blocking(move || outcome(pending.wait()));
+    assert_eq!(
+        within("the wait", got).await.expect("no panic"),
+        Outcome::Reply("waited".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,16 +17,22 @@ use crate::error::{RpcError, TransportError};
 
 impl Channel {
     /// Runs `call` to its end, blocking the calling thread: the sync call
-    /// mode, for plain threads outside any runtime.
+    /// mode, for threads that may block: plain threads, and the threads of
+    /// [`tokio::task::spawn_blocking`].
     ///
     /// The call is driven with the runtime the channel was created on
     /// (which must be a multi-thread runtime, or one whose `block_on` is
     /// running on another thread: the channel's connection tasks run
     /// there). The call's own timeout bounds the wait.
     ///
-    /// On a thread that runs an async runtime, blocking would stall it (or
+    /// On a thread that runs async code (a runtime's worker thread, the
+    /// thread of a runtime's `block_on`, or one inside
+    /// `tokio::task::block_in_place`), blocking would stall the runtime (or
     /// deadlock a single-threaded one), so this fails at once with
     /// [`TransportError::BlockingInAsyncContext`] without running `call`.
+    /// So does a plain thread that holds a runtime's
+    /// [`EnterGuard`](tokio::runtime::EnterGuard), which tokio's public API
+    /// cannot tell from a `block_on` thread: drop the guard first.
     ///
     /// ```text
     /// // On a plain thread, with a generated client on `channel`:
@@ -37,7 +43,7 @@ impl Channel {
         &self,
         call: impl Future<Output = Result<T, RpcError<E>>> + Send,
     ) -> Result<T, RpcError<E>> {
-        if Handle::try_current().is_ok() {
+        if blocking_would_stall_a_runtime() {
             return Err(TransportError::BlockingInAsyncContext.into());
         }
         self.runtime().block_on(call)
@@ -97,6 +103,19 @@ impl Channel {
         // The handle is not needed: the callback reports the outcome.
         drop(self.runtime().spawn(task));
     }
+}
+
+/// Whether blocking the current thread would stall async code: true on a
+/// runtime's worker thread (and on the thread that drives a current-thread
+/// runtime), and in a multi-thread runtime's `block_on`, which has the
+/// runtime's handle but runs no task. False on plain threads and in
+/// `spawn_blocking` closures (tokio runs those as tasks, on threads that
+/// may block), where tokio's own blocking calls are allowed too.
+pub(super) fn blocking_would_stall_a_runtime() -> bool {
+    if tokio::runtime::worker_index().is_some() {
+        return true;
+    }
+    Handle::try_current().is_ok() && tokio::task::try_id().is_none()
 }
 
 /// Runs the callback once: with the outcome, or, if dropped before that

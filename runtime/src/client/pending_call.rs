@@ -43,14 +43,16 @@ impl<T, E> PendingCall<T, E> {
 
     /// Blocks the calling thread until the call is done (its own timeout
     /// bounds the wait), driving it with the runtime the channel was created
-    /// on.
+    /// on. For the threads that may block: plain threads, and those of
+    /// [`tokio::task::spawn_blocking`].
     ///
-    /// On a thread that runs an async runtime this would stall it, so it
-    /// fails at once with [`TransportError::BlockingInAsyncContext`] (and,
-    /// as the handle is dropped, the call is cancelled): `.await` the
-    /// handle there instead.
+    /// On a thread that runs async code this would stall the runtime, so it
+    /// fails at once with [`TransportError::BlockingInAsyncContext`] (the
+    /// same rule as [`Channel::call_blocking`](super::Channel::call_blocking));
+    /// as the handle is consumed, the call is cancelled: `.await` the handle
+    /// there instead.
     pub fn wait(mut self) -> Result<T, RpcError<E>> {
-        if Handle::try_current().is_ok() {
+        if super::call_modes::blocking_would_stall_a_runtime() {
             return Err(TransportError::BlockingInAsyncContext.into());
         }
         let runtime = self.runtime.clone();
