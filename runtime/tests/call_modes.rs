@@ -406,3 +406,77 @@ async fn await_mode_with_no_declared_error_type() {
     });
     assert_eq!(pending.await.expect("echo").value, "plain");
 }
+
+/// What every mode reports for a call whose timeout passed: the client's
+/// own message, never the server's status 6 text, which races with it (the
+/// server's deadline is the call's own timeout, sent with the request).
+#[test]
+fn a_timeout_has_one_message_in_every_mode() {
+    const CALLS: usize = 12;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (server, channel) = runtime.block_on(async {
+        let server = TestServer::start().await;
+        let channel = server.channel().await;
+        (server, channel)
+    });
+    let timed_out = || {
+        call(
+            &channel,
+            &SLOW,
+            args(""),
+            with_timeout(Duration::from_millis(30)),
+        )
+    };
+    let message = |result: Result<EchoReply, RpcError<EchoError>>| match result {
+        Err(RpcError::Status(status)) if status.code() == StatusCode::DeadlineExceeded => {
+            status.message().to_owned()
+        }
+        other => panic!("expected status 6, got {other:?}"),
+    };
+    let mut messages = Vec::new();
+    // async
+    messages.extend(runtime.block_on(async {
+        let calls: Vec<_> = (0..CALLS).map(|_| timed_out()).collect();
+        let mut got = Vec::new();
+        for call in calls {
+            got.push(message(call.await));
+        }
+        got
+    }));
+    // sync, from plain threads at once
+    let threads: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let (channel, call) = (channel.clone(), timed_out());
+            std::thread::spawn(move || message(channel.call_blocking(call)))
+        })
+        .collect();
+    messages.extend(threads.into_iter().map(|t| t.join().expect("a thread")));
+    // future
+    let pending: Vec<_> = (0..CALLS)
+        .map(|_| channel.spawn_call(timed_out()))
+        .collect();
+    messages.extend(pending.into_iter().map(|p| message(p.wait())));
+    // callback
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..CALLS {
+        let tx = tx.clone();
+        channel.spawn_call_with_callback(timed_out(), move |result| {
+            tx.send(message(result)).expect("the test listens");
+        });
+    }
+    drop(tx);
+    messages.extend(rx.iter());
+
+    assert_eq!(messages.len(), 4 * CALLS);
+    for got in &messages {
+        assert_eq!(got, "no answer from test.Echo/slow within 30ms");
+    }
+    runtime.block_on(async {
+        eventually("the pending map to empty", || channel.pending_len() == 0).await;
+        eventually("the server to be idle", || server.handle.in_flight() == 0).await;
+    });
+}

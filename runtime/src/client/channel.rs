@@ -559,7 +559,19 @@ impl ChannelShared {
             None => response.await,
         };
         cancel.armed = false;
-        response.map_err(|_| task_gone())?.map(Some)
+        let response = response.map_err(|_| task_gone())?;
+        match response {
+            // The server's deadline is the call's own (it travels in the
+            // request), so its status 6 can arrive in the same instant as
+            // the local timer fires, and win: one cause, one answer.
+            Ok(RawResponse { status, .. })
+                if status == StatusCode::DeadlineExceeded.as_u8()
+                    && deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
+            {
+                Ok(None)
+            }
+            response => response.map(Some),
+        }
     }
 
     /// A one-way call after its interceptors.
