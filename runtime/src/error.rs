@@ -232,6 +232,28 @@ pub enum TransportError {
         /// How long the server had been silent.
         silent_for: std::time::Duration,
     },
+    /// The call's deadline passed while it waited for room in its
+    /// connection's send queue, which stayed full
+    /// ([`ChannelConfig::max_queued_calls`](crate::client::ChannelConfig::max_queued_calls),
+    /// [`max_queued_bytes`](crate::client::ChannelConfig::max_queued_bytes)):
+    /// the server reads what it is sent more slowly than calls come (or not
+    /// at all), or the connection is down and waiting to reconnect. Nothing
+    /// of the call was sent. Its [`RpcError::code`] is
+    /// [`StatusCode::DeadlineExceeded`], as for any call whose deadline
+    /// passed.
+    #[error(
+        "the deadline passed after {waited:?} waiting for room in the send queue to {addr} ({queued_calls} frames, {queued_bytes} bytes waiting to be written: the server reads more slowly than calls come, or not at all, or the connection is down); nothing was sent"
+    )]
+    SendQueueFull {
+        /// The server.
+        addr: String,
+        /// How long the call waited for room.
+        waited: std::time::Duration,
+        /// Frames waiting to be written when the call gave up.
+        queued_calls: usize,
+        /// Bytes waiting to be written when the call gave up.
+        queued_bytes: usize,
+    },
     /// A blocking call ([`Channel::call_blocking`](crate::client::Channel::call_blocking),
     /// [`PendingCall::wait`](crate::client::PendingCall::wait)) was made on
     /// a thread that runs async code (a runtime's worker thread, or inside a
@@ -272,11 +294,17 @@ pub enum RpcError<E = NoDeclaredError> {
 
 impl<E> RpcError<E> {
     /// The status code this error travels as (or would): declared errors
-    /// are 1, transport failures are reported as `Internal` (8).
+    /// are 1, transport failures are reported as `Internal` (8), except
+    /// [`TransportError::SendQueueFull`], a deadline that passed while the
+    /// call waited to be sent: `DeadlineExceeded` (6), like every call
+    /// whose deadline passed.
     pub fn code(&self) -> StatusCode {
         match self {
             RpcError::Declared(_) => StatusCode::DeclaredError,
             RpcError::Status(status) => status.code(),
+            RpcError::Transport(TransportError::SendQueueFull { .. }) => {
+                StatusCode::DeadlineExceeded
+            }
             RpcError::Transport(_) => StatusCode::Internal,
         }
     }

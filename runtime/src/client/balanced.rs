@@ -465,6 +465,10 @@ fn classify<T, E>(result: &Result<T, RpcError<E>>) -> (Verdict, Retry) {
             TransportError::Connect { .. } | TransportError::Tls { .. } => {
                 (Verdict::Failed, Retry::Always)
             }
+            // No room in the send queue before the deadline: nothing was
+            // sent (but no time is left). Like overload, it may be the
+            // client's own burst, so it says nothing about the instance.
+            TransportError::SendQueueFull { .. } => (Verdict::Neutral, Retry::Always),
             TransportError::ConnectionLost(_) | TransportError::HeartbeatTimeout { .. } => {
                 (Verdict::Failed, Retry::IfIdempotent)
             }
@@ -891,6 +895,15 @@ impl Balanced {
             .sum()
     }
 
+    /// Frames and bytes unwritten on every endpoint.
+    pub(super) fn unsent(&self) -> (usize, usize) {
+        self.snapshot()
+            .iter()
+            .filter_map(|e| e.connection.get())
+            .map(|shared| shared.unsent())
+            .fold((0, 0), |(f, b), (f2, b2)| (f + f2, b + b2))
+    }
+
     /// The endpoints and their state.
     pub(super) fn instances(&self) -> Vec<InstanceState> {
         let now = self.now_ms();
@@ -994,6 +1007,14 @@ mod tests {
         assert_eq!(classify(&overloaded), (Verdict::Neutral, Retry::Always));
         let stopping: Result<(), RpcError> = Err(Status::new(StatusCode::ShuttingDown, "").into());
         assert_eq!(classify(&stopping), (Verdict::Failed, Retry::Always));
+        let stalled: Result<(), RpcError> = Err(TransportError::SendQueueFull {
+            addr: "127.0.0.1:1".into(),
+            waited: std::time::Duration::from_millis(50),
+            queued_calls: 1024,
+            queued_bytes: 1 << 20,
+        }
+        .into());
+        assert_eq!(classify(&stalled), (Verdict::Neutral, Retry::Always));
         let internal: Result<(), RpcError> = Err(Status::internal("boom").into());
         assert_eq!(classify(&internal), (Verdict::Failed, Retry::Never));
         assert_eq!(

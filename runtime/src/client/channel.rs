@@ -267,6 +267,19 @@ impl Channel {
         }
     }
 
+    /// Frames, and their bytes, that the channel's connections hold
+    /// unwritten, as each connection counts its own write queue (a test
+    /// hook: bounded by [`ChannelConfig::max_queued_calls`] and
+    /// [`ChannelConfig::max_queued_bytes`] per connection, plus the
+    /// connection's own pings and cancels).
+    #[doc(hidden)]
+    pub fn unsent(&self) -> (usize, usize) {
+        match &self.target {
+            Target::Endpoint(shared) => shared.unsent(),
+            Target::Balanced(balanced) => balanced.unsent(),
+        }
+    }
+
     /// Runs the interceptors over a copy of the call's metadata and
     /// timeout, within the timeout; returns what they made of them, the
     /// timeout reduced by the time they took.
@@ -445,6 +458,8 @@ impl ChannelShared {
         let settings = ConnectionSettings {
             max_frame_size: config.max_frame_size,
             heartbeat_interval: config.heartbeat_interval,
+            max_queued_calls: config.max_queued_calls,
+            max_queued_bytes: config.max_queued_bytes,
         };
         let pool = Pool::connect(
             dialer,
@@ -466,6 +481,11 @@ impl ChannelShared {
     /// Calls waiting for a response on all connections.
     pub(super) fn pending_len(&self) -> usize {
         self.pool.pending_len()
+    }
+
+    /// Frames and bytes the connections hold unwritten.
+    pub(super) fn unsent(&self) -> (usize, usize) {
+        self.pool.unsent()
     }
 
     /// A unary call after its interceptors: cascades the deadline, traces.
@@ -534,17 +554,30 @@ impl ChannelShared {
 
     /// Sends an encoded request frame on one of the pool's connections and
     /// waits for its response until `deadline`: `None` once the deadline
-    /// has passed. A call given up (deadline passed, or this future
-    /// dropped) is forgotten by its connection, and the server is told.
+    /// has passed. The frame first waits for room in the connection's send
+    /// queue, until the deadline
+    /// ([`TransportError::SendQueueFull`] after that). A call given up
+    /// (deadline passed, or this future dropped) is forgotten by its
+    /// connection: its frame is dropped if none of it was written yet, and
+    /// otherwise the server is told.
     pub(super) async fn round_trip(
         &self,
         id: u64,
         frame: Bytes,
         deadline: Option<Instant>,
     ) -> Result<Option<RawResponse>, TransportError> {
-        let link = self.pool.pick();
+        // Room at once on most calls; waiting for it is the slow path.
+        let (link, room) = match self.pool.try_admit(frame.len()) {
+            Some(admitted) => admitted,
+            None => self.pool.admit(frame.len(), deadline, &self.target).await?,
+        };
         let (reply, response) = oneshot::channel();
-        link.send(Command::Call { id, frame, reply })?;
+        link.send(Command::Call {
+            id,
+            frame,
+            reply,
+            room,
+        })?;
         let mut cancel = CancelOnDrop {
             link,
             id,
@@ -587,48 +620,71 @@ impl ChannelShared {
         if timeout == Some(Duration::ZERO) {
             return Err(deadline_exceeded(method, "before it was sent").into());
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let head = RequestHead {
             kind: MessageKind::OnewayRequest,
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             method,
             serializer,
             metadata,
             timeout,
         };
         let frame = encode_request(&head, args, self.max_frame_size)?;
-        self.send_oneway_frame(frame, timeout, method.service, method.method)
+        self.send_oneway_frame(id, frame, timeout, method.service, method.method)
             .await
     }
 
-    /// Sends an encoded one-way frame on one of the pool's connections;
-    /// returns once it is written, or status 6 if that takes longer than
-    /// `timeout`.
+    /// Sends an encoded one-way frame (request id `id`) on one of the
+    /// pool's connections; returns once it is written. Within `timeout`:
+    /// the frame waits for room in the connection's send queue
+    /// ([`TransportError::SendQueueFull`] if none comes), then to be
+    /// written (status 6 if it is not; the frame is then dropped unless its
+    /// writing had begun). Dropping the future drops the frame the same way.
     pub(super) async fn send_oneway_frame(
         &self,
+        id: u64,
         frame: Bytes,
         timeout: Option<Duration>,
         service: &str,
         method: &str,
     ) -> Result<(), RpcError> {
+        let deadline = request_deadline(Instant::now(), timeout);
+        let (link, room) = match self.pool.try_admit(frame.len()) {
+            Some(admitted) => admitted,
+            None => self.pool.admit(frame.len(), deadline, &self.target).await?,
+        };
         let (written, written_rx) = oneshot::channel();
-        self.pool.pick().send(Command::Oneway { frame, written })?;
-        let written = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, written_rx)
+        link.send(Command::Oneway {
+            id,
+            frame,
+            written,
+            room,
+        })?;
+        let mut cancel = CancelOnDrop {
+            link,
+            id,
+            armed: true,
+        };
+        let written = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, written_rx)
                 .await
                 .map_err(|_| {
                     Status::deadline_exceeded(format!(
-                        "{service}/{method} was not written within {timeout:?}"
+                        "{service}/{method} was not written within {:?}",
+                        timeout.unwrap_or_default()
                     ))
                 })?,
             None => written_rx.await,
         };
+        cancel.armed = false;
         written.map_err(|_| task_gone())??;
         Ok(())
     }
 }
 
 /// Tells the connection task to forget a call whose future was dropped
-/// (or timed out) before its response came.
+/// (or timed out) before its response came (or, for a one-way call,
+/// before its frame was written).
 struct CancelOnDrop<'a> {
     link: &'a Link,
     id: u64,

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::send_room::SendPermit;
 use crate::error::TransportError;
 
 /// A response as the connection task hands it to its caller, which
@@ -31,15 +32,23 @@ pub(crate) enum Command {
         frame: Bytes,
         /// Where the response goes.
         reply: ReplySender,
+        /// The frame's room in the connection's send queue.
+        room: SendPermit,
     },
     /// Send a one-way `frame`; tell `written` once it is on the socket.
     Oneway {
+        /// The request id in `frame`.
+        id: u64,
         /// The whole encoded one-way frame.
         frame: Bytes,
         /// Told once the frame is written.
         written: WrittenSender,
+        /// The frame's room in the connection's send queue.
+        room: SendPermit,
     },
-    /// The caller gave up on `id`: forget it and tell the server.
+    /// The caller gave up on `id` (a call or a one-way send): drop its
+    /// frame if none of it is written yet; otherwise forget the call and
+    /// tell the server.
     Cancel {
         /// The request id.
         id: u64,
@@ -51,7 +60,7 @@ impl Command {
     pub fn is_abandoned(&self) -> bool {
         match self {
             Command::Call { reply, .. } => reply.is_closed(),
-            Command::Oneway { .. } => false,
+            Command::Oneway { written, .. } => written.is_closed(),
             Command::Cancel { .. } => true,
         }
     }

@@ -13,6 +13,12 @@ pub const DEFAULT_CONNECTIONS: usize = 1;
 /// and the connection is dropped after three intervals without a frame from
 /// the server.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+/// The default number of request and one-way frames a connection holds
+/// unwritten before callers wait for room.
+pub const DEFAULT_MAX_QUEUED_CALLS: usize = 1024;
+/// The default number of bytes of request and one-way frames a connection
+/// holds unwritten before callers wait for room (4 MiB).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
 /// How a channel connects and what it accepts.
 #[derive(Debug, Clone)]
@@ -32,6 +38,18 @@ pub struct ChannelConfig {
     pub heartbeat_interval: Option<Duration>,
     /// How reconnection attempts are spaced after failures.
     pub reconnect_backoff: Backoff,
+    /// How many request and one-way frames each connection holds
+    /// unwritten (default [`DEFAULT_MAX_QUEUED_CALLS`]; at least 1). A
+    /// call beyond it waits for room, within its timeout, and then fails
+    /// with [`TransportError::SendQueueFull`](crate::TransportError::SendQueueFull)
+    /// without being sent. Frames leave the queue when they are written, or
+    /// at once when their call is cancelled before any of it was written.
+    pub max_queued_calls: usize,
+    /// How many bytes of request and one-way frames each connection holds
+    /// unwritten (default [`DEFAULT_MAX_QUEUED_BYTES`], 4 MiB; at least 1).
+    /// As for [`max_queued_calls`](Self::max_queued_calls); a frame larger
+    /// than this is sent when the queue is empty, alone.
+    pub max_queued_bytes: usize,
     /// `Some`: connections speak TLS with these roots (and client
     /// certificate, for mutual TLS); default `None`, plain TCP. A balanced
     /// channel with TLS uses only instances registered with TLS
@@ -49,6 +67,8 @@ impl Default for ChannelConfig {
             connections: DEFAULT_CONNECTIONS,
             heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             reconnect_backoff: Backoff::default(),
+            max_queued_calls: DEFAULT_MAX_QUEUED_CALLS,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -2,7 +2,15 @@
 //! and the pending map, and interleaves taking commands, writing frames and
 //! reading responses, so that reading and writing never wait on each other.
 //! It also keeps the heartbeat: pings when quiet, and gives up on a server
-//! that has sent nothing for three intervals.
+//! that has sent nothing for three intervals (also while its writes are
+//! stalled: reading and the heartbeat never wait for the socket to take
+//! bytes).
+//!
+//! Its write queue (`outbox.rs`) is bounded by the room its callers took
+//! (`send_room.rs`). A cancelled call's frame that has not begun to be
+//! written is dropped from it (the server never hears of the call); one
+//! partly written is finished, so the framing holds, and a cancel frame
+//! follows it.
 
 use std::future::Future;
 use std::io;
@@ -16,12 +24,12 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::command::{Command, RawResponse, ReplySender, WrittenSender};
+use super::command::{Command, RawResponse, ReplySender};
 use super::heartbeat::{Beat, Heartbeat};
+use super::outbox::{Outbox, Unsent};
 use super::stream::ClientStream;
 use crate::error::TransportError;
-use crate::protocol::write_queue::WriteQueue;
-use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind, empty_frame};
+use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind};
 use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
@@ -36,6 +44,11 @@ pub(crate) struct ConnectionSettings {
     pub max_frame_size: u32,
     /// The heartbeat interval; `None`: no heartbeats.
     pub heartbeat_interval: Option<Duration>,
+    /// Request and one-way frames a connection holds unwritten; also the
+    /// most cancel frames it holds unwritten.
+    pub max_queued_calls: usize,
+    /// Bytes of request and one-way frames a connection holds unwritten.
+    pub max_queued_bytes: usize,
 }
 
 /// How a connection ended.
@@ -115,7 +128,7 @@ pub(crate) struct Connection<'a> {
     target: &'a str,
     commands: &'a mut mpsc::UnboundedReceiver<Command>,
     pending: Pending,
-    queue: WriteQueue<Option<WrittenSender>>,
+    outbox: Outbox,
     read_buf: BytesMut,
     decoder: FrameDecoder,
     heartbeat: Option<Heartbeat>,
@@ -136,19 +149,20 @@ impl<'a> Connection<'a> {
         target: &'a str,
         commands: &'a mut mpsc::UnboundedReceiver<Command>,
         pending_len: Arc<AtomicUsize>,
+        unsent: Arc<Unsent>,
         settings: ConnectionSettings,
     ) -> Connection<'a> {
         // A ping first: the server closes a connection whose first frame
         // does not come within its first-frame deadline (10 s by default),
         // and a channel may connect long before its first call.
-        let mut queue = WriteQueue::default();
-        queue.push(empty_frame(MessageKind::Ping, 0, 0), None);
+        let mut outbox = Outbox::new(settings.max_queued_calls, unsent);
+        outbox.ping();
         Connection {
             stream,
             target,
             commands,
             pending: Pending::new(pending_len),
-            queue,
+            outbox,
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
             decoder: FrameDecoder::new(settings.max_frame_size),
             heartbeat: settings
@@ -168,19 +182,37 @@ impl<'a> Connection<'a> {
     /// Takes one command: registers calls and queues frames.
     pub fn accept(&mut self, command: Command) {
         match command {
-            Command::Call { id, frame, reply } => {
+            Command::Call {
+                id,
+                frame,
+                reply,
+                room,
+            } => {
                 if reply.is_closed() {
-                    // The caller already gave up; its cancel follows.
+                    // The caller already gave up (its cancel follows): the
+                    // frame is dropped, its room given back.
                     return;
                 }
                 self.pending.insert(id, reply);
-                self.queue.push(frame, None);
+                self.outbox.request(id, frame, room);
             }
-            Command::Oneway { frame, written } => self.queue.push(frame, Some(written)),
+            Command::Oneway {
+                id,
+                frame,
+                written,
+                room,
+            } => {
+                if written.is_closed() {
+                    return;
+                }
+                self.outbox.oneway(id, frame, written, room);
+            }
             Command::Cancel { id } => {
-                if self.pending.remove(id).is_some() {
-                    self.queue
-                        .push(empty_frame(MessageKind::Cancel, 0, id), None);
+                let was_pending = self.pending.remove(id).is_some();
+                // Unwritten, the request leaves the queue and the server
+                // never hears of it; begun, it is finished and cancelled.
+                if !self.outbox.drop_unwritten(id) && was_pending {
+                    self.outbox.cancel(id);
                 }
             }
         }
@@ -204,11 +236,7 @@ impl<'a> Connection<'a> {
 
     /// Writes queued frames until the queue is empty or the socket is full.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
-        self.stream.write_queued(cx, &mut self.queue, |written| {
-            if let Some(written) = written {
-                let _ = written.send(Ok(()));
-            }
-        })
+        self.outbox.write(&mut self.stream, cx)
     }
 
     /// Reads once (if the socket has bytes) and completes the calls whose
@@ -307,9 +335,7 @@ impl<'a> Connection<'a> {
     /// Fails every call and one-way send still waiting on this connection.
     fn fail_everything(&mut self, error: &TransportError) {
         self.pending.fail_all(error);
-        for written in self.queue.drain_tokens().flatten() {
-            let _ = written.send(Err(error.clone()));
-        }
+        self.outbox.fail_all(error);
     }
 
     /// Notes traffic for the heartbeat, and acts on its timer: queues a
@@ -335,7 +361,7 @@ impl<'a> Connection<'a> {
         match heartbeat.poll_beat(cx) {
             Poll::Pending => Ok(false),
             Poll::Ready(Beat::Ping) => {
-                self.queue.push(empty_frame(MessageKind::Ping, 0, 0), None);
+                self.outbox.ping();
                 Ok(true)
             }
             Poll::Ready(Beat::Dead(silent_for)) => {
@@ -381,6 +407,7 @@ impl Future for Connection<'_> {
                 Err(e) => return this.end(ConnectionEnd::Lost(e)),
             };
             if !(took || wrote || read || pinged) {
+                this.outbox.publish();
                 return Poll::Pending;
             }
         }

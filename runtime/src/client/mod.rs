@@ -17,10 +17,12 @@ mod dial;
 mod heartbeat;
 mod interceptor;
 mod method;
+mod outbox;
 mod pending_call;
 mod pool;
 mod raw;
 mod request;
+mod send_room;
 mod stream;
 mod task;
 
@@ -33,6 +35,7 @@ pub use balanced::{
 pub use channel::Channel;
 pub use config::{
     ChannelConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CALLS,
 };
 pub use interceptor::{ClientInterceptor, OutgoingRequest};
 pub use method::{CallOptions, MethodDescriptor};

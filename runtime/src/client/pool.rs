@@ -1,25 +1,36 @@
 //! The connections of a channel: each is one task that owns its socket and
-//! its pending map (one owner per connection); calls are spread over them
-//! in turn.
+//! its pending map (one owner per connection), with a bounded send queue
+//! its callers take room in; calls are spread over them in turn.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::command::Command;
 use super::connection::ConnectionSettings;
 use super::dial::Dialer;
+use super::outbox::Unsent;
+use super::send_room::{SendPermit, SendRoom};
 use super::task::run_connection;
 use crate::error::TransportError;
 
 /// The caller's end of one connection task.
 #[derive(Debug)]
 pub(crate) struct Link {
+    /// Unbounded as a channel, bounded by `room`: every call and one-way
+    /// command holds room until its frame leaves the connection's queue,
+    /// and there is at most one cancel per call.
     commands: mpsc::UnboundedSender<Command>,
+    /// Room in the connection's send queue.
+    room: Arc<SendRoom>,
     /// The size of the connection's pending map (a test hook).
     pending_len: Arc<AtomicUsize>,
+    /// What the connection holds unwritten, by its own count (a test hook).
+    unsent: Arc<Unsent>,
 }
 
 impl Link {
@@ -32,6 +43,17 @@ impl Link {
     /// is gone, so is the pending entry).
     pub fn cancel(&self, id: u64) {
         let _ = self.commands.send(Command::Cancel { id });
+    }
+
+    /// The error of a call that waited `waited` for room in this
+    /// connection's queue, to `target`, and got none.
+    fn queue_full(&self, target: &str, waited: Duration) -> TransportError {
+        TransportError::SendQueueFull {
+            addr: target.to_owned(),
+            waited,
+            queued_calls: self.room.queued_calls(),
+            queued_bytes: self.room.queued_bytes(),
+        }
     }
 }
 
@@ -62,6 +84,7 @@ impl Pool {
             .map(|stream| {
                 let (commands, receiver) = mpsc::unbounded_channel();
                 let pending_len = Arc::new(AtomicUsize::new(0));
+                let unsent = Arc::new(Unsent::default());
                 tokio::spawn(run_connection(
                     receiver,
                     stream,
@@ -69,10 +92,13 @@ impl Pool {
                     settings,
                     backoff,
                     Arc::clone(&pending_len),
+                    Arc::clone(&unsent),
                 ));
                 Link {
                     commands,
+                    room: SendRoom::new(settings.max_queued_calls, settings.max_queued_bytes),
                     pending_len,
+                    unsent,
                 }
             })
             .collect();
@@ -82,13 +108,48 @@ impl Pool {
         })
     }
 
-    /// The connection for the next call (round robin).
-    pub fn pick(&self) -> &Link {
-        let index = match self.links.len() {
+    /// A connection with room now for a frame of `len` bytes, and the
+    /// room: the next one in turn, else any other.
+    pub fn try_admit(&self, len: usize) -> Option<(&Link, SendPermit)> {
+        let first = self.next_index();
+        let link = &self.links[first];
+        if let Some(room) = link.room.try_reserve(len) {
+            return Some((link, room));
+        }
+        let others = self.links.iter().cycle().skip(first + 1);
+        others
+            .take(self.links.len() - 1)
+            .find_map(|other| Some((other, other.room.try_reserve(len)?)))
+    }
+
+    /// Waits for room for a frame of `len` bytes on the next connection in
+    /// turn, until `deadline` ([`TransportError::SendQueueFull`] after
+    /// that; `target` names the server in it). For when
+    /// [`try_admit`](Self::try_admit) found none.
+    pub async fn admit(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        target: &str,
+    ) -> Result<(&Link, SendPermit), TransportError> {
+        let link = &self.links[self.next_index()];
+        let waiting_since = Instant::now();
+        let reserve = link.room.reserve(len);
+        let room = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, reserve)
+                .await
+                .map_err(|_| link.queue_full(target, waiting_since.elapsed()))?,
+            None => reserve.await,
+        };
+        Ok((link, room))
+    }
+
+    /// The index of the next connection in turn (round robin).
+    fn next_index(&self) -> usize {
+        match self.links.len() {
             1 => 0,
             n => self.next.fetch_add(1, Ordering::Relaxed) % n,
-        };
-        &self.links[index]
+        }
     }
 
     /// Calls waiting for a response on all connections.
@@ -97,6 +158,15 @@ impl Pool {
             .iter()
             .map(|link| link.pending_len.load(Ordering::Acquire))
             .sum()
+    }
+
+    /// Frames and bytes the connections hold unwritten, by their own
+    /// count (control frames included).
+    pub fn unsent(&self) -> (usize, usize) {
+        self.links.iter().fold((0, 0), |(frames, bytes), link| {
+            let (f, b) = link.unsent.get();
+            (frames + f, bytes + b)
+        })
     }
 
     /// The number of connections.

@@ -252,9 +252,10 @@ impl ChannelShared {
         if timeout == Some(Duration::ZERO) {
             return Err(passed_before_sent(method).into());
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode_raw_request(
             MessageKind::OnewayRequest,
-            self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             method,
             serializer,
             payload,
@@ -262,7 +263,7 @@ impl ChannelShared {
             timeout,
             self.max_frame_size,
         )?;
-        self.send_oneway_frame(frame, timeout, method.service, method.method)
+        self.send_oneway_frame(id, frame, timeout, method.service, method.method)
             .await
     }
 }

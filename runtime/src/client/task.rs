@@ -11,6 +11,7 @@ use super::backoff::{Backoff, Reconnect};
 use super::command::Command;
 use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
+use super::outbox::Unsent;
 use super::stream::ClientStream;
 use crate::error::TransportError;
 
@@ -22,6 +23,7 @@ pub(crate) async fn run_connection(
     settings: ConnectionSettings,
     backoff: Backoff,
     pending_len: Arc<AtomicUsize>,
+    unsent: Arc<Unsent>,
 ) {
     let mut stream = Some(first);
     let mut reconnect = Reconnect::new(backoff);
@@ -34,6 +36,7 @@ pub(crate) async fn run_connection(
                 &dialer.target,
                 &mut commands,
                 Arc::clone(&pending_len),
+                Arc::clone(&unsent),
                 settings,
             );
             if let Some(command) = carried.take() {
@@ -63,7 +66,8 @@ pub(crate) async fn run_connection(
             continue;
         }
         // After failed attempts, wait out the backoff; commands that come
-        // meanwhile queue up (bounded by their callers' timeouts).
+        // meanwhile queue up (bounded by the send queue's room, and by
+        // their callers' timeouts).
         if let Some(at) = reconnect.next_attempt() {
             tokio::time::sleep_until(at).await;
             if command.is_abandoned() {

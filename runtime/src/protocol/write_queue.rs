@@ -65,6 +65,17 @@ impl<T> WriteQueue<T> {
         }
     }
 
+    /// Removes the first frame for which `matches(frame, token)` holds and
+    /// returns its token. `frame` is what is left to write of it: only the
+    /// front frame can be partly written, and it is shorter then.
+    pub fn remove_first(&mut self, mut matches: impl FnMut(&Bytes, &T) -> bool) -> Option<T> {
+        let index = self
+            .frames
+            .iter()
+            .position(|(frame, token)| matches(frame, token))?;
+        self.frames.remove(index).map(|(_, token)| token)
+    }
+
     /// Empties the queue, returning the tokens of the frames never written.
     pub fn drain_tokens(&mut self) -> impl Iterator<Item = T> + '_ {
         self.frames.drain(..).map(|(_, token)| token)
@@ -97,6 +108,24 @@ mod tests {
         queue.advance(4, |t| done.push(t));
         assert_eq!(done, [1, 2, 3]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_frame_can_be_removed_unless_partly_written() {
+        let mut queue = WriteQueue::default();
+        queue.push(Bytes::from_static(b"abc"), (1, 3));
+        queue.push(Bytes::from_static(b"de"), (2, 2));
+        queue.push(Bytes::from_static(b"fgh"), (3, 3));
+        queue.advance(1, |_| {});
+        // Whole-frame matches only: the front one is partly written.
+        let unwritten =
+            |id| move |frame: &Bytes, token: &(i32, usize)| token.0 == id && frame.len() == token.1;
+        assert_eq!(queue.remove_first(unwritten(1)), None);
+        assert_eq!(queue.remove_first(unwritten(3)), Some((3, 3)));
+        let mut slices = empty_slices();
+        assert_eq!(queue.fill(&mut slices), 2);
+        assert_eq!(&*slices[0], b"bc");
+        assert_eq!(&*slices[1], b"de");
     }
 
     #[test]
