@@ -48,7 +48,7 @@ const CLOSE_BOUND: Duration = Duration::from_secs(10);
 const DUPLEX_BUFFER: usize = 256 * 1024;
 
 /// The highest status code of PROTOCOL.md's table.
-const MAX_STATUS: u8 = 13;
+const MAX_STATUS: u8 = 21;
 
 fuzz_target!(|data: &[u8]| {
     let (runtime, server) = server();

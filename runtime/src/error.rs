@@ -35,6 +35,24 @@ pub enum StatusCode {
     Unauthenticated,
     /// 13: the caller may not call this.
     PermissionDenied,
+    /// 14: the handler rejected the arguments.
+    InvalidArgument,
+    /// 15: what the call names does not exist.
+    NotFound,
+    /// 16: what the call would create already exists.
+    AlreadyExists,
+    /// 17: the system is not in a state for this call.
+    FailedPrecondition,
+    /// 18: a quota or a limit was reached (the server answers it when a
+    /// call's answer does not fit the connection's buffers).
+    ResourceExhausted,
+    /// 19: transient; safe to retry elsewhere.
+    Unavailable,
+    /// 20: the method exists but this server does not implement it.
+    Unimplemented,
+    /// 21: a conflict (e.g. a concurrent update); the caller may retry the
+    /// whole operation.
+    Aborted,
     /// A code this version does not know (a newer peer); kept as sent.
     Other(u8),
 }
@@ -57,6 +75,14 @@ impl StatusCode {
             StatusCode::UnsupportedVersion => 11,
             StatusCode::Unauthenticated => 12,
             StatusCode::PermissionDenied => 13,
+            StatusCode::InvalidArgument => 14,
+            StatusCode::NotFound => 15,
+            StatusCode::AlreadyExists => 16,
+            StatusCode::FailedPrecondition => 17,
+            StatusCode::ResourceExhausted => 18,
+            StatusCode::Unavailable => 19,
+            StatusCode::Unimplemented => 20,
+            StatusCode::Aborted => 21,
             StatusCode::Other(code) => code,
         }
     }
@@ -78,6 +104,14 @@ impl StatusCode {
             11 => StatusCode::UnsupportedVersion,
             12 => StatusCode::Unauthenticated,
             13 => StatusCode::PermissionDenied,
+            14 => StatusCode::InvalidArgument,
+            15 => StatusCode::NotFound,
+            16 => StatusCode::AlreadyExists,
+            17 => StatusCode::FailedPrecondition,
+            18 => StatusCode::ResourceExhausted,
+            19 => StatusCode::Unavailable,
+            20 => StatusCode::Unimplemented,
+            21 => StatusCode::Aborted,
             other => StatusCode::Other(other),
         }
     }
@@ -99,6 +133,14 @@ impl StatusCode {
             StatusCode::UnsupportedVersion => "unsupported protocol version",
             StatusCode::Unauthenticated => "unauthenticated",
             StatusCode::PermissionDenied => "permission denied",
+            StatusCode::InvalidArgument => "invalid argument",
+            StatusCode::NotFound => "not found",
+            StatusCode::AlreadyExists => "already exists",
+            StatusCode::FailedPrecondition => "failed precondition",
+            StatusCode::ResourceExhausted => "resource exhausted",
+            StatusCode::Unavailable => "unavailable",
+            StatusCode::Unimplemented => "unimplemented",
+            StatusCode::Aborted => "aborted",
             StatusCode::Other(_) => "unknown status",
         }
     }

@@ -328,16 +328,18 @@ async fn callback_mode_runs_once_with_every_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_hears_of_a_connection_failure() {
-    let server =
-        TestServer::start_with(|builder| builder.drain_timeout(Duration::from_millis(10))).await;
-    let channel = server.channel().await;
+    use courier_test_support::fault_proxy::{Fault, FaultProxy};
+    let server = TestServer::start().await;
+    let proxy = FaultProxy::start(server.addr()).expect("a proxy");
+    let channel = Channel::connect(proxy.addr()).await.expect("connect");
     let (tx, rx) = tokio::sync::oneshot::channel();
     channel.spawn_call_with_callback(call(&channel, &SLOW, args(""), options()), move |result| {
         let _ = tx.send(outcome(result));
     });
     let observed = std::sync::Arc::clone(&server.observed);
     eventually("the call to start", || observed.started() == 1).await;
-    within("the shutdown", server.handle.shutdown()).await;
+    // The connection is reset under the call.
+    proxy.set(Fault::Reset);
     match within("the callback", rx).await.expect("called") {
         Outcome::Transport(message) => assert!(message.contains("connection lost"), "{message}"),
         other => panic!("expected a transport error, got {other:?}"),

@@ -13,8 +13,28 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
 /// its bytes come in.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
-/// One decoded frame: its header and its body, split zero-copy out of the
-/// read buffer.
+/// Bodies up to this long are copied out of the read buffer into an
+/// allocation of their own; longer ones are split out without copying.
+///
+/// A body split out of the read buffer keeps the buffer's whole allocation
+/// alive for as long as the body lives (a call in flight, a response
+/// waiting for its caller). Copying small bodies means a small call never
+/// pins a buffer larger than itself, and that the read buffer is no longer
+/// shared once its frames are taken, so it is reused instead of being
+/// reallocated. A copy of a few KiB costs less than the allocation it
+/// saves.
+pub(crate) const COPY_BODY_MAX: usize = 32 * 1024;
+
+/// After a large body is split out, the bytes that followed it move to a
+/// fresh buffer with this much room, so that later frames are not read into
+/// (and do not pin) the large body's allocation.
+const DETACHED_ROOM: usize = 8 * 1024;
+
+/// One decoded frame: its header and its body. A body of at most
+/// [`COPY_BODY_MAX`] bytes has an allocation of its own; a larger one is
+/// split out of the read buffer without copying, and the read buffer moves
+/// on to a new allocation, so no body ever keeps another frame's bytes
+/// alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The header.
@@ -126,7 +146,7 @@ impl FrameDecoder {
                 Ok(None)
             }
             _ => {
-                let body = src.split_to(len).freeze();
+                let body = take_body(src, len);
                 self.state = State::Head;
                 Ok(Some(Frame { header, body }))
             }
@@ -162,6 +182,24 @@ impl FrameDecoder {
         src.advance(HEADER_LEN);
         Ok(Some(header))
     }
+}
+
+/// Takes the first `len` bytes of `src` (which holds at least that many)
+/// as a body that shares its allocation with no other frame.
+fn take_body(src: &mut BytesMut, len: usize) -> Bytes {
+    if len <= COPY_BODY_MAX {
+        let body = Bytes::copy_from_slice(&src[..len]);
+        src.advance(len);
+        return body;
+    }
+    let body = src.split_to(len).freeze();
+    // What follows the body (part of the next frames) still lives in the
+    // body's allocation: move it out, so the frames read next get a buffer
+    // of their own instead of pinning this one.
+    let mut rest = BytesMut::with_capacity(src.len() + DETACHED_ROOM);
+    rest.extend_from_slice(src);
+    *src = rest;
+    body
 }
 
 #[cfg(test)]
@@ -311,6 +349,70 @@ mod tests {
             "reserved {} bytes for a body that has not arrived",
             buf.capacity()
         );
+    }
+
+    /// The size of the allocation behind `bytes` (converting a unique
+    /// `Bytes` back into a `Vec` reclaims its whole buffer).
+    fn allocation_of(bytes: Bytes) -> usize {
+        Vec::<u8>::from(bytes).capacity()
+    }
+
+    #[test]
+    fn small_bodies_get_an_allocation_of_their_own() {
+        let mut buf = frame_bytes(1, &[1; 50]);
+        buf.extend_from_slice(&frame_bytes(2, &[2; 70]));
+        buf.reserve(1 << 20);
+        let mut decoder = FrameDecoder::default();
+        let first = decoder.decode(&mut buf).expect("valid").expect("whole");
+        let second = decoder.decode(&mut buf).expect("valid").expect("whole");
+        // The read buffer is shared with no body: it is reused in place
+        // while both calls are still alive.
+        assert!(buf.is_empty());
+        assert!(buf.try_reclaim(1 << 20), "the read buffer is shared");
+        drop(buf);
+        assert_eq!(allocation_of(first.body), 50);
+        assert_eq!(allocation_of(second.body), 70);
+    }
+
+    #[test]
+    fn a_small_call_after_a_large_frame_does_not_pin_the_large_buffer() {
+        const LARGE: usize = 4 << 20;
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let large = frame_bytes(1, &vec![7; LARGE]);
+        // The large frame arrives in pieces (the buffer grows as it comes),
+        // and its last piece brings the start of two small frames.
+        let mut small = frame_bytes(2, b"small call");
+        small.extend_from_slice(&frame_bytes(3, &[3; 40_000]));
+        let mut arriving = large.clone();
+        arriving.extend_from_slice(&small[..HEADER_LEN + 4]);
+        let mut large_frame = None;
+        for piece in arriving.chunks(64 * 1024) {
+            buf.extend_from_slice(piece);
+            if let Some(frame) = decoder.decode(&mut buf).expect("valid") {
+                large_frame = Some(frame);
+            }
+        }
+        let large_frame = large_frame.expect("the large frame");
+        buf.extend_from_slice(&small[HEADER_LEN + 4..]);
+        let small_frame = decoder.decode(&mut buf).expect("valid").expect("whole");
+        let medium_frame = decoder.decode(&mut buf).expect("valid").expect("whole");
+        assert_eq!(&small_frame.body[..], b"small call");
+        // An allocation is only seen whole once nothing else shares it:
+        // measure in an order where a shared one would show.
+        drop(buf);
+        let large = allocation_of(large_frame.body);
+        assert!(
+            large <= 2 * LARGE + HEADER_LEN + 2 * RESERVE_AHEAD,
+            "a {LARGE}-byte body pins {large} bytes"
+        );
+        let medium = allocation_of(medium_frame.body);
+        assert!(
+            medium < 2 * 40_000 + 2 * DETACHED_ROOM,
+            "a 40 kB body pins {medium} bytes"
+        );
+        let small = allocation_of(small_frame.body);
+        assert_eq!(small, 10, "a 10-byte body pins {small} bytes");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The frame codec of PROTOCOL.md: the 18-byte header, a decoder that
 //! splits frames out of a read buffer without trusting claimed lengths,
-//! request bodies, and building frames in one buffer.
+//! request bodies, building frames in one buffer, and the queues frames
+//! wait in before they are written.
 //!
 //! Everything here is synchronous and allocation-aware; the server and the
 //! client drive it from their socket tasks.
@@ -9,6 +10,7 @@ mod body;
 mod decoder;
 mod frame;
 mod header;
+pub(crate) mod outbox;
 pub(crate) mod write_queue;
 
 pub use body::{

@@ -24,8 +24,9 @@ use crate::protocol::MetadataLimits;
 use crate::serializer::Serializer;
 
 /// After the drain, how long connections get to write their last answers
-/// before they are dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// before they are dropped (each connection gives its writer 1 s; peers
+/// that do not read are not waited for longer).
+const CLOSE_GRACE: Duration = Duration::from_millis(1500);
 /// After a failed `accept` (e.g. out of file descriptors), how long the
 /// accept loop pauses before it tries again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -103,9 +104,82 @@ impl ServerBuilder {
     }
 
     /// How many calls may be in flight on the whole server (default
-    /// 16384); beyond it requests are answered status 7.
+    /// 16384). At the limit, admission is fair across connections: a
+    /// request is still admitted if its connection holds fewer calls than
+    /// its fair share (this limit divided by the connections with calls in
+    /// flight), and answered status 7 otherwise. So a few connections that
+    /// fill the server can't lock other clients out; the server then holds
+    /// at most twice this many calls.
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.config.max_in_flight = calls;
+        self
+    }
+
+    /// The server-wide pool of bytes connections share once they hold more
+    /// than their reserved share (default 128 MiB). A connection holds its
+    /// read buffer (the part of a frame that has arrived), the request
+    /// frames of its calls in flight, and its answers until they are
+    /// written. When the pool is spent, connections past their share stop
+    /// being read, and answers that need the pool are replaced by status
+    /// 18; connections within their share go on as before. The server
+    /// holds at most this pool plus, per connection, its reserved share and
+    /// one read (64 KiB) and short status frames.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The most bytes one connection may hold (default 32 MiB; raised if
+    /// needed to the largest frame plus 64 KiB, so that a largest request
+    /// can always be read). A connection that holds it is no longer read
+    /// until it is down to half; an answer that would take it past the
+    /// limit is replaced by status 18, unless nothing else is queued (a
+    /// single answer larger than the limit still goes out, pool
+    /// permitting).
+    pub fn max_buffered_bytes_per_connection(mut self, bytes: usize) -> Self {
+        self.config.max_buffered_bytes_per_connection = bytes;
+        self
+    }
+
+    /// The bytes each connection can always hold, whatever the others hold
+    /// (default 64 KiB): enough for many small calls, so a connection's
+    /// small calls are served even when other connections have spent the
+    /// pool.
+    pub fn reserved_bytes_per_connection(mut self, bytes: usize) -> Self {
+        self.config.reserved_bytes_per_connection = bytes;
+        self
+    }
+
+    /// How long a connection's answers may wait for its peer (default
+    /// 30 s): a connection whose writes make no progress for this long
+    /// (the peer stopped reading and the socket's buffers are full), or
+    /// that stays paused at its byte limit with answers unwritten for this
+    /// long (it must drain half its limit meanwhile), is closed and its
+    /// calls stopped. `None` never closes a connection for it (its bytes
+    /// stay bounded by the limits above).
+    pub fn write_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_stall_timeout = timeout;
+        self
+    }
+
+    /// How long one-way calls go on once their connection has closed
+    /// (default 30 s). A closed connection's calls that wait for an answer
+    /// are stopped at once (nobody is left to answer); one-way calls have
+    /// no answer to deliver and their client may have sent them and left,
+    /// so they run on, for at most this long, then are stopped. Their slots
+    /// count until then.
+    pub fn orphaned_oneway_timeout(mut self, timeout: Duration) -> Self {
+        self.config.orphaned_oneway_timeout = timeout;
+        self
+    }
+
+    /// The accept queue of the listener [`bind`](Self::bind) creates
+    /// (default 1024; the kernel caps it at `net.core.somaxconn`). Bursts
+    /// of connects wait in it while the accept loop catches up; a connect
+    /// that finds it full waits for a SYN retransmit (1 s). A listener
+    /// given to [`serve`](Self::serve) keeps its own.
+    pub fn listen_backlog(mut self, connections: u32) -> Self {
+        self.config.listen_backlog = connections;
         self
     }
 
@@ -227,7 +301,7 @@ impl ServerBuilder {
     }
 
     /// How long a graceful shutdown waits for calls in flight (default
-    /// 30 s) before it stops them.
+    /// 30 s) before it stops them; the stopped calls are answered status 6.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.config.drain_timeout = timeout;
         self
@@ -244,9 +318,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Binds a listener and starts serving on it.
+    /// Binds a listener (with `SO_REUSEADDR` and the
+    /// [listen backlog](Self::listen_backlog)) and starts serving on it.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<ServerHandle> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = super::listener::bind(addr, self.config.listen_backlog).await?;
         self.serve(listener)
     }
 
@@ -323,6 +398,26 @@ impl ServerHandle {
         self.shared.connection_count()
     }
 
+    /// Bytes all connections hold now: read buffers, request frames of
+    /// calls in flight, answers not yet written (a test and metrics hook).
+    #[doc(hidden)]
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.buffered_bytes()
+    }
+
+    /// The most bytes one connection holds now (a test and metrics hook).
+    #[doc(hidden)]
+    pub fn max_connection_bytes(&self) -> usize {
+        self.shared.max_connection_bytes()
+    }
+
+    /// Bytes borrowed from the server-wide pool now (a test and metrics
+    /// hook).
+    #[doc(hidden)]
+    pub fn pool_bytes(&self) -> usize {
+        self.shared.memory.used()
+    }
+
     /// Whether accepted connections speak TLS ([`ServerBuilder::tls`]):
     /// what to register in discovery
     /// ([`ServiceInstance::with_tls`](crate::registry::ServiceInstance::with_tls)).
@@ -366,8 +461,10 @@ impl ServerHandle {
 
     /// Shuts down gracefully: stops accepting connections, answers new
     /// requests status 9, waits for the calls in flight (up to the drain
-    /// timeout, then stops them), lets connections write their last
-    /// answers, and closes them. Resolves when the server is stopped.
+    /// timeout, then stops them and answers them status 6), lets
+    /// connections write their last answers (peers that do not read them
+    /// are not waited for), and closes them. Resolves as soon as nothing is
+    /// left.
     pub async fn shutdown(self) {
         let ServerHandle {
             shared,
@@ -390,7 +487,7 @@ impl ServerHandle {
         {
             tracing::debug!(
                 in_flight = shared.in_flight(),
-                "drain timeout passed; stopping calls"
+                "drain timeout passed; stopping calls (answered status 6)"
             );
         }
         shared.close();

@@ -180,20 +180,20 @@ impl IncomingCall {
 
     /// Answers status 3 (unknown method).
     pub fn reject_unknown_method(mut self) {
-        let Some(call) = self.inner.take() else {
+        let Some(mut call) = self.inner.take() else {
             return;
         };
         let message = format!("unknown method `{}`", call.method);
-        answer_now(&call, StatusCode::UnknownMethod, &message);
+        answer_now(&mut call, StatusCode::UnknownMethod, &message);
     }
 }
 
 impl Drop for IncomingCall {
     fn drop(&mut self) {
-        if let Some(call) = self.inner.take() {
+        if let Some(mut call) = self.inner.take() {
             tracing::debug!(request_id = call.slot.request_id, method = %call.method, "call dropped unserved");
             answer_now(
-                &call,
+                &mut call,
                 StatusCode::Internal,
                 "the service did not serve the call",
             );
@@ -251,15 +251,16 @@ impl CallParts {
     }
 }
 
-/// Answers a call from synchronous code (unless it is one-way); its slot
-/// is freed when `call` is dropped.
-fn answer_now(call: &CallParts, code: StatusCode, message: &str) {
+/// Answers a call from synchronous code (unless it is one-way), through
+/// the connection's outbox like every answer; its slot is freed when
+/// `call` is dropped.
+fn answer_now(call: &mut CallParts, code: StatusCode, message: &str) {
     if !call.oneway {
         let frame = call
             .slot
             .responder(call.serializer.id())
             .status(code, message);
-        call.slot.conn.send_now(frame);
+        call.slot.answer_status(frame);
     }
 }
 
@@ -303,7 +304,7 @@ where
         responder,
         deadline,
         answer,
-        slot,
+        mut slot,
         ..
     } = call;
     let conn = Arc::clone(&slot.conn);
@@ -345,7 +346,7 @@ where
         }
         if answer {
             if let Some(frame) = frame {
-                slot.conn.send(frame).await;
+                slot.answer(frame, &responder);
             }
         }
         drop(slot);

@@ -1,19 +1,21 @@
 //! One accepted connection: admission under the connection limit, the
 //! reader loop that decodes frames and routes requests (and closes the
-//! connection when a read deadline passes or the peer exceeds its budget of
-//! protocol errors), and the lifetime of its writer task.
+//! connection when a read deadline passes, the peer exceeds its budget of
+//! protocol errors, or its answers pile up unread), the lifetime of its
+//! writer task, and what happens to its calls when it closes.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::call::{CallParts, IncomingCall};
 use super::connection_shared::{ConnShared, SlotGuard};
@@ -21,12 +23,12 @@ use super::limits::{
     Check, MAX_LINGERING_REFUSALS, ReadClock, Stall, far_future, refuse_connection,
 };
 use super::respond::Responder;
-use super::shared::{Phase, ServerShared, closing};
+use super::shared::{ConnectionPermit, Phase, READ_CHUNK, ServerShared, closing};
 use super::slots::ReserveError;
-use super::writer::write_frames;
+use super::writer::{WriterEnd, write_frames};
 use crate::error::StatusCode;
 use crate::protocol::{
-    BodyError, Frame, FrameDecoder, FrameError, MessageKind, RequestBody, empty_frame,
+    BodyError, Frame, FrameDecoder, FrameError, HEADER_LEN, MessageKind, RequestBody, empty_frame,
 };
 use crate::tls::{PeerIdentity, is_tls_record_start};
 
@@ -39,6 +41,18 @@ const MIN_READ_ROOM: usize = 8 * 1024;
 const LINGER: Duration = Duration::from_millis(500);
 /// At most this much input is drained while lingering.
 const LINGER_MAX_BYTES: usize = 1 << 20;
+/// Once the reader stopped, how long the writer gets to write the answers
+/// already queued (a peer that does not read them is not waited for).
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// How often a reader paused because the server's pool is spent looks at
+/// the pool again (its own writer wakes it for its own answers).
+const POOL_POLL: Duration = Duration::from_millis(20);
+
+/// Message types 7, 8 and 9 (stream item, stream end, credit): this server
+/// has no streaming method (it answers their requests status 3), so no
+/// request id is an open streaming call and PROTOCOL.md has them ignored;
+/// they may race with the end of the call they were sent for.
+const STREAM_FRAME_TYPES: [u8; 3] = [7, 8, 9];
 
 /// Why the reader stopped.
 enum ReadEnd {
@@ -51,6 +65,12 @@ enum ReadEnd {
     /// A read deadline passed: no first frame, a frame that did not
     /// arrive whole, or nothing for three heartbeat intervals.
     Stalled(Stall),
+    /// The reader stayed paused, with answers waiting to be written, for
+    /// the write-stall timeout: the peer does not take its answers.
+    AnswersPiledUp,
+    /// The writer ended before the reader: the peer took no bytes for the
+    /// write-stall timeout, or the socket failed.
+    WriterEnded(WriterEnd),
     /// The peer made more protocol errors than its budget.
     TooManyErrors(u32),
     /// The peer broke the framing.
@@ -58,9 +78,9 @@ enum ReadEnd {
 }
 
 /// Aborts the task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop<T>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -73,7 +93,7 @@ pub(crate) async fn serve_connection(
     server: Arc<ServerShared>,
 ) {
     configure(&stream, peer);
-    let Some(_permit) = server.try_connection_started() else {
+    let Some(permit) = server.try_connection_started() else {
         let limit = server.config.max_connections;
         tracing::debug!(%peer, limit, "too many connections; refusing");
         let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
@@ -88,7 +108,7 @@ pub(crate) async fn serve_connection(
         match crate::tls::handshake::accept(tls, stream).await {
             Ok((stream, identity)) => {
                 let (read_half, write_half) = tokio::io::split(stream);
-                serve_halves(read_half, write_half, peer, identity, server).await;
+                serve_halves(read_half, write_half, peer, identity, server, permit).await;
             }
             // A peer that connects and closes (port scans, TCP health
             // checks) is routine: debug. Certificates refused, timeouts and
@@ -101,7 +121,7 @@ pub(crate) async fn serve_connection(
         return;
     }
     let (read_half, write_half) = stream.into_split();
-    serve_halves(read_half, write_half, peer, None, server).await;
+    serve_halves(read_half, write_half, peer, None, server, permit).await;
 }
 
 /// Serves one connection over a stream the caller already connected
@@ -111,7 +131,7 @@ pub(crate) async fn serve_stream<S>(stream: S, peer: SocketAddr, server: Arc<Ser
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let Some(_permit) = server.try_connection_started() else {
+    let Some(permit) = server.try_connection_started() else {
         let limit = server.config.max_connections;
         tracing::debug!(%peer, limit, "too many connections; refusing a served stream");
         let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
@@ -120,68 +140,133 @@ where
     };
     tracing::debug!(%peer, "serving a stream");
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(read_half, write_half, peer, None, server).await;
+    serve_halves(read_half, write_half, peer, None, server, permit).await;
 }
 
 /// Serves a connection, whatever it runs over (TCP halves from
 /// `into_split`, or `tokio::io::split` halves of TLS and other streams),
-/// until it closes.
+/// until it closes; then stops its calls (see [`end_calls`]) and lets its
+/// one-way calls finish for a while.
 async fn serve_halves<R, W>(
     mut read_half: R,
     write_half: W,
     peer: SocketAddr,
     identity: Option<Arc<PeerIdentity>>,
     server: Arc<ServerShared>,
+    permit: ConnectionPermit,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Send + Unpin + 'static,
 {
     let mut phase = server.subscribe();
-    let capacity = server.config.max_in_flight_per_connection.clamp(16, 4096);
-    let (tx, rx) = mpsc::channel(capacity);
-    let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, rx)));
-    let conn = Arc::new(ConnShared::new(server, tx, peer, identity));
+    let conn = ConnShared::new(server, peer, identity);
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, Arc::clone(&conn))));
 
-    let end = read_frames(&conn, &mut read_half, &mut phase).await;
-    let linger = match end {
+    let end = read_frames(&conn, &mut read_half, &mut phase, &mut writer.0).await;
+    let after = end_calls(&conn, end);
+    conn.outbox.close();
+    match after {
+        // The writer is gone already, or must not write anything more.
+        After::WriterEnded => {}
+        After::CloseNow => writer.0.abort(),
+        After::Flush | After::FlushAndLinger => {
+            if tokio::time::timeout(FINAL_FLUSH, &mut writer.0)
+                .await
+                .is_err()
+            {
+                tracing::debug!(%peer, "the peer does not take its last answers; closing");
+                writer.0.abort();
+            }
+        }
+    }
+    if let After::FlushAndLinger = after {
+        discard_input(&mut read_half).await;
+    }
+    drop(read_half);
+    drop(writer);
+    // The connection is closed: it no longer counts against the limit.
+    drop(permit);
+    tracing::debug!(%peer, "connection closed");
+    finish_orphaned_oneway_calls(&conn, &mut phase).await;
+}
+
+/// What happens to the connection's socket once the reader stopped.
+enum After {
+    /// The writer already ended.
+    WriterEnded,
+    /// Close at once; nothing more is written.
+    CloseNow,
+    /// The writer writes what is queued (for at most [`FINAL_FLUSH`]).
+    Flush,
+    /// The same, then unread input is drained for a moment so the last
+    /// answer is not destroyed by a reset.
+    FlushAndLinger,
+}
+
+/// Stops the calls of a connection whose reader stopped, and answers what
+/// must be answered.
+///
+/// The calls that wait for an answer are stopped at once: a peer that
+/// closes (or half-closes) its connection, breaks the protocol or stops
+/// reading is gone, and its calls must not hold their slots (Courier
+/// clients never half-close; other clients must keep their write side open
+/// until their answers have arrived). One-way calls go on (their client
+/// may well have sent them and left), for at most
+/// [`orphaned_oneway_timeout`](super::ServerBuilder::orphaned_oneway_timeout).
+/// A server shutdown cuts every call and answers the ones that wait
+/// status 6.
+fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
+    let peer = conn.peer;
+    let after = match end {
         ReadEnd::Eof => {
-            // Calls in flight finish and are answered; the writer ends with
-            // the last of them.
             tracing::debug!(%peer, "peer closed the connection");
-            false
+            After::Flush
         }
         ReadEnd::Io(e) => {
             tracing::debug!(%peer, error = %e, "read failed; closing");
-            conn.slots.abort_all();
-            false
+            After::Flush
         }
         ReadEnd::Closing => {
             tracing::debug!(%peer, "server closing the connection");
-            conn.slots.abort_all();
-            false
+            for cut in conn.slots.cut_all() {
+                let responder = Responder::new(
+                    cut.request_id,
+                    cut.serializer,
+                    conn.server.config.max_frame_size,
+                );
+                conn.send_control(responder.status(
+                    StatusCode::DeadlineExceeded,
+                    "the server shut down before the call finished (its drain timeout passed)",
+                ));
+            }
+            return After::Flush;
         }
         ReadEnd::Stalled(stall) => {
             tracing::debug!(%peer, reason = stall.describe(), "read deadline passed; closing");
-            conn.slots.abort_all();
-            false
+            After::Flush
+        }
+        ReadEnd::AnswersPiledUp => {
+            tracing::debug!(%peer, held = conn.memory.charged(), "the peer does not take its answers; closing");
+            After::CloseNow
+        }
+        ReadEnd::WriterEnded(end) => {
+            tracing::debug!(%peer, %end, "the writer ended; closing");
+            After::WriterEnded
         }
         ReadEnd::TooManyErrors(errors) => {
             tracing::debug!(%peer, errors, "too many protocol errors; closing");
-            conn.slots.abort_all();
-            true
+            After::FlushAndLinger
         }
         ReadEnd::Framing(FrameError::BadMagic { found }) if is_tls_record_start(found) => {
             tracing::info!(
                 %peer,
                 "a TLS client connected, but this server has no TLS configured; closing (configure TLS on the server, or remove it from the client)"
             );
-            conn.slots.abort_all();
-            return;
+            After::CloseNow
         }
         ReadEnd::Framing(e @ FrameError::BadMagic { .. }) => {
             tracing::debug!(%peer, error = %e, "bad magic; closing at once");
-            conn.slots.abort_all();
-            return;
+            After::CloseNow
         }
         ReadEnd::Framing(e) => {
             tracing::debug!(%peer, error = %e, "framing error; answering and closing");
@@ -200,19 +285,29 @@ async fn serve_halves<R, W>(
             };
             let responder =
                 Responder::new(request_id, serializer, conn.server.config.max_frame_size);
-            conn.send(responder.status(code, &e.to_string())).await;
-            conn.slots.abort_all();
-            true
+            conn.send_control(responder.status(code, &e.to_string()));
+            After::FlushAndLinger
         }
     };
-    // The writer ends once every sender is gone: ours now, the handlers'
-    // when they finish or are aborted.
-    drop(conn);
-    let _ = (&mut writer.0).await;
-    if linger {
-        discard_input(&mut read_half).await;
+    conn.slots.abort_answerable();
+    after
+}
+
+/// Lets the one-way calls of a closed connection finish, for at most the
+/// orphaned one-way timeout (or until the server closes), then stops them.
+async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Receiver<Phase>) {
+    if conn.slots.live() == 0 {
+        return;
     }
-    tracing::debug!(%peer, "connection closed");
+    let grace = conn.server.config.orphaned_oneway_timeout;
+    tokio::select! {
+        () = conn.slots.wait_empty() => return,
+        () = tokio::time::sleep(grace) => {
+            tracing::debug!(peer = %conn.peer, calls = conn.slots.live(), "one-way calls outlived their closed connection; stopping them");
+        }
+        () = closing(phase) => {}
+    }
+    conn.slots.abort_all();
 }
 
 /// TCP_NODELAY (answers go out at once) and SO_KEEPALIVE.
@@ -226,37 +321,51 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 }
 
 /// Reads and routes frames until the connection ends.
+///
+/// Every byte read is charged to the connection (see `memory.rs`); a
+/// frame's bytes go to its call, or are released once the frame is
+/// handled. While the connection holds more than it may, the reader stops
+/// reading (see [`pause`]); the read deadlines keep running meanwhile.
 async fn read_frames<R: AsyncRead + Unpin>(
     conn: &Arc<ConnShared>,
     socket: &mut R,
     phase: &mut watch::Receiver<Phase>,
+    writer: &mut JoinHandle<WriterEnd>,
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(MIN_READ_ROOM);
     let config = &conn.server.config;
     let mut decoder = FrameDecoder::new(config.max_frame_size);
     let max_errors = config.max_protocol_errors;
     let mut errors = 0u32;
+    // Bytes read and charged, not yet handed on as frames.
+    let mut unframed = 0usize;
     // One timer for every read deadline (see `ReadClock`): not reset per
     // read or per frame; pushed out when it fires early.
     let mut clock = ReadClock::new(config.read_timeouts(), Instant::now());
     let timed = clock.enabled();
     let timer = tokio::time::sleep_until(clock.next_deadline().map_or_else(far_future, |d| d.0));
     tokio::pin!(timer);
-    loop {
+    let pool = &conn.server.memory;
+    let end = 'read: loop {
         let mut any_frame = false;
-        loop {
+        // Frames are handled until the connection is over its limits (the
+        // answers to refused requests can outgrow the requests); the rest
+        // waits in the buffer, charged, until there is room again.
+        while !conn.memory.must_pause(pool) {
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     any_frame = true;
-                    if let Handled::ProtocolError = handle_frame(conn, frame).await {
+                    let size = HEADER_LEN + frame.body.len();
+                    unframed = unframed.saturating_sub(size);
+                    if let Handled::ProtocolError = handle_frame(conn, frame, size) {
                         errors += 1;
                         if errors > max_errors {
-                            return ReadEnd::TooManyErrors(errors);
+                            break 'read ReadEnd::TooManyErrors(errors);
                         }
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return ReadEnd::Framing(e),
+                Err(e) => break 'read ReadEnd::Framing(e),
             }
         }
         if timed && clock.decoded(any_frame, decoder.in_body() || !buf.is_empty()) {
@@ -267,99 +376,202 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 }
             }
         }
+        if conn.memory.must_pause(pool) {
+            let paused = Paused {
+                conn,
+                phase: &mut *phase,
+                writer: &mut *writer,
+                clock: &clock,
+                timer: timer.as_mut(),
+                timed,
+            };
+            match paused.wait_for_room().await {
+                Some(end) => break end,
+                // Frames may be waiting in the buffer: handle them first.
+                None => continue,
+            }
+        }
         if buf.capacity() - buf.len() < MIN_READ_ROOM {
             buf.reserve(MIN_READ_ROOM);
         }
+        // At most one chunk per read: what a connection can hold past its
+        // limits before it pauses.
+        let mut room = (&mut buf).limit(READ_CHUNK);
         tokio::select! {
             biased;
-            () = closing(phase) => return ReadEnd::Closing,
-            read = socket.read_buf(&mut buf) => match read {
-                Ok(0) => return ReadEnd::Eof,
-                Ok(_) => {
+            () = closing(phase) => break ReadEnd::Closing,
+            ended = &mut *writer => break ReadEnd::WriterEnded(writer_end(ended)),
+            read = socket.read_buf(&mut room) => match read {
+                Ok(0) => break ReadEnd::Eof,
+                Ok(read) => {
+                    conn.charge_forced(read);
+                    unframed += read;
                     if timed {
                         clock.read(Instant::now());
                     }
                 }
                 // A TLS peer that closes without close_notify (every peer
                 // that just drops its socket) reads as UnexpectedEof; a
-                // TCP read never returns it. Either way the peer is gone
-                // and its calls in flight finish, as on plain TCP.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return ReadEnd::Eof,
-                Err(e) => return ReadEnd::Io(e),
+                // TCP read never returns it. Either way the peer is gone.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break ReadEnd::Eof,
+                Err(e) => break ReadEnd::Io(e),
             },
             () = &mut timer, if timed => match clock.check(Instant::now()) {
-                Check::Expired(stall) => return ReadEnd::Stalled(stall),
+                Check::Expired(stall) => break ReadEnd::Stalled(stall),
                 Check::RearmAt(at) => timer.as_mut().reset(at),
                 Check::Disarm => timer.as_mut().reset(far_future()),
             },
         }
+    };
+    conn.release(unframed);
+    end
+}
+
+/// What a writer task that ended returned (a panic or an abort is a
+/// failure).
+fn writer_end(joined: Result<WriterEnd, tokio::task::JoinError>) -> WriterEnd {
+    joined.unwrap_or_else(|e| WriterEnd::Failed(std::io::Error::other(e.to_string())))
+}
+
+/// A reader waiting for its connection to have room again.
+struct Paused<'a> {
+    conn: &'a ConnShared,
+    phase: &'a mut watch::Receiver<Phase>,
+    writer: &'a mut JoinHandle<WriterEnd>,
+    clock: &'a ReadClock,
+    timer: Pin<&'a mut Sleep>,
+    timed: bool,
+}
+
+impl Paused<'_> {
+    /// Waits until the connection may read again (it holds at most half
+    /// its limit, and within its reserved share or with room in the pool);
+    /// returns why the connection must close instead: the server closes,
+    /// the writer ends, a read deadline passes (they keep running while the
+    /// reader waits), or answers stay unwritten for the write-stall
+    /// timeout while the connection is over its limit.
+    async fn wait_for_room(mut self) -> Option<ReadEnd> {
+        let conn = self.conn;
+        let pool = &conn.server.memory;
+        let stall = conn.server.config.write_stall_timeout;
+        let stall_timer =
+            tokio::time::sleep_until(stall.map_or_else(far_future, |stall| Instant::now() + stall));
+        tokio::pin!(stall_timer);
+        tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader paused");
+        conn.memory.set_reader_waiting(true);
+        let end = loop {
+            if conn.memory.may_resume(pool) {
+                break None;
+            }
+            let waits_for_pool = conn.memory.waits_for_pool(pool);
+            tokio::select! {
+                biased;
+                () = closing(self.phase) => break Some(ReadEnd::Closing),
+                ended = &mut *self.writer => break Some(ReadEnd::WriterEnded(writer_end(ended))),
+                () = conn.memory.room() => {}
+                () = tokio::time::sleep(POOL_POLL), if waits_for_pool => {}
+                () = &mut stall_timer => {
+                    if conn.outbox.unwritten() > 0 {
+                        break Some(ReadEnd::AnswersPiledUp);
+                    }
+                    // Calls in flight hold the bytes, not unread answers:
+                    // wait on (they end, or their deadlines stop them).
+                    let next = stall.map_or_else(far_future, |stall| Instant::now() + stall);
+                    stall_timer.as_mut().reset(next);
+                }
+                () = self.timer.as_mut(), if self.timed => match self.clock.check(Instant::now()) {
+                    Check::Expired(stall) => break Some(ReadEnd::Stalled(stall)),
+                    Check::RearmAt(at) => self.timer.as_mut().reset(at),
+                    Check::Disarm => self.timer.as_mut().reset(far_future()),
+                },
+            }
+        };
+        conn.memory.set_reader_waiting(false);
+        if end.is_none() {
+            tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader resumed");
+        }
+        end
     }
 }
 
 /// Whether a frame was one a correct client could send.
 enum Handled {
     /// Served, answered or rejected for a reason a correct client can
-    /// meet (a limit, an unknown service, a disabled serializer).
+    /// meet (a limit, an unknown service, a disabled serializer), or
+    /// ignored as PROTOCOL.md says.
     Fine,
     /// The frame breaks PROTOCOL.md: counted against the connection's
     /// budget of protocol errors.
     ProtocolError,
 }
 
-/// Handles one frame from the client.
-async fn handle_frame(conn: &Arc<ConnShared>, frame: Frame) -> Handled {
+/// Handles one frame from the client; `size` is the frame's bytes, charged
+/// to the connection: handed to the call the frame starts, or released.
+fn handle_frame(conn: &Arc<ConnShared>, frame: Frame, size: usize) -> Handled {
     let header = frame.header;
-    match header.kind {
-        MessageKind::Request => return handle_request(conn, frame, false).await,
-        MessageKind::OnewayRequest => return handle_request(conn, frame, true).await,
+    let handled = match header.kind {
+        MessageKind::Request => return handle_request(conn, frame, size, false),
+        MessageKind::OnewayRequest => return handle_request(conn, frame, size, true),
         MessageKind::Ping => {
-            conn.send(empty_frame(
+            conn.send_control(empty_frame(
                 MessageKind::Pong,
                 header.serializer,
                 header.request_id,
-            ))
-            .await;
+            ));
+            Handled::Fine
         }
         MessageKind::Cancel => {
             conn.slots.cancel(header.request_id);
+            Handled::Fine
         }
+        MessageKind::Unknown(kind) if STREAM_FRAME_TYPES.contains(&kind) => {
+            tracing::trace!(
+                peer = %conn.peer,
+                kind,
+                request_id = header.request_id,
+                "ignoring a stream frame for a call that is not an open stream"
+            );
+            Handled::Fine
+        }
+        // Never answered: an answer to a frame that is not a request would
+        // be a response for a request id the client may be using for a
+        // call of its own.
         MessageKind::Response | MessageKind::Pong | MessageKind::Unknown(_) => {
             tracing::debug!(
                 peer = %conn.peer,
                 kind = header.kind.as_u8(),
                 request_id = header.request_id,
-                "ignoring a frame a server does not expect"
+                "ignoring a frame a server does not take (a protocol error)"
             );
-            return Handled::ProtocolError;
+            Handled::ProtocolError
         }
-    }
-    Handled::Fine
+    };
+    conn.release(size);
+    handled
 }
 
-/// Checks a request and hands it to its service.
-async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) -> Handled {
+/// Checks a request and hands it to its service; `size` is the request
+/// frame's bytes, which the call holds until it ends.
+fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: bool) -> Handled {
     let received = Instant::now();
     let header = frame.header;
     let request_id = header.request_id;
     let reject = |code: StatusCode, message: &str| {
-        let frame = (!oneway).then(|| {
-            Responder::new(
+        conn.release(size);
+        if oneway {
+            tracing::debug!(request_id, status = %code, "one-way request dropped");
+        } else {
+            let responder = Responder::new(
                 request_id,
                 header.serializer,
                 conn.server.config.max_frame_size,
-            )
-            .status(code, message)
-        });
-        async move {
-            match frame {
-                Some(frame) => conn.send(frame).await,
-                None => tracing::debug!(request_id, status = %code, "one-way request dropped"),
-            }
-            Handled::Fine
+            );
+            conn.send_control(responder.status(code, message));
         }
+        Handled::Fine
     };
     if conn.server.is_draining() {
-        return reject(StatusCode::ShuttingDown, "the server is shutting down").await;
+        return reject(StatusCode::ShuttingDown, "the server is shutting down");
     }
     let Some(serializer) = conn.server.serializer(header.serializer) else {
         let message = if conn.server.serializer_disabled(header.serializer) {
@@ -370,12 +582,12 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) -> H
         } else {
             format!("serializer id {} is not supported", header.serializer)
         };
-        return reject(StatusCode::UnsupportedSerializer, &message).await;
+        return reject(StatusCode::UnsupportedSerializer, &message);
     };
     let body = match RequestBody::parse_limited(frame.body, conn.server.config.metadata_limits) {
         Ok(body) => body,
         Err(e) => {
-            reject(StatusCode::BadRequest, &e.to_string()).await;
+            reject(StatusCode::BadRequest, &e.to_string());
             return match e {
                 BodyError::TooManyMetadataEntries { .. } | BodyError::MetadataTooLarge { .. } => {
                     Handled::Fine
@@ -387,36 +599,42 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) -> H
     let Some((&service_name, service)) = conn.server.services.get_key_value(body.service.as_str())
     else {
         let message = format!("unknown service `{}`", body.service);
-        return reject(StatusCode::UnknownService, &message).await;
+        return reject(StatusCode::UnknownService, &message);
     };
-    // The connection's slot first, then the server's count (released in
-    // the opposite order), so the server never counts more calls than the
-    // connections hold.
-    let token = match conn
-        .slots
-        .reserve(request_id, conn.server.config.max_in_flight_per_connection)
-    {
-        Ok(token) => token,
+    // The connection's slot first, then the server's admission (released
+    // in the opposite order), so the server never counts more calls than
+    // the connections hold.
+    let admission = &conn.server.admission;
+    let reserved = match conn.slots.reserve(
+        request_id,
+        conn.server.config.max_in_flight_per_connection,
+        header.serializer,
+        oneway,
+    ) {
+        Ok(reserved) => reserved,
         Err(ReserveError::Full) => {
             return reject(
                 StatusCode::Overloaded,
                 "too many calls in flight on this connection",
-            )
-            .await;
+            );
         }
         Err(ReserveError::Duplicate) => {
             let message = format!("request id {request_id} is already in flight");
-            reject(StatusCode::BadRequest, &message).await;
+            reject(StatusCode::BadRequest, &message);
             return Handled::ProtocolError;
         }
     };
-    if !conn.server.try_call_started() {
-        conn.slots.release(request_id, token);
+    if reserved.held == 0 {
+        admission.connection_busy();
+    }
+    if !admission.try_start(reserved.held) {
+        if conn.slots.release(request_id, reserved.token, false) {
+            admission.connection_idle();
+        }
         return reject(
             StatusCode::Overloaded,
-            "too many calls in flight on this server",
-        )
-        .await;
+            "too many calls in flight on this server (and this connection holds its fair share)",
+        );
     }
     let deadline = body
         .timeout()
@@ -429,7 +647,7 @@ async fn handle_request(conn: &Arc<ConnShared>, frame: Frame, oneway: bool) -> H
         payload: body.payload,
         metadata: body.metadata,
         deadline,
-        slot: SlotGuard::new(Arc::clone(conn), request_id, token),
+        slot: SlotGuard::new(Arc::clone(conn), request_id, reserved.token, size),
     });
     // A panicking `dispatch` drops the call while unwinding, which answers
     // it status 8; the connection goes on.

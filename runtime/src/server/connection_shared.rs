@@ -1,15 +1,18 @@
-//! What one connection's reader, writer and handler tasks share.
+//! What one connection's reader, writer and handler tasks share: its
+//! outbox, the bytes it holds, and its calls in flight; the one path every
+//! frame the server sends takes; and the guard a call holds its slot with.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 
+use super::memory::{Charge, ConnMemory, FRAME_OVERHEAD};
 use super::respond::Responder;
 use super::shared::ServerShared;
 use super::slots::CallSlots;
+use crate::error::StatusCode;
+use crate::protocol::outbox::Outbox;
 use crate::tls::PeerIdentity;
 
 /// The state of one connection.
@@ -17,55 +20,112 @@ pub(crate) struct ConnShared {
     /// The server this connection belongs to.
     pub server: Arc<ServerShared>,
     /// Encoded frames for the writer task.
-    tx: mpsc::Sender<Bytes>,
+    pub outbox: Outbox,
+    /// The bytes the connection holds (see `memory.rs`).
+    pub memory: ConnMemory,
     /// The calls in flight.
     pub slots: CallSlots,
     /// The client's address.
     pub peer: SocketAddr,
     /// The client's certificate identity (mutual TLS), shared by its calls.
     pub peer_identity: Option<Arc<PeerIdentity>>,
+    /// This connection in the server's registry.
+    id: u64,
 }
 
 impl ConnShared {
     pub fn new(
         server: Arc<ServerShared>,
-        tx: mpsc::Sender<Bytes>,
         peer: SocketAddr,
         peer_identity: Option<Arc<PeerIdentity>>,
-    ) -> ConnShared {
-        ConnShared {
-            server,
-            tx,
+    ) -> Arc<ConnShared> {
+        let config = &server.config;
+        let memory = ConnMemory::new(
+            config.reserved_bytes_per_connection,
+            config.connection_memory_limit(),
+        );
+        let id = server.new_connection_id();
+        let conn = Arc::new(ConnShared {
+            server: Arc::clone(&server),
+            outbox: Outbox::default(),
+            memory,
             slots: CallSlots::default(),
             peer,
             peer_identity,
+            id,
+        });
+        server.register(id, &conn);
+        conn
+    }
+
+    /// Charges `bytes` to the connection, however many it already holds
+    /// (bytes that were read, a request frame).
+    pub fn charge_forced(&self, bytes: usize) {
+        self.memory
+            .charge(&self.server.memory, bytes, Charge::Forced);
+    }
+
+    /// Releases `bytes` charged to the connection.
+    pub fn release(&self, bytes: usize) {
+        self.memory.release(&self.server.memory, bytes);
+    }
+
+    /// Queues a short frame the server owes the peer (a pong, the answer to
+    /// a request it refused, a status for a call it stopped). Always
+    /// queued: it is charged even past the connection's limit, and the
+    /// reader, which produces almost all of them, stops reading once the
+    /// connection is over it. A closed connection drops it.
+    pub fn send_control(&self, frame: Bytes) {
+        let cost = frame.len() + FRAME_OVERHEAD;
+        self.charge_forced(cost);
+        if self.outbox.push(frame).is_err() {
+            self.release(cost);
         }
     }
 
-    /// Queues a frame for the writer, waiting for room. A closed writer
-    /// (the connection is gone) drops the frame.
-    pub async fn send(&self, frame: Bytes) {
-        // An error means the writer is gone: nobody can receive the frame.
-        let _ = self.tx.send(frame).await;
-    }
-
-    /// Queues a frame from synchronous code: at once if there is room,
-    /// else from a small task that waits for room.
-    pub fn send_now(&self, frame: Bytes) {
-        match self.tx.try_send(frame) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(frame)) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(frame).await;
-                });
-            }
+    /// Queues a call's answer if the connection has room for it: within
+    /// its limit and the server's pool, or, for an answer larger than the
+    /// limit, within the pool once nothing else is queued. An answer that
+    /// does not fit is replaced by status 18 (the peer is not taking its
+    /// answers, or the server's buffers are full), so the connection's
+    /// bytes stay bounded however large the answers its calls produce.
+    pub fn send_answer(&self, frame: Bytes, responder: &Responder) {
+        let cost = frame.len() + FRAME_OVERHEAD;
+        let pool = &self.server.memory;
+        let check = if self.outbox.unwritten() == 0 {
+            Charge::PoolOnly
+        } else {
+            Charge::Bounded
+        };
+        if !self.memory.charge(pool, cost, check) {
+            tracing::debug!(
+                peer = %self.peer,
+                bytes = frame.len(),
+                held = self.memory.charged(),
+                "no room for an answer; answering status 18"
+            );
+            let message = format!(
+                "the answer ({} bytes) does not fit this connection's buffers: the client is not reading its answers fast enough, or the server's buffers are full",
+                frame.len()
+            );
+            self.send_control(responder.status(StatusCode::ResourceExhausted, &message));
+            return;
+        }
+        if self.outbox.push(frame).is_err() {
+            self.release(cost);
         }
     }
 }
 
-/// Holds one call's in-flight slot: dropping it (when the handler task ends,
-/// is aborted, or the call is rejected) frees the slot.
+impl Drop for ConnShared {
+    fn drop(&mut self) {
+        self.server.unregister(self.id);
+    }
+}
+
+/// Holds one call's in-flight slot and the bytes of its request frame:
+/// dropping it (when the handler task ends, is aborted, or the call is
+/// rejected) frees both.
 pub(crate) struct SlotGuard {
     /// The connection.
     pub conn: Arc<ConnShared>,
@@ -73,16 +133,23 @@ pub(crate) struct SlotGuard {
     pub request_id: u64,
     /// The slot's token.
     pub token: u64,
+    /// Bytes of the request frame still charged to the connection.
+    charged: usize,
+    /// Whether the call's entry was claimed to answer it.
+    claimed: bool,
 }
 
 impl SlotGuard {
-    /// Takes the slot reserved with `token`, for a call already counted in
-    /// flight on the server ([`ServerShared::try_call_started`](super::shared::ServerShared::try_call_started)).
-    pub fn new(conn: Arc<ConnShared>, request_id: u64, token: u64) -> SlotGuard {
+    /// Takes the slot reserved with `token`, for a call already admitted by
+    /// the server ([`Admission::try_start`](super::admission::Admission::try_start)),
+    /// with its request frame's `charged` bytes.
+    pub fn new(conn: Arc<ConnShared>, request_id: u64, token: u64, charged: usize) -> SlotGuard {
         SlotGuard {
             conn,
             request_id,
             token,
+            charged,
+            claimed: false,
         }
     }
 
@@ -94,11 +161,46 @@ impl SlotGuard {
             self.conn.server.config.max_frame_size,
         )
     }
+
+    /// Whether the call may still be answered (it was not cancelled, cut
+    /// or answered); claims the answer if so. The request's bytes are
+    /// released then: the answer takes their place.
+    fn claim(&mut self) -> bool {
+        if self.claimed {
+            return false;
+        }
+        self.claimed = true;
+        self.conn.release(std::mem::take(&mut self.charged));
+        self.conn.slots.claim(self.request_id, self.token)
+    }
+
+    /// Answers the call with a handler's answer (see
+    /// [`ConnShared::send_answer`]), unless it was cancelled or cut.
+    pub fn answer(&mut self, frame: Bytes, responder: &Responder) {
+        if self.claim() {
+            self.conn.send_answer(frame, responder);
+        }
+    }
+
+    /// Answers the call with a short status frame, unless it was cancelled
+    /// or cut.
+    pub fn answer_status(&mut self, frame: Bytes) {
+        if self.claim() {
+            self.conn.send_control(frame);
+        }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.conn.server.call_ended();
-        self.conn.slots.release(self.request_id, self.token);
+        let conn = &self.conn;
+        conn.release(self.charged);
+        conn.server.admission.end();
+        if conn
+            .slots
+            .release(self.request_id, self.token, self.claimed)
+        {
+            conn.server.admission.connection_idle();
+        }
     }
 }

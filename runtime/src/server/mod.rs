@@ -5,14 +5,19 @@
 //! Per connection, one reader task decodes frames and routes requests to
 //! their service (which spawns one task per call through
 //! [`IncomingCall`]), and one writer task writes every queued response with
-//! one vectored write.
+//! one vectored write. Every byte a connection holds is charged to it
+//! (`memory.rs`), and calls are admitted fairly across connections
+//! (`admission.rs`).
 
+mod admission;
 mod builder;
 mod call;
 mod connection;
 mod connection_shared;
 mod interceptor;
 mod limits;
+mod listener;
+mod memory;
 mod respond;
 mod shared;
 mod slots;
@@ -21,9 +26,12 @@ mod writer;
 pub use builder::{Server, ServerBuilder, ServerHandle};
 pub use call::{IncomingCall, ServiceHandler};
 pub use interceptor::ServerInterceptor;
+pub use listener::DEFAULT_LISTEN_BACKLOG;
 pub use shared::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_FIRST_FRAME_TIMEOUT, DEFAULT_FRAME_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
-    DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PROTOCOL_ERRORS,
-    DEFAULT_SERVER_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES_PER_CONNECTION, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_METADATA_BYTES,
+    DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PROTOCOL_ERRORS, DEFAULT_ORPHANED_ONEWAY_TIMEOUT,
+    DEFAULT_RESERVED_BYTES_PER_CONNECTION, DEFAULT_SERVER_HEARTBEAT_INTERVAL,
+    DEFAULT_WRITE_STALL_TIMEOUT,
 };

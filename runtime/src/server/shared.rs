@@ -1,18 +1,21 @@
 //! Server-wide state: the services, interceptors and serializers, the
-//! configuration, the shutdown phase, and the counts of calls in flight and
-//! of open connections.
+//! configuration, the shutdown phase, the admission of calls, the memory
+//! pool, and the open connections.
 
 use std::collections::HashMap;
-use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
+use super::admission::Admission;
 use super::call::ServiceHandler;
+use super::connection_shared::ConnShared;
 use super::interceptor::ServerInterceptor;
-use crate::protocol::{DEFAULT_MAX_FRAME_SIZE, MetadataLimits};
+use super::listener::DEFAULT_LISTEN_BACKLOG;
+use super::memory::MemoryPool;
+use crate::protocol::{DEFAULT_MAX_FRAME_SIZE, HEADER_LEN, MetadataLimits};
 use crate::serializer::Serializer;
 
 /// The default limit of calls in flight on one connection.
@@ -37,6 +40,25 @@ pub const DEFAULT_MAX_METADATA_BYTES: usize = 8 * 1024;
 /// The default number of protocol errors a connection may make; the next
 /// one closes it.
 pub const DEFAULT_MAX_PROTOCOL_ERRORS: u32 = 16;
+/// The default size of the server-wide pool of bytes that connections
+/// borrow from once they hold more than their reserved share.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
+/// The default limit of bytes one connection may hold (read buffer,
+/// requests of its calls in flight, answers not yet written): room for a
+/// largest request and a largest answer.
+pub const DEFAULT_MAX_BUFFERED_BYTES_PER_CONNECTION: usize = 32 * 1024 * 1024;
+/// The default share of bytes each connection can always hold, whatever
+/// other connections hold.
+pub const DEFAULT_RESERVED_BYTES_PER_CONNECTION: usize = 64 * 1024;
+/// The default time a connection's writes may make no progress (or its
+/// answers stay over its limit) before it is closed.
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time one-way calls go on after their connection closed.
+pub const DEFAULT_ORPHANED_ONEWAY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many bytes are read from a socket at once: what a
+/// connection can hold past its limits before its reader pauses.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// Tunables of a server.
 #[derive(Debug, Clone)]
@@ -54,6 +76,18 @@ pub(crate) struct ServerConfig {
     pub frame_timeout: Option<Duration>,
     pub metadata_limits: MetadataLimits,
     pub max_protocol_errors: u32,
+    /// The server-wide pool connections borrow from past their share.
+    pub max_buffered_bytes: usize,
+    /// The most one connection may hold (raised to fit a largest frame).
+    pub max_buffered_bytes_per_connection: usize,
+    /// What each connection can always hold.
+    pub reserved_bytes_per_connection: usize,
+    /// `None`: a connection whose peer stops reading is never closed for it.
+    pub write_stall_timeout: Option<Duration>,
+    /// How long one-way calls go on once their connection closed.
+    pub orphaned_oneway_timeout: Duration,
+    /// The accept queue of listeners the server binds.
+    pub listen_backlog: u32,
 }
 
 impl ServerConfig {
@@ -76,6 +110,17 @@ impl ServerConfig {
                 .saturating_mul(3)
         })
     }
+
+    /// The most one connection may hold: the configured limit, raised if
+    /// needed so that a largest frame can always be read whole.
+    pub fn connection_memory_limit(&self) -> usize {
+        let largest_frame = usize::try_from(self.max_frame_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(HEADER_LEN + READ_CHUNK);
+        self.max_buffered_bytes_per_connection
+            .max(largest_frame)
+            .max(self.reserved_bytes_per_connection)
+    }
 }
 
 impl Default for ServerConfig {
@@ -94,6 +139,12 @@ impl Default for ServerConfig {
                 max_bytes: DEFAULT_MAX_METADATA_BYTES,
             },
             max_protocol_errors: DEFAULT_MAX_PROTOCOL_ERRORS,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_buffered_bytes_per_connection: DEFAULT_MAX_BUFFERED_BYTES_PER_CONNECTION,
+            reserved_bytes_per_connection: DEFAULT_RESERVED_BYTES_PER_CONNECTION,
+            write_stall_timeout: Some(DEFAULT_WRITE_STALL_TIMEOUT),
+            orphaned_oneway_timeout: DEFAULT_ORPHANED_ONEWAY_TIMEOUT,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -158,10 +209,16 @@ pub(crate) struct ServerShared {
     phase: watch::Sender<Phase>,
     /// Set once new requests are answered status 9 (checked per request).
     draining: AtomicBool,
-    in_flight: AtomicUsize,
-    idle: Notify,
+    /// Calls in flight, admitted fairly across connections.
+    pub admission: Admission,
+    /// The bytes connections hold past their reserved shares.
+    pub memory: MemoryPool,
     /// Open connections (admitted ones; see [`ConnectionPermit`]).
     connections: AtomicUsize,
+    /// Every connection whose state is alive (open, or closed with one-way
+    /// calls still running), for the accounting hooks.
+    registry: Mutex<foldhash::HashMap<u64, Weak<ConnShared>>>,
+    next_connection_id: AtomicU64,
     /// Connections over the limit being answered and closed.
     refusing: AtomicUsize,
     /// `Some`: accepted connections speak TLS (handshake in their task).
@@ -178,13 +235,15 @@ impl ServerShared {
             allowed_serializers: parts.allowed_serializers.unwrap_or(SerializerSet::ALL),
             #[cfg(feature = "tls")]
             tls: parts.tls,
-            config,
             phase: watch::Sender::new(Phase::Running),
             draining: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
+            admission: Admission::new(config.max_in_flight),
+            memory: MemoryPool::new(config.max_buffered_bytes),
             connections: AtomicUsize::new(0),
+            registry: Mutex::new(foldhash::HashMap::default()),
+            next_connection_id: AtomicU64::new(0),
             refusing: AtomicUsize::new(0),
+            config,
         }
     }
 
@@ -264,38 +323,62 @@ impl ServerShared {
         self.phase.subscribe()
     }
 
-    /// Counts a call as in flight unless the server-wide limit is reached.
-    pub fn try_call_started(&self) -> bool {
-        let limit = self.config.max_in_flight;
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// A call freed its slot.
-    pub fn call_ended(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
     /// Calls in flight on all connections.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.admission.in_flight()
     }
 
     /// Waits until no call is in flight.
     pub async fn wait_idle(&self) {
-        loop {
-            let mut notified = pin!(self.idle.notified());
-            notified.as_mut().enable();
-            if self.in_flight() == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.admission.wait_idle().await;
+    }
+
+    /// An id for a new connection's state.
+    pub fn new_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a connection's state for the accounting hooks.
+    pub fn register(&self, id: u64, conn: &Arc<ConnShared>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::downgrade(conn));
+    }
+
+    /// Forgets a connection's state (it is being dropped).
+    pub fn unregister(&self, id: u64) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// The connections whose state is alive.
+    fn registered(&self) -> Vec<Arc<ConnShared>> {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Bytes held by every connection together (see `memory.rs`).
+    pub fn buffered_bytes(&self) -> usize {
+        self.registered()
+            .iter()
+            .map(|conn| conn.memory.charged())
+            .sum()
+    }
+
+    /// The most bytes any one connection holds now.
+    pub fn max_connection_bytes(&self) -> usize {
+        self.registered()
+            .iter()
+            .map(|conn| conn.memory.charged())
+            .max()
+            .unwrap_or(0)
     }
 }
 

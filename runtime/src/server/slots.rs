@@ -6,11 +6,18 @@
 //! A cancelled call leaves the map at once (its id may be reused) but
 //! counts against the limit until its task has really stopped: a flood of
 //! request + cancel pairs ("rapid reset") can't pile up dying tasks.
+//!
+//! The map also decides who answers a call: the task that ends it
+//! [claims](CallSlots::claim) its entry before answering, and a cancel, a
+//! closed connection or a shutdown that cuts the call removes the entry
+//! first; whoever removes it owns the call's answer, so a call is never
+//! answered twice.
 
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// Why a slot could not be reserved.
@@ -28,55 +35,86 @@ struct Slot {
     token: u64,
     /// Set once the handler task is spawned.
     abort: Option<AbortHandle>,
+    /// The serializer id of the request (for an answer on its behalf).
+    serializer: u8,
+    /// A one-way request (message type 3): never answered.
+    oneway: bool,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    /// The calls that can still be cancelled, by request id.
-    /// Peers choose the ids: foldhash is seeded per process (and much
-    /// cheaper than SipHash, which took ~600 instructions a call here).
-    map: foldhash::HashMap<u64, Slot>,
-    /// Reserved slots not yet released: calls whose handler has not ended,
-    /// cancelled or not.
-    live: usize,
+/// A call stopped from outside ([`CallSlots::cut_all`]), to be answered on
+/// its behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CutCall {
+    pub request_id: u64,
+    pub serializer: u8,
 }
 
 /// The in-flight calls of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct CallSlots {
-    inner: Mutex<Inner>,
+    /// The calls that can still be cancelled or answered, by request id.
+    /// Peers choose the ids: foldhash is seeded per process (and much
+    /// cheaper than SipHash, which took ~600 instructions a call here).
+    map: Mutex<foldhash::HashMap<u64, Slot>>,
+    /// Reserved slots not yet released: calls whose handler has not ended,
+    /// cancelled or not. Only the reader adds to it.
+    live: AtomicUsize,
     next_token: AtomicU64,
+    /// Set while someone waits for the last call to end.
+    empty_wanted: AtomicBool,
+    empty: Notify,
+}
+
+/// What reserving a slot changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reserved {
+    /// The slot's token, for the later calls about it.
+    pub token: u64,
+    /// The calls the connection held before this one.
+    pub held: usize,
 }
 
 impl CallSlots {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, foldhash::HashMap<u64, Slot>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves a slot for `request_id`; returns its token. Every reserved
-    /// slot must be [released](Self::release) exactly once.
-    pub fn reserve(&self, request_id: u64, limit: usize) -> Result<u64, ReserveError> {
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut inner = self.lock();
-        if inner.live >= limit {
+    /// Reserves a slot for `request_id`. Every reserved slot must be
+    /// [released](Self::release) exactly once.
+    pub fn reserve(
+        &self,
+        request_id: u64,
+        limit: usize,
+        serializer: u8,
+        oneway: bool,
+    ) -> Result<Reserved, ReserveError> {
+        // Only the reader reserves: `live` can't grow between this check
+        // and the add below.
+        let held = self.live.load(Ordering::Acquire);
+        if held >= limit {
             return Err(ReserveError::Full);
         }
-        match inner.map.entry(request_id) {
-            Entry::Occupied(_) => Err(ReserveError::Duplicate),
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        match self.lock().entry(request_id) {
+            Entry::Occupied(_) => return Err(ReserveError::Duplicate),
             Entry::Vacant(vacant) => {
-                vacant.insert(Slot { token, abort: None });
-                inner.live += 1;
-                Ok(token)
+                vacant.insert(Slot {
+                    token,
+                    abort: None,
+                    serializer,
+                    oneway,
+                });
             }
         }
+        let held = self.live.fetch_add(1, Ordering::AcqRel);
+        Ok(Reserved { token, held })
     }
 
     /// Attaches the handler task to its slot, unless the call already ended
     /// or was cancelled.
     pub fn attach(&self, request_id: u64, token: u64, abort: AbortHandle) {
-        let mut inner = self.lock();
-        if let Some(slot) = inner
-            .map
+        if let Some(slot) = self
+            .lock()
             .get_mut(&request_id)
             .filter(|slot| slot.token == token)
         {
@@ -84,23 +122,36 @@ impl CallSlots {
         }
     }
 
-    /// Frees the slot of a call that ended (its handler task is done or
-    /// dropped).
-    pub fn release(&self, request_id: u64, token: u64) {
-        let mut inner = self.lock();
-        inner.live = inner.live.saturating_sub(1);
-        if inner
-            .map
-            .get(&request_id)
-            .is_some_and(|slot| slot.token == token)
-        {
-            inner.map.remove(&request_id);
+    /// Takes the call out of the map to answer it; `false` if it was
+    /// cancelled or cut meanwhile (then it must not be answered).
+    pub fn claim(&self, request_id: u64, token: u64) -> bool {
+        let mut map = self.lock();
+        match map.get(&request_id) {
+            Some(slot) if slot.token == token => {
+                map.remove(&request_id);
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// Frees the slot of a call whose handler ended (`claimed`: its entry
+    /// was already taken by [`claim`](Self::claim)). Returns whether the
+    /// connection has no call left.
+    pub fn release(&self, request_id: u64, token: u64, claimed: bool) -> bool {
+        if !claimed {
+            self.claim(request_id, token);
+        }
+        let last = self.live.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last && self.empty_wanted.load(Ordering::Acquire) {
+            self.empty.notify_one();
+        }
+        last
     }
 
     /// Stops the handler of `request_id` if it is still running.
     pub fn cancel(&self, request_id: u64) -> bool {
-        let slot = self.lock().map.remove(&request_id);
+        let slot = self.lock().remove(&request_id);
         match slot {
             Some(slot) => {
                 if let Some(abort) = slot.abort {
@@ -112,24 +163,68 @@ impl CallSlots {
         }
     }
 
+    /// Stops every call that waits for an answer (its client is gone); the
+    /// one-way calls go on.
+    pub fn abort_answerable(&self) {
+        let stopped: Vec<Slot> = {
+            let mut map = self.lock();
+            let ids: Vec<u64> = map
+                .iter()
+                .filter(|(_, slot)| !slot.oneway)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter().filter_map(|id| map.remove(&id)).collect()
+        };
+        for abort in stopped.into_iter().filter_map(|slot| slot.abort) {
+            abort.abort();
+        }
+    }
+
+    /// Stops every call, and returns those that wait for an answer (to be
+    /// answered on their behalf).
+    pub fn cut_all(&self) -> Vec<CutCall> {
+        let slots: Vec<(u64, Slot)> = self.lock().drain().collect();
+        let mut answerable = Vec::new();
+        for (request_id, slot) in slots {
+            if let Some(abort) = slot.abort {
+                abort.abort();
+            }
+            if !slot.oneway {
+                answerable.push(CutCall {
+                    request_id,
+                    serializer: slot.serializer,
+                });
+            }
+        }
+        answerable
+    }
+
     /// Stops every handler (the connection is closing).
     pub fn abort_all(&self) {
-        let slots: Vec<Slot> = self.lock().map.drain().map(|(_, slot)| slot).collect();
-        for abort in slots.into_iter().filter_map(|slot| slot.abort) {
-            abort.abort();
+        self.cut_all();
+    }
+
+    /// Reserved slots not yet released.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Waits until every reserved slot is released.
+    pub async fn wait_empty(&self) {
+        self.empty_wanted.store(true, Ordering::Release);
+        loop {
+            let notified = self.empty.notified();
+            if self.live() == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
     /// The number of calls that can still be cancelled.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    /// Reserved slots not yet released.
-    #[cfg(test)]
-    pub fn live(&self) -> usize {
-        self.lock().live
+        self.lock().len()
     }
 }
 
@@ -137,27 +232,31 @@ impl CallSlots {
 mod tests {
     use super::*;
 
+    fn reserve(slots: &CallSlots, id: u64, limit: usize) -> Result<u64, ReserveError> {
+        slots.reserve(id, limit, 1, false).map(|r| r.token)
+    }
+
     #[test]
     fn reserve_enforces_the_limit_and_unique_ids() {
         let slots = CallSlots::default();
-        let a = slots.reserve(1, 2).expect("room");
-        assert_eq!(slots.reserve(1, 2), Err(ReserveError::Duplicate));
-        slots.reserve(2, 2).expect("room");
-        assert_eq!(slots.reserve(3, 2), Err(ReserveError::Full));
-        slots.release(1, a);
+        let a = reserve(&slots, 1, 2).expect("room");
+        assert_eq!(reserve(&slots, 1, 2), Err(ReserveError::Duplicate));
+        reserve(&slots, 2, 2).expect("room");
+        assert_eq!(reserve(&slots, 3, 2), Err(ReserveError::Full));
+        slots.release(1, a, false);
         assert_eq!(slots.len(), 1);
-        slots.reserve(3, 2).expect("room again");
+        reserve(&slots, 3, 2).expect("room again");
     }
 
     #[test]
     fn a_stale_release_does_not_free_a_newer_call() {
         let slots = CallSlots::default();
-        let old = slots.reserve(7, 10).expect("room");
+        let old = reserve(&slots, 7, 10).expect("room");
         assert!(slots.cancel(7));
-        let new = slots.reserve(7, 10).expect("id reused");
-        slots.release(7, old);
+        let new = reserve(&slots, 7, 10).expect("id reused");
+        slots.release(7, old, false);
         assert_eq!(slots.len(), 1);
-        slots.release(7, new);
+        assert!(slots.release(7, new, false), "the last call ended");
         assert_eq!(slots.len(), 0);
         assert_eq!(slots.live(), 0);
         assert!(!slots.cancel(7));
@@ -166,16 +265,46 @@ mod tests {
     #[test]
     fn cancelled_calls_count_until_their_task_ends() {
         let slots = CallSlots::default();
-        let a = slots.reserve(1, 2).expect("room");
-        let b = slots.reserve(2, 2).expect("room");
+        let a = reserve(&slots, 1, 2).expect("room");
+        let b = reserve(&slots, 2, 2).expect("room");
         assert!(slots.cancel(1));
         assert!(slots.cancel(2));
         assert_eq!(slots.len(), 0);
         // Both tasks are still stopping: no room yet.
-        assert_eq!(slots.reserve(3, 2), Err(ReserveError::Full));
-        slots.release(1, a);
-        slots.reserve(3, 2).expect("room once one ended");
-        slots.release(2, b);
+        assert_eq!(reserve(&slots, 3, 2), Err(ReserveError::Full));
+        slots.release(1, a, false);
+        reserve(&slots, 3, 2).expect("room once one ended");
+        slots.release(2, b, false);
         assert_eq!(slots.live(), 1);
+    }
+
+    #[test]
+    fn a_cancelled_or_cut_call_is_never_claimed_for_an_answer() {
+        let slots = CallSlots::default();
+        let a = reserve(&slots, 1, 10).expect("room");
+        let b = slots.reserve(2, 10, 3, false).expect("room").token;
+        let c = slots.reserve(3, 10, 1, true).expect("room").token;
+        assert!(slots.cancel(1));
+        assert!(!slots.claim(1, a), "cancelled: no answer");
+        assert_eq!(
+            slots.cut_all(),
+            vec![CutCall {
+                request_id: 2,
+                serializer: 3
+            }],
+            "one-way calls are not answered"
+        );
+        assert!(!slots.claim(2, b), "cut: answered on its behalf already");
+        assert!(!slots.claim(3, c));
+    }
+
+    #[test]
+    fn a_closed_connection_stops_answerable_calls_and_keeps_one_way_ones() {
+        let slots = CallSlots::default();
+        let answerable = reserve(&slots, 1, 10).expect("room");
+        let oneway = slots.reserve(2, 10, 1, true).expect("room").token;
+        slots.abort_answerable();
+        assert!(!slots.claim(1, answerable));
+        assert!(slots.claim(2, oneway));
     }
 }

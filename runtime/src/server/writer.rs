@@ -1,48 +1,239 @@
-//! A connection's writer task: takes every queued response frame at once
-//! and writes them with one vectored write; no flush timer, so one frame
-//! alone goes out at once and many frames cost one syscall.
+//! A connection's writer task: takes every frame queued in the outbox at
+//! once and writes them with one vectored write; no flush timer, so one
+//! frame alone goes out at once and many frames cost one syscall. Bytes are
+//! released from the connection's account as they are written.
+//!
+//! A write that makes no progress for the write-stall timeout (the peer
+//! stopped reading and the socket's buffers are full) ends the writer; the
+//! reader sees it end and closes the connection. The stall timer is armed
+//! only when a write has to wait, so writes that go through at once cost
+//! no timer work.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
 
+use super::connection_shared::ConnShared;
+use super::limits::far_future;
+use super::memory::FRAME_OVERHEAD;
 use crate::protocol::write_queue::{MAX_IOVECS, WriteQueue, empty_slices};
 
-/// Writes frames from `rx` until every sender is gone (then the write side
-/// is shut down: FIN, after TLS's close_notify) or the socket fails.
+/// Why the writer ended.
+#[derive(Debug)]
+pub(crate) enum WriterEnd {
+    /// The outbox was closed and everything in it written.
+    Done,
+    /// No byte could be written for the write-stall timeout.
+    Stalled,
+    /// The socket failed or stopped accepting bytes.
+    Failed(io::Error),
+}
+
+impl std::fmt::Display for WriterEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriterEnd::Done => f.write_str("done"),
+            WriterEnd::Stalled => f.write_str("the peer took no bytes for the write-stall timeout"),
+            WriterEnd::Failed(e) => write!(f, "write failed: {e}"),
+        }
+    }
+}
+
+/// The write-stall clock: armed when a write has to wait, disarmed by
+/// progress.
+struct StallClock {
+    timeout: Option<Duration>,
+    timer: Pin<Box<Sleep>>,
+    armed: bool,
+}
+
+impl StallClock {
+    fn new(timeout: Option<Duration>) -> StallClock {
+        StallClock {
+            timeout,
+            timer: Box::pin(tokio::time::sleep_until(far_future())),
+            armed: false,
+        }
+    }
+
+    /// Bytes moved.
+    fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// A write has to wait: whether the stall timeout has passed since the
+    /// last progress (registering `cx` to be woken when it does).
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.timeout else {
+            return false;
+        };
+        if !self.armed {
+            self.armed = true;
+            self.timer.as_mut().reset(Instant::now() + timeout);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// Why a write did not complete.
+enum WriteError {
+    /// No progress for the write-stall timeout.
+    Stalled,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl From<WriteError> for WriterEnd {
+    fn from(error: WriteError) -> WriterEnd {
+        match error {
+            WriteError::Stalled => WriterEnd::Stalled,
+            WriteError::Io(e) => WriterEnd::Failed(e),
+        }
+    }
+}
+
+/// Polls `write` (a write or a flush) until it is ready or the stall
+/// clock runs out.
+async fn unless_stalled<T>(
+    clock: &mut StallClock,
+    mut write: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> Result<T, WriteError> {
+    poll_fn(|cx| match write(cx) {
+        Poll::Ready(result) => {
+            clock.progress();
+            Poll::Ready(result.map_err(WriteError::Io))
+        }
+        Poll::Pending if clock.poll_stalled(cx) => Poll::Ready(Err(WriteError::Stalled)),
+        Poll::Pending => Poll::Pending,
+    })
+    .await
+}
+
+/// Writes the frames of `conn`'s outbox until it is closed and empty (then
+/// the write side is shut down: FIN, after TLS's close_notify), the socket
+/// fails, or a write stalls. Whatever was not written is released from the
+/// connection's account when the writer ends.
 ///
 /// `W` is a TCP `OwnedWriteHalf` (whose flush costs nothing) or the write
 /// half of a TLS or other stream (whose flush pushes out what the TLS
 /// layer buffered).
-pub(crate) async fn write_frames<W>(mut socket: W, mut rx: mpsc::Receiver<Bytes>)
+pub(crate) async fn write_frames<W>(mut socket: W, conn: Arc<ConnShared>) -> WriterEnd
 where
     W: AsyncWrite + Unpin,
 {
-    let mut batch = Vec::with_capacity(MAX_IOVECS);
+    let mut taken: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
     let mut queue = WriteQueue::<()>::default();
-    while rx.recv_many(&mut batch, MAX_IOVECS).await > 0 {
-        for frame in batch.drain(..) {
+    let mut clock = StallClock::new(conn.server.config.write_stall_timeout);
+    let end = loop {
+        let open = poll_fn(|cx| conn.outbox.poll_take(cx, &mut taken)).await;
+        if !open {
+            break WriterEnd::Done;
+        }
+        for frame in taken.drain(..) {
             queue.push(frame, ());
         }
-        while !queue.is_empty() {
+        if let Err(end) = write_queued(&mut socket, &mut queue, &mut clock, &conn).await {
+            break end;
+        }
+    };
+    // What was never written leaves the connection's account.
+    let mut unwritten = 0usize;
+    let mut frames = 0usize;
+    for frame in conn.outbox.close_and_drain() {
+        unwritten += frame.len();
+        frames += 1;
+    }
+    conn.release(unwritten + frames * FRAME_OVERHEAD);
+    let mut left = 0usize;
+    while !queue.is_empty() {
+        let bytes: usize = {
             let mut slices = empty_slices();
             let used = queue.fill(&mut slices);
-            match socket.write_vectored(&slices[..used]).await {
-                Ok(0) => {
-                    tracing::debug!("connection stopped accepting bytes");
-                    return;
-                }
-                Ok(written) => queue.advance(written, drop),
-                Err(e) => {
-                    tracing::debug!(error = %e, "write failed; writer stops");
-                    return;
-                }
+            slices[..used].iter().map(|slice| slice.len()).sum()
+        };
+        left += bytes;
+        let mut done = 0usize;
+        queue.advance(bytes, |()| done += 1);
+        conn.outbox.written(bytes);
+        conn.release(bytes + done * FRAME_OVERHEAD);
+    }
+    if left > 0 {
+        tracing::debug!(peer = %conn.peer, bytes = left, "answers left unwritten");
+    }
+    if let WriterEnd::Done = end {
+        // A peer that does not read may not take TLS's close_notify either.
+        let _ = unless_stalled(&mut clock, |cx| Pin::new(&mut socket).poll_shutdown(cx)).await;
+    }
+    end
+}
+
+/// Writes everything in `queue`, taking frames queued meanwhile too.
+async fn write_queued<W>(
+    socket: &mut W,
+    queue: &mut WriteQueue<()>,
+    clock: &mut StallClock,
+    conn: &ConnShared,
+) -> Result<(), WriterEnd>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut more = Vec::new();
+    while !queue.is_empty() {
+        let written = {
+            let mut slices = empty_slices();
+            let used = queue.fill(&mut slices);
+            let slices = &slices[..used];
+            unless_stalled(clock, |cx| {
+                Pin::new(&mut *socket).poll_write_vectored(cx, slices)
+            })
+            .await
+        };
+        match written {
+            Ok(0) => {
+                tracing::debug!(peer = %conn.peer, "connection stopped accepting bytes");
+                return Err(WriterEnd::Failed(io::ErrorKind::WriteZero.into()));
+            }
+            Ok(written) => {
+                let mut done = 0usize;
+                queue.advance(written, |()| done += 1);
+                conn.outbox.written(written);
+                conn.release(written + done * FRAME_OVERHEAD);
+            }
+            Err(e) => {
+                log_end(conn, &e);
+                return Err(e.into());
             }
         }
-        if let Err(e) = socket.flush().await {
-            tracing::debug!(error = %e, "flush failed; writer stops");
-            return;
+        if queue.is_empty() {
+            // Frames queued while this batch was written go in the next
+            // write, without waiting for the outbox again.
+            conn.outbox.take_now(&mut more);
+            for frame in more.drain(..) {
+                queue.push(frame, ());
+            }
         }
     }
-    let _ = socket.shutdown().await;
+    if let Err(e) = unless_stalled(clock, |cx| Pin::new(&mut *socket).poll_flush(cx)).await {
+        log_end(conn, &e);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn log_end(conn: &ConnShared, error: &WriteError) {
+    match error {
+        WriteError::Stalled => {
+            tracing::debug!(peer = %conn.peer, "writes stalled; closing the connection")
+        }
+        WriteError::Io(e) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "write failed; closing the connection")
+        }
+    }
 }

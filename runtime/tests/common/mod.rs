@@ -219,6 +219,11 @@ impl ServiceHandler for EchoService {
             "notify" => call.serve_oneway(move |_ctx, args: EchoArgs| async move {
                 observed.notes.lock().expect("not poisoned").push(args.text);
             }),
+            // A one-way method that never finishes by itself.
+            "slow_notify" => call.serve_oneway(move |_ctx, _args: EchoArgs| async move {
+                let _detector = StopDetector::new(&observed);
+                std::future::pending::<()>().await;
+            }),
             "peer" => call.serve_unary(move |ctx: CallContext, _args: Empty| async move {
                 Ok::<_, RpcError>(EchoReply {
                     value: ctx.peer().to_string(),
@@ -313,6 +318,7 @@ method!(SLOW, "slow");
 method!(GATED, "gated");
 method!(WHOAMI, "whoami");
 method!(NOTIFY, "notify");
+method!(SLOW_NOTIFY, "slow_notify");
 method!(NO_SUCH_METHOD, "no_such_method");
 method!(EMPTY, "empty");
 method!(BIG, "big");

@@ -1,0 +1,276 @@
+//! The bytes each connection holds, charged to it: its read buffer (the
+//! part of a frame that has arrived), the request frames of its calls in
+//! flight, and the answers in its outbox until they are written.
+//!
+//! Every connection has a **reserved share** it can always use, whatever
+//! other connections hold; beyond it, it borrows from one **server-wide
+//! pool**, up to its own **limit**. The reader stops reading a connection
+//! that holds its limit (or that needs the pool while the pool is spent),
+//! and a handler's answer that would not fit is replaced by a short status
+//! frame. So the server holds at most the pool, plus each connection's
+//! reserved share, plus what one read and the short status frames of its
+//! calls in flight add per connection.
+//!
+//! Lock-free: one atomic add per charge or release, plus one on the pool
+//! when the connection is past its reserved share. Each charge and release
+//! moves the pool by exactly how much the connection's use past its share
+//! changed *in that atomic step*, so concurrent charges, releases and
+//! rollbacks always add up to the sum of the shares used past their
+//! reserve.
+
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+/// What each queued frame costs besides its bytes (the `Bytes` handle, its
+/// allocation's header, its slot in the queue): a flood of tiny frames is
+/// charged for what it really holds, so the byte bound bounds the frame
+/// count too.
+pub(crate) const FRAME_OVERHEAD: usize = 64;
+
+/// The server-wide pool connections borrow from once they hold more than
+/// their reserved share.
+#[derive(Debug)]
+pub(crate) struct MemoryPool {
+    limit: usize,
+    /// Bytes borrowed now. May dip below zero for a moment while a release
+    /// and a charge of different connections cross.
+    used: AtomicIsize,
+}
+
+impl MemoryPool {
+    pub fn new(limit: usize) -> MemoryPool {
+        MemoryPool {
+            limit,
+            used: AtomicIsize::new(0),
+        }
+    }
+
+    /// Bytes borrowed from the pool now.
+    pub fn used(&self) -> usize {
+        usize::try_from(self.used.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// Whether nothing is left to borrow.
+    pub fn is_spent(&self) -> bool {
+        self.used() >= self.limit
+    }
+
+    /// Moves the pool by `delta` bytes; returns the bytes borrowed after.
+    fn add(&self, delta: isize) -> isize {
+        self.used.fetch_add(delta, Ordering::AcqRel) + delta
+    }
+}
+
+/// How strictly a charge is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// The bytes already exist (they were read, or are a short status
+    /// frame): always charged, even past the limits. The reader pauses
+    /// once the connection is over them.
+    Forced,
+    /// Charged only within the connection's limit and the pool.
+    Bounded,
+    /// Charged only within the pool, whatever the connection's limit: a
+    /// single frame larger than the connection's limit can still go out
+    /// once nothing else is queued.
+    PoolOnly,
+}
+
+/// The bytes one connection holds.
+#[derive(Debug)]
+pub(crate) struct ConnMemory {
+    /// Bytes charged now.
+    charged: AtomicUsize,
+    /// The share the connection can always use.
+    reserved: usize,
+    /// The most the connection may hold.
+    limit: usize,
+    /// Set while the reader waits for room; the writer then wakes it.
+    reader_waiting: AtomicBool,
+    room: Notify,
+}
+
+/// Bytes past the reserved share.
+fn past(charged: usize, reserved: usize) -> isize {
+    isize::try_from(charged.saturating_sub(reserved)).unwrap_or(isize::MAX)
+}
+
+impl ConnMemory {
+    pub fn new(reserved: usize, limit: usize) -> ConnMemory {
+        ConnMemory {
+            charged: AtomicUsize::new(0),
+            reserved,
+            limit: limit.max(reserved),
+            reader_waiting: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    /// Bytes charged to the connection now.
+    pub fn charged(&self) -> usize {
+        self.charged.load(Ordering::Acquire)
+    }
+
+    /// Charges `bytes` to the connection; returns whether they were
+    /// charged (a refused charge leaves nothing behind).
+    pub fn charge(&self, pool: &MemoryPool, bytes: usize, check: Charge) -> bool {
+        let old = self.charged.fetch_add(bytes, Ordering::AcqRel);
+        let new = old.saturating_add(bytes);
+        let borrowed = past(new, self.reserved) - past(old, self.reserved);
+        if borrowed == 0 {
+            // Within the reserved share: always fits.
+            return true;
+        }
+        let pool_after = pool.add(borrowed);
+        let fits = match check {
+            Charge::Forced => true,
+            Charge::Bounded => new <= self.limit && pool_after <= pool.limit as isize,
+            Charge::PoolOnly => pool_after <= pool.limit as isize,
+        };
+        if !fits {
+            self.release(pool, bytes);
+        }
+        fits
+    }
+
+    /// Releases `bytes` charged earlier, and wakes the reader if it waits
+    /// for room and now has it.
+    pub fn release(&self, pool: &MemoryPool, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let old = self.charged.fetch_sub(bytes, Ordering::AcqRel);
+        let new = old.saturating_sub(bytes);
+        let returned = past(old, self.reserved) - past(new, self.reserved);
+        if returned != 0 {
+            pool.add(-returned);
+        }
+        if self.reader_waiting.load(Ordering::Acquire) && self.may_resume(pool) {
+            self.room.notify_one();
+        }
+    }
+
+    /// Whether the reader must stop reading: the connection holds its
+    /// limit, or it is past its reserved share and the pool is spent.
+    pub fn must_pause(&self, pool: &MemoryPool) -> bool {
+        let charged = self.charged();
+        charged >= self.limit || (charged >= self.reserved && pool.is_spent())
+    }
+
+    /// Whether a paused reader may read again: the connection is down to
+    /// half its limit (so that a peer that drains its answers a few bytes at
+    /// a time does not keep the connection full), and within its reserved
+    /// share or with room in the pool.
+    pub fn may_resume(&self, pool: &MemoryPool) -> bool {
+        let charged = self.charged();
+        charged <= self.limit / 2 && (charged < self.reserved || !pool.is_spent())
+    }
+
+    /// Whether a paused reader waits only for the pool (its own releases
+    /// would not wake it: it looks at the pool again now and then).
+    pub fn waits_for_pool(&self, pool: &MemoryPool) -> bool {
+        let charged = self.charged();
+        charged <= self.limit / 2 && charged >= self.reserved && pool.is_spent()
+    }
+
+    /// Marks the reader as waiting (or no longer) for room.
+    pub fn set_reader_waiting(&self, waiting: bool) {
+        self.reader_waiting.store(waiting, Ordering::Release);
+    }
+
+    /// Resolves when a release may have made room (after
+    /// [`set_reader_waiting`](Self::set_reader_waiting)`(true)`).
+    pub async fn room(&self) {
+        self.room.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserved_share_never_touches_the_pool() {
+        let pool = MemoryPool::new(0);
+        let conn = ConnMemory::new(100, 1000);
+        assert!(conn.charge(&pool, 60, Charge::Bounded));
+        assert!(conn.charge(&pool, 40, Charge::Bounded));
+        assert_eq!(pool.used(), 0);
+        assert!(!conn.charge(&pool, 1, Charge::Bounded), "the pool is empty");
+        assert_eq!(conn.charged(), 100, "a refused charge leaves nothing");
+        conn.release(&pool, 100);
+        assert_eq!(conn.charged(), 0);
+    }
+
+    #[test]
+    fn past_the_share_connections_borrow_up_to_their_limit_and_the_pool() {
+        let pool = MemoryPool::new(500);
+        let a = ConnMemory::new(100, 400);
+        let b = ConnMemory::new(100, 400);
+        assert!(a.charge(&pool, 400, Charge::Bounded));
+        assert_eq!(pool.used(), 300);
+        assert!(!a.charge(&pool, 1, Charge::Bounded), "a's limit");
+        assert!(a.must_pause(&pool));
+        assert!(b.charge(&pool, 300, Charge::Bounded));
+        assert_eq!(pool.used(), 500);
+        assert!(!b.charge(&pool, 1, Charge::Bounded), "the pool is spent");
+        assert!(b.must_pause(&pool));
+        // A third connection still has its reserved share.
+        let c = ConnMemory::new(100, 400);
+        assert!(c.charge(&pool, 100, Charge::Bounded));
+        assert!(!c.charge(&pool, 1, Charge::Bounded));
+        // A frame larger than a's limit, once the pool has room.
+        a.release(&pool, 400);
+        b.release(&pool, 300);
+        assert!(!a.charge(&pool, 450, Charge::Bounded));
+        assert!(a.charge(&pool, 450, Charge::PoolOnly));
+        a.release(&pool, 450);
+        c.release(&pool, 100);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn forced_charges_go_over_and_pause_the_reader_until_half_is_free() {
+        let pool = MemoryPool::new(10_000);
+        let conn = ConnMemory::new(100, 1000);
+        assert!(conn.charge(&pool, 1500, Charge::Forced));
+        assert!(conn.must_pause(&pool));
+        conn.release(&pool, 600);
+        assert!(!conn.must_pause(&pool));
+        assert!(!conn.may_resume(&pool), "900 is more than half of 1000");
+        conn.release(&pool, 400);
+        assert!(conn.may_resume(&pool));
+        conn.release(&pool, 500);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn concurrent_charges_and_releases_leave_the_pool_exact() {
+        let pool = std::sync::Arc::new(MemoryPool::new(1 << 20));
+        let conn = std::sync::Arc::new(ConnMemory::new(1000, 1 << 30));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (pool, conn) = (pool.clone(), conn.clone());
+                std::thread::spawn(move || {
+                    for i in 0..20_000usize {
+                        let bytes = (i * 7 + t * 13) % 3000;
+                        let check = if i % 3 == 0 {
+                            Charge::Forced
+                        } else {
+                            Charge::Bounded
+                        };
+                        if conn.charge(&pool, bytes, check) {
+                            conn.release(&pool, bytes);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("no panic");
+        }
+        assert_eq!(conn.charged(), 0);
+        assert_eq!(pool.used.load(Ordering::SeqCst), 0);
+    }
+}

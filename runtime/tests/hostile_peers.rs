@@ -1,0 +1,541 @@
+//! Hostile and stuck peers, played by raw sockets the way an attacker
+//! would: peers that pipeline requests and never read, that ask for answers
+//! far larger than their requests, that flood requests the server refuses,
+//! that hold the server's whole call capacity, or that disconnect with
+//! calls in flight. Each test checks the server's own accounting (bytes
+//! held, calls in flight, open connections) against the configured bounds,
+//! that the peer is closed when it should be, and that a well-behaved
+//! client is served throughout. Nothing here asserts how long anything
+//! took.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use courier::client::Channel;
+use courier::protocol::{MessageKind, empty_frame};
+use courier::server::ServerBuilder;
+use courier::{NoDeclaredError, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::task::JoinHandle;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// The memory limits of these tests' servers: small, so that a few peers
+/// reach them.
+const RESERVED: usize = 64 * KIB;
+const PER_CONNECTION: usize = MIB;
+const POOL: usize = 4 * MIB;
+const MAX_FRAME: u32 = 256 * 1024;
+/// What a connection may hold past its limits: one read (64 KiB), and the
+/// short status frames of the frames handled in it and of its calls in
+/// flight.
+const PAST_LIMITS: usize = 64 * KIB + 64 * KIB;
+
+/// The most the server may hold with `connections` connections.
+fn bound(connections: usize) -> usize {
+    POOL + connections * (RESERVED + PAST_LIMITS)
+}
+
+fn bounded(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        .max_frame_size(MAX_FRAME)
+        .reserved_bytes_per_connection(RESERVED)
+        .max_buffered_bytes_per_connection(PER_CONNECTION)
+        .max_buffered_bytes(POOL)
+}
+
+/// A request for `method` with `args`.
+fn request(id: u64, method: &'static str, args: &EchoArgs) -> Bytes {
+    let mut request = RawRequest::echo(id, args);
+    request.method = method;
+    request.encode()
+}
+
+/// A one-way request for `method`.
+fn oneway(id: u64, method: &'static str, args: &EchoArgs) -> Bytes {
+    let mut request = RawRequest::echo(id, args);
+    request.method = method;
+    request.kind = MessageKind::OnewayRequest;
+    request.encode()
+}
+
+/// `big`: an answer of `size` bytes for a tiny request.
+fn big_answer(id: u64, size: usize) -> Bytes {
+    let args = EchoArgs {
+        text: "0".to_owned(),
+        size: size as u64,
+        ..EchoArgs::default()
+    };
+    request(id, "big", &args)
+}
+
+/// A peer that writes and never reads: its read half is kept open, unread.
+struct NonReader {
+    _read: OwnedReadHalf,
+    writing: JoinHandle<OwnedWriteHalf>,
+}
+
+impl NonReader {
+    /// Connects and writes the frames `batch(i)` makes for i = 0, 1, ...
+    /// until `batches` are written or the server closes the connection.
+    async fn start(
+        server: &TestServer,
+        batches: u64,
+        batch: impl Fn(u64) -> BytesMut + Send + 'static,
+    ) -> NonReader {
+        let stream = TcpStream::connect(server.addr()).await.expect("connect");
+        let (read, mut write) = stream.into_split();
+        let writing = tokio::spawn(async move {
+            for i in 0..batches {
+                if write.write_all(&batch(i)).await.is_err() {
+                    break;
+                }
+            }
+            write
+        });
+        NonReader {
+            _read: read,
+            writing,
+        }
+    }
+}
+
+/// Polls `condition` until it holds (failing after [`PATIENCE`]), and
+/// returns the most bytes the server held meanwhile.
+async fn watch_bytes_until(
+    server: &TestServer,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> usize {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut most = server.handle.buffered_bytes();
+    while !condition() {
+        most = most.max(server.handle.buffered_bytes());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    most.max(server.handle.buffered_bytes())
+}
+
+/// An `echo` on `channel` answers.
+async fn assert_serves(channel: &Channel, text: &str) {
+    let reply: EchoReply = within(
+        "an echo",
+        channel.unary::<_, _, NoDeclaredError>(&ECHO, &args(text), &options()),
+    )
+    .await
+    .expect("echo");
+    assert_eq!(reply.value, text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_pipeline_large_requests_and_never_read_stay_within_the_bounds_and_are_closed() {
+    const PEERS: usize = 8;
+    let server = TestServer::start_with(|builder| {
+        bounded(builder).write_stall_timeout(Some(Duration::from_millis(300)))
+    })
+    .await;
+    let good = server.channel().await;
+    assert_serves(&good, "before").await;
+    // Each peer pipelines echo requests of 200 KiB (answered 200 KiB), as
+    // fast as the server takes them, and reads nothing.
+    let text = "x".repeat(200 * KIB);
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        let text = text.clone();
+        peers.push(
+            NonReader::start(&server, 10_000, move |i| {
+                BytesMut::from(&request(i + 1, "echo", &args(&text))[..])
+            })
+            .await,
+        );
+    }
+    eventually("the peers to connect", || {
+        server.handle.connection_count() == PEERS + 1
+    })
+    .await;
+    // The good client is served while the peers fill their connections.
+    let mut most = 0;
+    for i in 0..20 {
+        assert_serves(&good, &format!("during {i}")).await;
+        most = most.max(server.handle.buffered_bytes());
+    }
+    // Each peer is closed (its answers made no progress), and its calls
+    // are gone.
+    most = most.max(
+        watch_bytes_until(&server, "the non-reading peers to be closed", || {
+            server.handle.connection_count() == 1
+        })
+        .await,
+    );
+    assert!(
+        most <= bound(PEERS + 1),
+        "the server held {most} bytes (bound {})",
+        bound(PEERS + 1)
+    );
+    for peer in peers {
+        within("the peer's writes to fail", peer.writing)
+            .await
+            .expect("writer task");
+    }
+    eventually("the peers' calls to end", || server.handle.in_flight() == 0).await;
+    assert_serves(&good, "after").await;
+    eventually("every byte to be released", || {
+        server.handle.buffered_bytes() < RESERVED
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
+    // 400 requests of about 40 bytes ask for 512 KiB each: 200 MiB of
+    // answers from 16 KB sent. The peer reads nothing until all are in.
+    const REQUESTS: u64 = 400;
+    let server = TestServer::start_with(|builder| {
+        bounded(builder)
+            .max_frame_size(MIB as u32)
+            .max_buffered_bytes_per_connection(2 * MIB)
+            .write_stall_timeout(None)
+    })
+    .await;
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let mut all = BytesMut::new();
+    for id in 1..=REQUESTS {
+        all.extend_from_slice(&big_answer(id, 512 * KIB));
+    }
+    write.write_all(&all).await.expect("write");
+    let most = watch_bytes_until(&server, "every call to end", || {
+        server.handle.in_flight() == 0
+    })
+    .await;
+    // One connection: the pool, its reserved share, and what it may
+    // hold past its limits (one read, and the status frames of 400 calls).
+    let limit = POOL + RESERVED + PAST_LIMITS;
+    assert!(
+        most <= limit,
+        "the server held {most} bytes (bound {limit})"
+    );
+
+    // Every call is answered: its answer if there was room for it, else
+    // status 18 in its place.
+    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
+    let mut buf = BytesMut::new();
+    let (mut ok, mut exhausted) = (0, 0);
+    within("every answer", async {
+        loop {
+            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
+                match frame.header.status {
+                    0 => {
+                        assert_eq!(frame.body.len(), 512 * KIB + 4, "a whole answer");
+                        ok += 1;
+                    }
+                    18 => {
+                        let message = String::from_utf8_lossy(&frame.body).into_owned();
+                        assert!(message.contains("does not fit"), "{message}");
+                        exhausted += 1;
+                    }
+                    other => panic!("status {other}"),
+                }
+            }
+            if ok + exhausted == REQUESTS {
+                break;
+            }
+            if read.read_buf(&mut buf).await.expect("read") == 0 {
+                panic!("closed after {ok} answers and {exhausted} refusals");
+            }
+        }
+    })
+    .await;
+    assert!(ok > 0, "some answers fit");
+    assert!(exhausted > 0, "not all 200 MiB were held");
+    drop(write);
+    eventually("the connection to close", || {
+        server.handle.connection_count() == 0
+    })
+    .await;
+    eventually("every byte to be released", || {
+        server.handle.buffered_bytes() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_flooded_and_never_read_are_answered_through_the_bounded_outbox() {
+    let server = TestServer::start_with(|builder| {
+        bounded(builder)
+            .max_in_flight_per_connection(4)
+            .write_stall_timeout(Some(Duration::from_millis(300)))
+    })
+    .await;
+    let runtime = tokio::runtime::Handle::current();
+    let baseline_tasks = runtime.metrics().num_alive_tasks();
+    let good = server.channel().await;
+    // Unknown methods with long names (long status messages), and slow
+    // calls past the connection's limit of 4 (status 7): 100 000 requests
+    // whose answers nobody reads.
+    let method: &'static str = Box::leak("m".repeat(1000).into_boxed_str());
+    let flood = NonReader::start(&server, 1_000, move |i| {
+        let mut batch = BytesMut::new();
+        for j in 0..100 {
+            let id = i * 100 + j + 1;
+            let frame = if j % 2 == 0 {
+                request(id, method, &args(""))
+            } else {
+                request(id, "slow", &args(""))
+            };
+            batch.extend_from_slice(&frame);
+        }
+        batch
+    })
+    .await;
+    let mut peak_tasks = 0;
+    let most = watch_bytes_until(&server, "the flooding peer to be closed", || {
+        peak_tasks = peak_tasks.max(runtime.metrics().num_alive_tasks());
+        server.handle.connection_count() == 1
+    })
+    .await;
+    assert!(most <= bound(2), "the server held {most} bytes");
+    // The test's tasks, each connection's reader and writer, the 4 slow
+    // calls: no task per answer.
+    assert!(
+        peak_tasks <= baseline_tasks + 16,
+        "{peak_tasks} tasks alive (baseline {baseline_tasks})"
+    );
+    within("the flood", flood.writing)
+        .await
+        .expect("flood task");
+    eventually("the slow calls to be stopped", || {
+        server.handle.in_flight() == 0
+    })
+    .await;
+    assert_serves(&good, "still served").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_deadlines_keep_running_while_the_writer_is_blocked() {
+    // No write-stall timeout: only the idle deadline (three heartbeat
+    // intervals without a byte) can close this peer, whose answers fill
+    // the socket and then the connection's limit, and which then goes
+    // silent.
+    let server = TestServer::start_with(|builder| {
+        bounded(builder)
+            .write_stall_timeout(None)
+            .heartbeat_interval(Some(Duration::from_millis(100)))
+    })
+    .await;
+    let peer = NonReader::start(&server, 2, |batch| {
+        let mut frames = BytesMut::new();
+        if batch == 0 {
+            // 64 MiB of answers: more than the socket buffers hold.
+            for id in 1..=256 {
+                frames.extend_from_slice(&big_answer(id, 250 * KIB));
+            }
+        } else {
+            // Then pings, whose pongs pile up behind the answers.
+            for _ in 0..20_000 {
+                frames.extend_from_slice(&empty_frame(MessageKind::Ping, 0, 0));
+            }
+        }
+        frames
+    })
+    .await;
+    let most = watch_bytes_until(&server, "the silent peer to be closed", || {
+        server.handle.connection_count() == 0
+    })
+    .await;
+    assert!(most <= bound(1), "the server held {most} bytes");
+    drop(peer);
+    eventually("every byte to be released", || {
+        server.handle.buffered_bytes() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_stops_its_calls_at_once_and_frees_their_slots() {
+    let server = TestServer::start().await;
+    for half_close in [false, true] {
+        let started = server.observed.started();
+        let stopped = server.observed.stopped();
+        let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+        let mut calls = BytesMut::new();
+        for id in 1..=100 {
+            calls.extend_from_slice(&request(id, "slow", &args("")));
+        }
+        stream.write_all(&calls).await.expect("write");
+        eventually("100 calls in flight", || server.handle.in_flight() == 100).await;
+        if half_close {
+            // A peer that only shuts its sending side is gone too: Courier
+            // clients never half-close.
+            stream.shutdown().await.expect("shutdown");
+        } else {
+            drop(stream);
+        }
+        eventually("the calls to be stopped", || server.handle.in_flight() == 0).await;
+        assert_eq!(server.observed.started() - started, 100);
+        eventually("every handler to be dropped", || {
+            server.observed.stopped() - stopped == 100
+        })
+        .await;
+        eventually("the connection to close", || {
+            server.handle.connection_count() == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_calls_of_a_closed_connection_run_until_the_orphan_timeout() {
+    let server =
+        TestServer::start_with(|builder| builder.orphaned_oneway_timeout(Duration::from_secs(3)))
+            .await;
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let mut frames = BytesMut::new();
+    frames.extend_from_slice(&request(1, "slow", &args("")));
+    frames.extend_from_slice(&oneway(2, "slow_notify", &args("")));
+    frames.extend_from_slice(&oneway(3, "notify", &args("sent, then the client left")));
+    stream.write_all(&frames).await.expect("write");
+    eventually("both slow calls to start", || {
+        server.observed.started() == 2
+    })
+    .await;
+    drop(stream);
+    // The connection closes and the unary call stops at once; the one-way
+    // call runs on for a while (its connection no longer counts)...
+    eventually("the connection to close, the one-way call running", || {
+        server.handle.connection_count() == 0 && server.handle.in_flight() == 1
+    })
+    .await;
+    assert_eq!(server.observed.notes(), ["sent, then the client left"]);
+    // ... and is stopped at the orphan timeout.
+    eventually("the one-way call to be stopped", || {
+        server.handle.in_flight() == 0
+    })
+    .await;
+    assert_eq!(server.observed.stopped(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_17th_client_is_served_while_16_connections_hold_1024_long_calls_each() {
+    const HOGS: usize = 16;
+    const CALLS: u64 = 1024;
+    // The default server limit (16384), and no per-connection limit in
+    // the way: only fair admission keeps the hogs from taking it all.
+    let server = TestServer::start_with(|builder| builder.max_in_flight_per_connection(4096)).await;
+    let mut hogs = Vec::new();
+    for _ in 0..HOGS {
+        let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+        let mut calls = BytesMut::new();
+        for id in 1..=CALLS {
+            calls.extend_from_slice(&request(id, "slow", &args("")));
+        }
+        stream.write_all(&calls).await.expect("write");
+        hogs.push(stream);
+    }
+    eventually("the hogs to fill the server", || {
+        server.handle.in_flight() == HOGS * CALLS as usize
+    })
+    .await;
+    // A hog's next call is over its fair share: status 7.
+    let mut hog = RawClient::connect(server.addr()).await;
+    let mut calls = BytesMut::new();
+    for id in 1..=CALLS {
+        calls.extend_from_slice(&request(id, "slow", &args("")));
+    }
+    hog.send(&calls).await;
+    eventually("a 17th hog to take its share", || {
+        server.handle.in_flight() >= HOGS * CALLS as usize + 16384 / 17
+    })
+    .await;
+    let frame = hog.next_frame().await.expect("an answer");
+    assert_eq!(frame.header.status, StatusCode::Overloaded.as_u8());
+    let message = String::from_utf8_lossy(&frame.body).into_owned();
+    assert!(message.contains("fair share"), "{message}");
+
+    // A new client is still served: its share is 16384 / 18 calls.
+    let client = server.channel().await;
+    assert_serves(&client, "served while the hogs hold their calls").await;
+
+    // The hogs disconnect: their calls are stopped and the capacity is
+    // back, for a burst larger than any share.
+    drop(hogs);
+    drop(hog);
+    eventually("the hogs' calls to be stopped", || {
+        server.handle.in_flight() == 0
+    })
+    .await;
+    let mut burst = TcpStream::connect(server.addr()).await.expect("connect");
+    let mut calls = BytesMut::new();
+    for id in 1..=4000 {
+        calls.extend_from_slice(&request(id, "slow", &args("")));
+    }
+    burst.write_all(&calls).await.expect("write");
+    eventually("a burst of 4000 calls to be admitted", || {
+        server.handle.in_flight() == 4000
+    })
+    .await;
+    drop(burst);
+    eventually("the burst to be stopped", || server.handle.in_flight() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_peers_that_do_not_read() {
+    // Default drain and write-stall timeouts (30 s each): a shutdown that
+    // waited for this peer would outlast the test's patience.
+    let server = TestServer::start().await;
+    let peer = NonReader::start(&server, 1, |_| {
+        let mut frames = BytesMut::new();
+        for id in 1..=64 {
+            frames.extend_from_slice(&big_answer(id, MIB));
+        }
+        frames
+    })
+    .await;
+    eventually("answers to pile up", || {
+        server.handle.buffered_bytes() > 4 * MIB
+    })
+    .await;
+    within("the shutdown", server.handle.shutdown()).await;
+    drop(peer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_as_soon_as_nothing_is_left() {
+    // A 30 s drain timeout; the last call ends right after the shutdown
+    // starts, so the shutdown must not wait for the timeout.
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let call = {
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            channel
+                .unary::<_, EchoReply, NoDeclaredError>(&GATED, &args("last"), &options())
+                .await
+        })
+    };
+    let observed = std::sync::Arc::clone(&server.observed);
+    eventually("the call to start", || observed.started() == 1).await;
+    let shutdown = tokio::spawn(server.handle.shutdown());
+    observed.open_gate();
+    assert_eq!(
+        within("the call", call)
+            .await
+            .expect("task")
+            .expect("answered")
+            .value,
+        "last"
+    );
+    within("the shutdown", shutdown)
+        .await
+        .expect("shutdown task");
+}
