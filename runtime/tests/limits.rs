@@ -344,13 +344,44 @@ async fn protocol_errors_past_the_budget_close_the_connection() {
     }
     raw.expect_closed().await;
 
-    // Frames a server never takes count too.
-    let mut raw = RawClient::connect(server.addr()).await;
-    for id in 1..=u64::from(BUDGET) + 1 {
-        raw.send(&empty_frame(MessageKind::Response, 1, id)).await;
+    // Frames a server never takes count too, and are never answered (an
+    // answer would be a response for a request id the client may be using
+    // for a call of its own): responses, pongs, types no version defines.
+    for kind in [
+        MessageKind::Response,
+        MessageKind::Pong,
+        MessageKind::Unknown(10),
+        MessageKind::Unknown(42),
+    ] {
+        let mut raw = RawClient::connect(server.addr()).await;
+        for id in 1..=u64::from(BUDGET) + 1 {
+            raw.send(&empty_frame(kind, 1, id)).await;
+        }
+        raw.expect_closed().await;
     }
-    raw.expect_closed().await;
     assert_serves(&channel, "others served").await;
+}
+
+/// Stream items, stream ends and credits (types 7, 8, 9) for a request id
+/// that is not an open streaming call are ignored, as PROTOCOL.md says
+/// (they may race with the end of their call): not answered, not counted.
+#[tokio::test]
+async fn stream_frames_for_calls_that_are_not_open_streams_are_ignored() {
+    let server = TestServer::start_with(|builder| builder.max_protocol_errors(3)).await;
+    let mut raw = RawClient::connect(server.addr()).await;
+    for id in 1..=100 {
+        for kind in [7, 8, 9] {
+            raw.send(&empty_frame(MessageKind::Unknown(kind), 1, id))
+                .await;
+        }
+    }
+    // The connection is still open, and the first frame it gets is the
+    // answer to this request.
+    raw.send(&RawRequest::echo(500, &args("still open")).encode())
+        .await;
+    let frame = raw.next_frame().await.expect("an answer");
+    assert_eq!(frame.header.request_id, 500);
+    assert_eq!(frame.header.status, 0);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A connection's writer task: takes every frame queued in the outbox at
 //! once and writes them with one vectored write; no flush timer, so one
-//! frame alone goes out at once and many frames cost one syscall. Bytes are
-//! released from the connection's account as they are written.
+//! frame alone goes out at once and many frames cost one syscall. A frame
+//! leaves the connection's account once it is written whole (its buffer
+//! lives until then).
 //!
 //! A write that makes no progress for the write-stall timeout (the peer
 //! stopped reading and the socket's buffers are full) ends the writer; the
@@ -129,7 +130,8 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut taken: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
-    let mut queue = WriteQueue::<()>::default();
+    // Each frame's token is its length, released once it is written whole.
+    let mut queue = WriteQueue::<usize>::default();
     let mut clock = StallClock::new(conn.server.config.write_stall_timeout);
     let end = loop {
         let open = poll_fn(|cx| conn.outbox.poll_take(cx, &mut taken)).await;
@@ -137,33 +139,26 @@ where
             break WriterEnd::Done;
         }
         for frame in taken.drain(..) {
-            queue.push(frame, ());
+            let len = frame.len();
+            queue.push(frame, len);
         }
         if let Err(end) = write_queued(&mut socket, &mut queue, &mut clock, &conn).await {
             break end;
         }
     };
     // What was never written leaves the connection's account.
-    let mut unwritten = 0usize;
+    let mut left = 0usize;
     let mut frames = 0usize;
     for frame in conn.outbox.close_and_drain() {
-        unwritten += frame.len();
+        left += frame.len();
         frames += 1;
     }
-    conn.release(unwritten + frames * FRAME_OVERHEAD);
-    let mut left = 0usize;
-    while !queue.is_empty() {
-        let bytes: usize = {
-            let mut slices = empty_slices();
-            let used = queue.fill(&mut slices);
-            slices[..used].iter().map(|slice| slice.len()).sum()
-        };
-        left += bytes;
-        let mut done = 0usize;
-        queue.advance(bytes, |()| done += 1);
-        conn.outbox.written(bytes);
-        conn.release(bytes + done * FRAME_OVERHEAD);
+    for len in queue.drain_tokens() {
+        conn.outbox.written(len);
+        left += len;
+        frames += 1;
     }
+    conn.release(left + frames * FRAME_OVERHEAD);
     if left > 0 {
         tracing::debug!(peer = %conn.peer, bytes = left, "answers left unwritten");
     }
@@ -177,7 +172,7 @@ where
 /// Writes everything in `queue`, taking frames queued meanwhile too.
 async fn write_queued<W>(
     socket: &mut W,
-    queue: &mut WriteQueue<()>,
+    queue: &mut WriteQueue<usize>,
     clock: &mut StallClock,
     conn: &ConnShared,
 ) -> Result<(), WriterEnd>
@@ -201,10 +196,15 @@ where
                 return Err(WriterEnd::Failed(io::ErrorKind::WriteZero.into()));
             }
             Ok(written) => {
-                let mut done = 0usize;
-                queue.advance(written, |()| done += 1);
-                conn.outbox.written(written);
-                conn.release(written + done * FRAME_OVERHEAD);
+                let (mut frames, mut bytes) = (0usize, 0usize);
+                queue.advance(written, |len| {
+                    frames += 1;
+                    bytes += len;
+                });
+                if frames > 0 {
+                    conn.outbox.written(bytes);
+                    conn.release(bytes + frames * FRAME_OVERHEAD);
+                }
             }
             Err(e) => {
                 log_end(conn, &e);
@@ -216,7 +216,8 @@ where
             // write, without waiting for the outbox again.
             conn.outbox.take_now(&mut more);
             for frame in more.drain(..) {
-                queue.push(frame, ());
+                let len = frame.len();
+                queue.push(frame, len);
             }
         }
     }
