@@ -539,3 +539,35 @@ async fn shutdown_returns_as_soon_as_nothing_is_left() {
         .await
         .expect("shutdown task");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_the_connections_limit_goes_out_when_nothing_else_is_queued() {
+    // The connection's limit is 1 MiB + 64 KiB (raised to fit a largest
+    // frame); a call in flight holds 700 KB of it with its request, so a
+    // 900 KB answer is past the limit. Nothing else is queued: it goes out
+    // (the pool has room), instead of being refused forever.
+    let server = TestServer::start_with(|builder| {
+        bounded(builder)
+            .max_frame_size(MIB as u32)
+            .max_buffered_bytes_per_connection(MIB)
+    })
+    .await;
+    let mut raw = RawClient::connect(server.addr()).await;
+    let heavy = EchoArgs {
+        data: Bytes::from(vec![b'd'; 700_000]),
+        ..EchoArgs::default()
+    };
+    raw.send(&request(1, "slow", &heavy)).await;
+    eventually("the heavy call to start", || server.observed.started() == 1).await;
+    assert!(server.handle.buffered_bytes() >= 700_000);
+    raw.send(&big_answer(2, 900_000)).await;
+    let frame = raw.next_frame().await.expect("an answer");
+    assert_eq!(frame.header.request_id, 2);
+    assert_eq!(
+        frame.header.status,
+        0,
+        "{:?}",
+        String::from_utf8_lossy(&frame.body)
+    );
+    assert_eq!(frame.body.len(), 900_000 + 4);
+}
