@@ -190,7 +190,7 @@ async fn peers_that_pipeline_large_requests_and_never_read_stay_within_the_bound
     eventually("the peers' calls to end", || server.handle.in_flight() == 0).await;
     assert_serves(&good, "after").await;
     eventually("every byte to be released", || {
-        server.handle.buffered_bytes() < RESERVED
+        server.handle.buffered_bytes() < RESERVED && server.handle.pool_bytes() == 0
     })
     .await;
 }
@@ -264,7 +264,7 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
     })
     .await;
     eventually("every byte to be released", || {
-        server.handle.buffered_bytes() == 0
+        server.handle.buffered_bytes() == 0 && server.handle.pool_bytes() == 0
     })
     .await;
 }
@@ -319,6 +319,10 @@ async fn refused_requests_flooded_and_never_read_are_answered_through_the_bounde
     })
     .await;
     assert_serves(&good, "still served").await;
+    eventually("every byte to be released", || {
+        server.handle.pool_bytes() == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +360,7 @@ async fn read_deadlines_keep_running_while_the_writer_is_blocked() {
     assert!(most <= bound(1), "the server held {most} bytes");
     drop(peer);
     eventually("every byte to be released", || {
-        server.handle.buffered_bytes() == 0
+        server.handle.buffered_bytes() == 0 && server.handle.pool_bytes() == 0
     })
     .await;
 }

@@ -166,9 +166,14 @@ async fn serve_halves<R, W>(
     let after = end_calls(&conn, end);
     conn.outbox.close();
     match after {
-        // The writer is gone already, or must not write anything more.
+        // The writer is gone already.
         After::WriterEnded => {}
-        After::CloseNow => writer.0.abort(),
+        // Nothing more is written; waiting for the aborted writer lets it
+        // release what it held.
+        After::CloseNow => {
+            writer.0.abort();
+            let _ = (&mut writer.0).await;
+        }
         After::Flush | After::FlushAndLinger => {
             if tokio::time::timeout(FINAL_FLUSH, &mut writer.0)
                 .await
@@ -176,9 +181,11 @@ async fn serve_halves<R, W>(
             {
                 tracing::debug!(%peer, "the peer does not take its last answers; closing");
                 writer.0.abort();
+                let _ = (&mut writer.0).await;
             }
         }
     }
+    conn.release_unsent();
     if let After::FlushAndLinger = after {
         discard_input(&mut read_half).await;
     }

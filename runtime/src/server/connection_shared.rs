@@ -117,9 +117,29 @@ impl ConnShared {
     }
 }
 
+impl ConnShared {
+    /// Closes the outbox and releases the frames the writer never took
+    /// (once the writer has ended).
+    pub fn release_unsent(&self) {
+        let (mut bytes, mut frames) = (0usize, 0usize);
+        for frame in self.outbox.close_and_drain() {
+            bytes += frame.len();
+            frames += 1;
+        }
+        self.release(bytes + frames * FRAME_OVERHEAD);
+    }
+}
+
 impl Drop for ConnShared {
     fn drop(&mut self) {
         self.server.unregister(self.id);
+        // Nothing refers to the connection any more: whatever is still
+        // charged to it would be lost to the pool for good.
+        let left = self.memory.charged();
+        if left > 0 {
+            tracing::warn!(peer = %self.peer, bytes = left, "a closed connection still had bytes charged; released");
+            self.release(left);
+        }
     }
 }
 

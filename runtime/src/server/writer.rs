@@ -119,8 +119,10 @@ async fn unless_stalled<T>(
 
 /// Writes the frames of `conn`'s outbox until it is closed and empty (then
 /// the write side is shut down: FIN, after TLS's close_notify), the socket
-/// fails, or a write stalls. Whatever was not written is released from the
-/// connection's account when the writer ends.
+/// fails, or a write stalls. Whatever it took and did not write is
+/// released from the connection's account when the writer ends or is
+/// dropped (aborted); the connection releases what is left in the outbox
+/// ([`ConnShared::release_unsent`]).
 ///
 /// `W` is a TCP `OwnedWriteHalf` (whose flush costs nothing) or the write
 /// half of a TLS or other stream (whose flush pushes out what the TLS
@@ -130,8 +132,10 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut taken: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
-    // Each frame's token is its length, released once it is written whole.
-    let mut queue = WriteQueue::<usize>::default();
+    let mut queue = Taken {
+        queue: WriteQueue::default(),
+        conn: &conn,
+    };
     let mut clock = StallClock::new(conn.server.config.write_stall_timeout);
     let end = loop {
         let open = poll_fn(|cx| conn.outbox.poll_take(cx, &mut taken)).await;
@@ -140,33 +144,41 @@ where
         }
         for frame in taken.drain(..) {
             let len = frame.len();
-            queue.push(frame, len);
+            queue.queue.push(frame, len);
         }
-        if let Err(end) = write_queued(&mut socket, &mut queue, &mut clock, &conn).await {
+        if let Err(end) = write_queued(&mut socket, &mut queue.queue, &mut clock, &conn).await {
             break end;
         }
     };
-    // What was never written leaves the connection's account.
-    let mut left = 0usize;
-    let mut frames = 0usize;
-    for frame in conn.outbox.close_and_drain() {
-        left += frame.len();
-        frames += 1;
-    }
-    for len in queue.drain_tokens() {
-        conn.outbox.written(len);
-        left += len;
-        frames += 1;
-    }
-    conn.release(left + frames * FRAME_OVERHEAD);
-    if left > 0 {
-        tracing::debug!(peer = %conn.peer, bytes = left, "answers left unwritten");
-    }
+    drop(queue);
     if let WriterEnd::Done = end {
         // A peer that does not read may not take TLS's close_notify either.
         let _ = unless_stalled(&mut clock, |cx| Pin::new(&mut socket).poll_shutdown(cx)).await;
     }
     end
+}
+
+/// The frames the writer took from the outbox and has not written whole;
+/// each frame's token is its length. Dropping it (the writer ended or was
+/// aborted) releases them from the connection's account.
+struct Taken<'a> {
+    queue: WriteQueue<usize>,
+    conn: &'a ConnShared,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        let (mut bytes, mut frames) = (0usize, 0usize);
+        for len in self.queue.drain_tokens() {
+            bytes += len;
+            frames += 1;
+        }
+        if frames > 0 {
+            tracing::debug!(peer = %self.conn.peer, bytes, "answers left unwritten");
+            self.conn.outbox.written(bytes);
+            self.conn.release(bytes + frames * FRAME_OVERHEAD);
+        }
+    }
 }
 
 /// Writes everything in `queue`, taking frames queued meanwhile too.
