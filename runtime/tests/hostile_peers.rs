@@ -366,6 +366,43 @@ async fn read_deadlines_keep_running_while_the_writer_is_blocked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_paused_by_its_own_calls_is_not_closed_for_the_silence() {
+    // Five slow calls of 250 KiB fill the connection's 1 MiB limit: the
+    // server stops reading it, with no answer waiting. The peer is not
+    // silent by choice (the server does not read it), so the idle deadline
+    // (300 ms) must not close it.
+    let server = TestServer::start_with(|builder| {
+        bounded(builder).heartbeat_interval(Some(Duration::from_millis(100)))
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let heavy = EchoArgs {
+        data: Bytes::from(vec![b'd'; 250 * KIB]),
+        ..EchoArgs::default()
+    };
+    let mut calls = BytesMut::new();
+    for id in 1..=5 {
+        calls.extend_from_slice(&request(id, "slow", &heavy));
+    }
+    stream.write_all(&calls).await.expect("write");
+    eventually("the connection to fill up", || {
+        server.observed.started() >= 4 && server.handle.max_connection_bytes() >= PER_CONNECTION
+    })
+    .await;
+    // Several idle deadlines.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(server.handle.connection_count(), 1, "closed while paused");
+    // The peer leaves: the paused reader notices (TCP tells it) and stops
+    // the calls.
+    drop(stream);
+    eventually("the calls to be stopped", || server.handle.in_flight() == 0).await;
+    eventually("the connection to close", || {
+        server.handle.connection_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_stops_its_calls_at_once_and_frees_their_slots() {
     let server = TestServer::start().await;
     for half_close in [false, true] {

@@ -47,6 +47,11 @@ const FINAL_FLUSH: Duration = Duration::from_secs(1);
 /// How often a reader paused because the server's pool is spent looks at
 /// the pool again (its own writer wakes it for its own answers).
 const POOL_POLL: Duration = Duration::from_millis(20);
+/// How often a reader paused by its own calls, whose read deadlines are
+/// held, looks again whether they should run (answers may have come).
+const HELD_DEADLINE_POLL: Duration = Duration::from_millis(100);
+/// How often a paused reader looks whether its peer closed the connection.
+const CLOSE_POLL: Duration = Duration::from_millis(100);
 
 /// Message types 7, 8 and 9 (stream item, stream end, credit): this server
 /// has no streaming method (it answers their requests status 3), so no
@@ -76,6 +81,35 @@ enum ReadEnd {
     /// The peer broke the framing.
     Framing(FrameError),
 }
+
+/// The read side of a connection: what the reader reads from, and, where
+/// the transport can tell without reading, whether the peer has closed or
+/// reset the connection (a paused reader does not read, so it would not
+/// see the end of the stream).
+pub(crate) trait ReadSide: AsyncRead + Unpin {
+    /// Whether the peer is known to have closed or reset the connection.
+    fn peer_closed(&self) -> bool {
+        false
+    }
+}
+
+/// TCP: the socket's readiness says so (`EPOLLRDHUP` / `EPOLLHUP` on
+/// Linux), even with unread bytes before the end.
+impl ReadSide for tokio::net::tcp::OwnedReadHalf {
+    fn peer_closed(&self) -> bool {
+        let ready = std::pin::pin!(self.ready(tokio::io::Interest::READABLE));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(ready, &mut cx) {
+            std::task::Poll::Ready(Ok(ready)) => ready.is_read_closed(),
+            std::task::Poll::Ready(Err(_)) => true,
+            std::task::Poll::Pending => false,
+        }
+    }
+}
+
+/// TLS and other streams split by `tokio::io::split`: not known until the
+/// reader reads again.
+impl<T: AsyncRead> ReadSide for tokio::io::ReadHalf<T> {}
 
 /// Aborts the task when dropped.
 struct AbortOnDrop<T>(JoinHandle<T>);
@@ -155,7 +189,7 @@ async fn serve_halves<R, W>(
     server: Arc<ServerShared>,
     permit: ConnectionPermit,
 ) where
-    R: AsyncRead + Unpin,
+    R: ReadSide,
     W: AsyncWrite + Send + Unpin + 'static,
 {
     let mut phase = server.subscribe();
@@ -333,7 +367,7 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 /// frame's bytes go to its call, or are released once the frame is
 /// handled. While the connection holds more than it may, the reader stops
 /// reading (see [`pause`]); the read deadlines keep running meanwhile.
-async fn read_frames<R: AsyncRead + Unpin>(
+async fn read_frames<R: ReadSide>(
     conn: &Arc<ConnShared>,
     socket: &mut R,
     phase: &mut watch::Receiver<Phase>,
@@ -386,9 +420,10 @@ async fn read_frames<R: AsyncRead + Unpin>(
         if conn.memory.must_pause(pool) {
             let paused = Paused {
                 conn,
+                socket: &mut *socket,
                 phase: &mut *phase,
                 writer: &mut *writer,
-                clock: &clock,
+                clock: &mut clock,
                 timer: timer.as_mut(),
                 timed,
             };
@@ -441,22 +476,30 @@ fn writer_end(joined: Result<WriterEnd, tokio::task::JoinError>) -> WriterEnd {
 }
 
 /// A reader waiting for its connection to have room again.
-struct Paused<'a> {
+struct Paused<'a, R> {
     conn: &'a ConnShared,
+    socket: &'a mut R,
     phase: &'a mut watch::Receiver<Phase>,
     writer: &'a mut JoinHandle<WriterEnd>,
-    clock: &'a ReadClock,
+    clock: &'a mut ReadClock,
     timer: Pin<&'a mut Sleep>,
     timed: bool,
 }
 
-impl Paused<'_> {
+impl<R: ReadSide> Paused<'_, R> {
     /// Waits until the connection may read again (it holds at most half
     /// its limit, and within its reserved share or with room in the pool);
     /// returns why the connection must close instead: the server closes,
-    /// the writer ends, a read deadline passes (they keep running while the
-    /// reader waits), or answers stay unwritten for the write-stall
-    /// timeout while the connection is over its limit.
+    /// the writer ends, a read deadline passes, or answers stay unwritten
+    /// for the write-stall timeout while the connection is over its limit.
+    ///
+    /// The read deadlines keep running while the peer has answers waiting
+    /// (it is not reading them) or the pool is spent. When only the
+    /// connection's own calls in flight hold its bytes, the peer is not at
+    /// fault for the silence the server chose not to read: the time paused
+    /// then does not count against the deadlines. A peer that closes or
+    /// resets its connection meanwhile is noticed where the transport can
+    /// tell ([`ReadSide::peer_closed`]), within [`CLOSE_POLL`].
     async fn wait_for_room(mut self) -> Option<ReadEnd> {
         let conn = self.conn;
         let pool = &conn.server.memory;
@@ -465,6 +508,8 @@ impl Paused<'_> {
             tokio::time::sleep_until(stall.map_or_else(far_future, |stall| Instant::now() + stall));
         tokio::pin!(stall_timer);
         tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader paused");
+        let paused_at = Instant::now();
+        let mut deadlines_held = false;
         conn.memory.set_reader_waiting(true);
         let end = loop {
             if conn.memory.may_resume(pool) {
@@ -477,6 +522,11 @@ impl Paused<'_> {
                 ended = &mut *self.writer => break Some(ReadEnd::WriterEnded(writer_end(ended))),
                 () = conn.memory.room() => {}
                 () = tokio::time::sleep(POOL_POLL), if waits_for_pool => {}
+                () = tokio::time::sleep(CLOSE_POLL) => {
+                    if self.socket.peer_closed() {
+                        break Some(ReadEnd::Eof);
+                    }
+                }
                 () = &mut stall_timer => {
                     if conn.outbox.unwritten() > 0 {
                         break Some(ReadEnd::AnswersPiledUp);
@@ -486,15 +536,29 @@ impl Paused<'_> {
                     let next = stall.map_or_else(far_future, |stall| Instant::now() + stall);
                     stall_timer.as_mut().reset(next);
                 }
-                () = self.timer.as_mut(), if self.timed => match self.clock.check(Instant::now()) {
-                    Check::Expired(stall) => break Some(ReadEnd::Stalled(stall)),
-                    Check::RearmAt(at) => self.timer.as_mut().reset(at),
-                    Check::Disarm => self.timer.as_mut().reset(far_future()),
-                },
+                () = self.timer.as_mut(), if self.timed => {
+                    let now = Instant::now();
+                    if conn.outbox.unwritten() == 0 && !waits_for_pool {
+                        // Held by its own calls: look again in a while.
+                        deadlines_held = true;
+                        self.timer.as_mut().reset(now + HELD_DEADLINE_POLL);
+                        continue;
+                    }
+                    match self.clock.check(now) {
+                        Check::Expired(stall) => break Some(ReadEnd::Stalled(stall)),
+                        Check::RearmAt(at) => self.timer.as_mut().reset(at),
+                        Check::Disarm => self.timer.as_mut().reset(far_future()),
+                    }
+                }
             }
         };
         conn.memory.set_reader_waiting(false);
         if end.is_none() {
+            if deadlines_held {
+                self.clock.paused_for(paused_at.elapsed());
+                let next = self.clock.next_deadline().map_or_else(far_future, |d| d.0);
+                self.timer.as_mut().reset(next);
+            }
             tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader resumed");
         }
         end

@@ -111,6 +111,16 @@ impl ReadClock {
         self.last_read = now;
     }
 
+    /// The reader did not read for `pause` through no fault of the peer:
+    /// every deadline moves that much later.
+    pub fn paused_for(&mut self, pause: Duration) {
+        self.accepted = saturating_add(self.accepted, pause);
+        self.last_read = saturating_add(self.last_read, pause);
+        self.frame_started = self
+            .frame_started
+            .map(|started| saturating_add(started, pause));
+    }
+
     /// Notes what the decoder left after the bytes read last: whether it
     /// decoded any frame, and whether a frame is now part-way in. Returns
     /// `true` when a new frame began, which can move the deadline earlier.
@@ -254,6 +264,21 @@ mod tests {
         clock.read(t0 + S(26));
         assert!(!clock.decoded(true, false));
         assert_eq!(clock.next_deadline(), Some((t0 + S(116), Stall::Idle)));
+    }
+
+    #[test]
+    fn a_pause_moves_every_deadline_later() {
+        let (mut clock, t0) = clock();
+        clock.read(t0 + S(1));
+        assert!(clock.decoded(false, true), "a frame began");
+        assert_eq!(clock.next_deadline(), Some((t0 + S(10), Stall::FirstFrame)));
+        clock.paused_for(S(100));
+        assert_eq!(
+            clock.next_deadline(),
+            Some((t0 + S(110), Stall::FirstFrame))
+        );
+        assert!(!clock.decoded(true, false));
+        assert_eq!(clock.next_deadline(), Some((t0 + S(191), Stall::Idle)));
     }
 
     #[test]
