@@ -177,6 +177,10 @@ impl Reader {
         self.body.len().saturating_sub(self.pos)
     }
 
+    // Inlined into every field read: left to the compiler, whether it was
+    // inlined changed with unrelated code elsewhere in the crate (~190
+    // instructions a call, measured with callgrind).
+    #[inline]
     fn take(&mut self, len: usize, field: &'static str) -> Result<Bytes, BodyError> {
         let end = self
             .pos

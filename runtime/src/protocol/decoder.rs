@@ -30,8 +30,8 @@ pub(crate) const COPY_BODY_MAX: usize = 32 * 1024;
 /// (and do not pin) the large body's allocation.
 const DETACHED_ROOM: usize = 8 * 1024;
 
-/// One decoded frame: its header and its body. A body of at most
-/// [`COPY_BODY_MAX`] bytes has an allocation of its own; a larger one is
+/// One decoded frame: its header and its body. A body of at most 32 KiB
+/// has an allocation of its own; a larger one is
 /// split out of the read buffer without copying, and the read buffer moves
 /// on to a new allocation, so no body ever keeps another frame's bytes
 /// alive.

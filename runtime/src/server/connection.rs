@@ -366,7 +366,7 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 /// Every byte read is charged to the connection (see `memory.rs`); a
 /// frame's bytes go to its call, or are released once the frame is
 /// handled. While the connection holds more than it may, the reader stops
-/// reading (see [`pause`]); the read deadlines keep running meanwhile.
+/// reading (see [`Paused::wait_for_room`]).
 async fn read_frames<R: ReadSide>(
     conn: &Arc<ConnShared>,
     socket: &mut R,
