@@ -22,6 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_type(idlc::codegen::MapType::BTreeMap)
         .type_attribute(".", "#[derive(PartialOrd)]")
         .type_attribute("fixtures.collections.Item", "#[derive(Eq, Hash, Ord)]")
-        .compile(&[fixtures.join("collections.rpc")])?;
+        .compile(&[
+            fixtures.join("collections.rpc"),
+            fixtures.join("nested.rpc"),
+        ])?;
     Ok(())
 }

@@ -14,9 +14,9 @@ use courier::server::{Server, ServerHandle, ServerInterceptor};
 use courier::{BoxFuture, CallContext, Status};
 use courier_test_support::zookeeper::ZooKeeperServer;
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::GreeterServer;
+use idl_examples::hello::greeter::GreeterServer;
 use idl_examples::order_book::MemoryOrderBook;
-use idl_examples::shop::OrderBookServer;
+use idl_examples::shop::order_book::OrderBookServer;
 use serde_json::{Value, json};
 
 const COURIER: &str = env!("CARGO_BIN_EXE_courier");

@@ -12,7 +12,7 @@ use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::server::{Server, ServerHandle, ServerInterceptor};
 use courier::{BoxFuture, CallContext, RpcError, Serializer, Status, StatusCode};
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::GreeterServer;
+use idl_examples::hello::greeter::GreeterServer;
 
 /// Adds `x-tool: courier` to every call.
 struct Tag;

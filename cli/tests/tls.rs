@@ -8,7 +8,7 @@ use std::process::Command;
 use courier::server::Server;
 use courier::tls::ServerTlsConfig;
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::GreeterServer;
+use idl_examples::hello::greeter::GreeterServer;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,

@@ -69,8 +69,8 @@ fn server() -> &'static (Runtime, ServerHandle) {
             .expect("a tokio runtime");
         let handle = runtime.block_on(async {
             Server::builder()
-                .add_service(hello::GreeterServer::new(FuzzGreeter))
-                .add_service(shop::OrderBookServer::new(FuzzOrderBook))
+                .add_service(hello::greeter::GreeterServer::new(FuzzGreeter))
+                .add_service(shop::order_book::OrderBookServer::new(FuzzOrderBook))
                 .enable_health()
                 .enable_reflection()
                 .bind("127.0.0.1:0")
@@ -324,12 +324,12 @@ fn frame(serializer: u8, kind: MessageKind, status: u8, request_id: u8, body: &[
 /// `hello.Greeter`, without state: nothing carries over between inputs.
 struct FuzzGreeter;
 
-impl hello::Greeter for FuzzGreeter {
+impl hello::greeter::Greeter for FuzzGreeter {
     async fn say_hello(
         &self,
         _ctx: CallContext,
         name: String,
-    ) -> Result<String, RpcError<hello::SayHelloError>> {
+    ) -> Result<String, RpcError<hello::greeter::SayHelloError>> {
         if name.is_empty() {
             return Err(hello::EmptyName {
                 hint: "pass a name".into(),
@@ -352,7 +352,7 @@ impl hello::Greeter for FuzzGreeter {
 /// `shop.OrderBook`, without state: answers are computed from the args.
 struct FuzzOrderBook;
 
-impl shop::OrderBook for FuzzOrderBook {
+impl shop::order_book::OrderBook for FuzzOrderBook {
     async fn place(
         &self,
         _ctx: CallContext,
@@ -368,7 +368,7 @@ impl shop::OrderBook for FuzzOrderBook {
         &self,
         _ctx: CallContext,
         id: u64,
-    ) -> Result<shop::Order, RpcError<shop::GetError>> {
+    ) -> Result<shop::Order, RpcError<shop::order_book::GetError>> {
         if id % 2 == 1 {
             return Err(shop::OrderNotFound { id }.into());
         }
@@ -390,7 +390,7 @@ impl shop::OrderBook for FuzzOrderBook {
         _ctx: CallContext,
         id: u64,
         _status: shop::OrderStatus,
-    ) -> Result<(), RpcError<shop::SetStatusError>> {
+    ) -> Result<(), RpcError<shop::order_book::SetStatusError>> {
         if id == 0 {
             return Err(shop::OrderNotFound { id }.into());
         }

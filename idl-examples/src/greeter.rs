@@ -6,7 +6,8 @@ use std::time::Duration;
 use courier::{CallContext, RpcError};
 use tokio::sync::watch;
 
-use crate::hello::{EmptyName, Greeter, SayHelloError};
+use crate::hello::EmptyName;
+use crate::hello::greeter::{Greeter, SayHelloError};
 
 /// At most this many events are kept: the most recent ones.
 pub const MAX_EVENTS: usize = 1024;

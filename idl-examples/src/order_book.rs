@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use courier::codegen::prost::Message;
 use courier::{CallContext, RpcError, Status, StatusCode};
 
-use crate::shop::{
-    GetError, LineItem, Order, OrderBook, OrderNotFound, OrderStatus, SetStatusError,
-};
+use crate::shop::order_book::{GetError, OrderBook, SetStatusError};
+use crate::shop::{LineItem, Order, OrderNotFound, OrderStatus};
 
 /// At most this many orders are kept.
 pub const MAX_ORDERS: usize = 10_000;

@@ -3,6 +3,10 @@
 //! figure the book quotes), and `idlc fmt`.
 //!
 //! `cargo bench -p idlc --bench front_end -- --warm-up-time 1 --measurement-time 5`
+//!
+//! With `FRONT_END_RPC=path` set, it also writes the file there (for
+//! measuring `idlc build` and `cargo build` on it; see the book's idlc
+//! chapter).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -95,6 +99,9 @@ fn front_end(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("bench.rpc");
     std::fs::write(&path, &text).expect("write the generated IDL");
+    if let Some(copy) = std::env::var_os("FRONT_END_RPC") {
+        std::fs::write(&copy, &text).expect("write the generated IDL to FRONT_END_RPC");
+    }
     eprintln!(
         "front_end: {} lines, {} bytes",
         text.lines().count(),

@@ -408,27 +408,6 @@ pub enum DiagnosticKind {
         span: SourceSpan,
     },
 
-    /// A list or map directly inside a list or map (protobuf has no
-    /// repeated-of-repeated or map-of-repeated field).
-    #[error(
-        "`{written}` is not allowed: protobuf cannot carry a {inner} directly inside a {outer}"
-    )]
-    #[diagnostic(
-        code(idl::nested_collection),
-        help("wrap the inner list/map in a struct")
-    )]
-    NestedCollection {
-        /// The outer type as written, e.g. `list<list<u32>>`.
-        written: String,
-        /// `list` or `map`: the outer collection.
-        outer: String,
-        /// `list` or `map`: the collection inside it.
-        inner: String,
-        /// The inner collection type.
-        #[label("a {inner} inside a {outer}")]
-        span: SourceSpan,
-    },
-
     /// An `optional` union arm.
     #[error("union arm `{name}` cannot be `optional`: exactly one arm of a union is set")]
     #[diagnostic(code(idl::optional_union_arm), help("drop `optional`"))]
@@ -612,6 +591,30 @@ pub enum DiagnosticKind {
         /// Where.
         #[label("no Rust name")]
         span: SourceSpan,
+    },
+
+    /// Two things the generator writes for one file would get the same Rust
+    /// name in one scope (`Foo2barArgs` for methods `foo2bar` and
+    /// `foo_2bar`), which generated code cannot avoid.
+    #[error(
+        "the generated Rust name `{rust}` would be used twice in {scope}: for {what} and for {other}"
+    )]
+    #[diagnostic(code(idl::generated_name_collision), help("rename one of them"))]
+    GeneratedNameCollision {
+        /// The shared Rust name.
+        rust: String,
+        /// Where both would live (`module \`store\``).
+        scope: String,
+        /// What this one is (`the args message of method \`foo_2bar\``).
+        what: String,
+        /// What the first one is.
+        other: String,
+        /// This one.
+        #[label(primary, "becomes `{rust}`")]
+        span: SourceSpan,
+        /// The first one, if it is in the file.
+        #[label("also becomes `{rust}`")]
+        first: Option<SourceSpan>,
     },
 
     /// `idlc fmt` could not produce a layout that keeps the file's meaning

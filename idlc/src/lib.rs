@@ -50,6 +50,7 @@ mod load;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod rust_names;
 pub mod source;
 
 use std::path::{Path, PathBuf};

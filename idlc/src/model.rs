@@ -38,6 +38,10 @@ pub struct FileModel {
     /// Where each declaration is in [`FileModel::text`] (for tools that
     /// point at the source, such as `idlc compat`; codegen ignores it).
     pub spans: DeclSpans,
+    /// Every Rust identifier codegen writes for this file, filled by
+    /// `check` (which reports the clashes generated code cannot avoid);
+    /// codegen takes its names from here.
+    pub rust_names: crate::rust_names::RustNames,
 }
 
 /// Doc comment lines (`///`), without the slashes and one leading space.

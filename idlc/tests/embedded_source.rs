@@ -68,7 +68,7 @@ fn names_are_relative_and_follow_the_imports() {
     let flat: String = code.split_whitespace().collect();
     assert!(
         flat.contains(
-            "imports:&[super::money::IDL_SOURCE,super::units::IDL_SOURCE,super::ids::IDL_SOURCE,]"
+            "idlsuper::IDL_SOURCE,super::super::money::IDL_SOURCE,super::super::units::IDL_SOURCE,super::super::ids::IDL_SOURCE"
         ),
         "{code}"
     );

@@ -20,12 +20,14 @@ pub mod client;
 pub mod codegen;
 pub mod context;
 pub mod error;
+pub mod prelude;
 pub mod protocol;
 pub mod registry;
 pub mod serializer;
 pub mod server;
 pub mod tls;
 
+pub use codegen::RpcResult;
 pub use context::{CallContext, Metadata};
 pub use error::{NoDeclaredError, RpcError, Status, StatusCode, TransportError};
 pub use serializer::Serializer;

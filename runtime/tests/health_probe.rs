@@ -15,6 +15,7 @@ use courier::balance::Strategy;
 use courier::builtin::health::{HealthClient, ServingStatus};
 use courier::client::{
     BalanceOptions, CallOptions, Channel, ClientInterceptor, MethodDescriptor, OutgoingRequest,
+    Stub,
 };
 use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::server::{

@@ -9,12 +9,11 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::*;
 use courier::client::{CallOptions, Channel};
-use courier::codegen::IdlEnum;
 use courier::serializer::{
     CodecError, DecodeSink, PayloadCodec, ReservedSerializerId, erased_serde,
 };
 use courier::{RpcError, Serializer, StatusCode};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 /// An IDL enum, as idlc generates it: `RED = 0`, `GREEN = 2`.
@@ -26,48 +25,7 @@ enum Light {
     Unrecognized(i32),
 }
 
-impl IdlEnum for Light {
-    fn to_i32(self) -> i32 {
-        match self {
-            Light::Red => 0,
-            Light::Green => 2,
-            Light::Unrecognized(v) => v,
-        }
-    }
-    fn from_i32(value: i32) -> Self {
-        match value {
-            0 => Light::Red,
-            2 => Light::Green,
-            v => Light::Unrecognized(v),
-        }
-    }
-    fn idl_name(self) -> Option<&'static str> {
-        match self {
-            Light::Red => Some("RED"),
-            Light::Green => Some("GREEN"),
-            Light::Unrecognized(_) => None,
-        }
-    }
-    fn from_idl_name(name: &str) -> Option<Self> {
-        match name {
-            "RED" => Some(Light::Red),
-            "GREEN" => Some(Light::Green),
-            _ => None,
-        }
-    }
-}
-
-impl Serialize for Light {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        courier::codegen::json::serialize_enum(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Light {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        courier::codegen::json::deserialize_enum(deserializer)
-    }
-}
+courier::codegen::idl_enum!(Light, Unrecognized; Red "RED" = 0, Green "GREEN" = 2);
 
 /// An IDL union, as idlc generates it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,7 +58,7 @@ impl prost::Message for Mapped {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         use prost::encoding::{bytes, int64, string, uint32};
         string::encode(1, &self.name, buf);
-        courier::codegen::proto::encode(2, &self.light, buf);
+        courier::codegen::encode_arm(2, &self.light, buf);
         bytes::encode(3, &self.data, buf);
         int64::encode(4, &self.count, buf);
         match &self.shape {
@@ -119,7 +77,7 @@ impl prost::Message for Mapped {
         use prost::encoding::{bytes, int64, skip_field, string, uint32};
         match tag {
             1 => string::merge(wire_type, &mut self.name, buf, ctx),
-            2 => courier::codegen::proto::merge(wire_type, &mut self.light, buf, ctx),
+            2 => courier::codegen::merge(wire_type, &mut self.light, buf, ctx),
             3 => bytes::merge(wire_type, &mut self.data, buf, ctx),
             4 => int64::merge(wire_type, &mut self.count, buf, ctx),
             5 => {
@@ -141,7 +99,7 @@ impl prost::Message for Mapped {
     fn encoded_len(&self) -> usize {
         use prost::encoding::{bytes, int64, string, uint32};
         string::encoded_len(1, &self.name)
-            + courier::codegen::proto::encoded_len(2, &self.light)
+            + courier::codegen::arm_len(2, &self.light)
             + bytes::encoded_len(3, &self.data)
             + int64::encoded_len(4, &self.count)
             + match &self.shape {

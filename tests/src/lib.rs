@@ -38,6 +38,14 @@ pub mod fixtures {
     pub mod keywords {
         courier::include_idl!("keywords");
     }
+    /// `nasty_names.rpc`
+    pub mod nasty_names {
+        courier::include_idl!("nasty_names");
+    }
+    /// `nested.rpc`
+    pub mod nested {
+        courier::include_idl!("nested");
+    }
     /// `recursion.rpc`
     pub mod recursion {
         courier::include_idl!("recursion");
@@ -59,4 +67,10 @@ pub mod fixtures {
 /// `collections.rpc` generated with `MapType::BTreeMap` and extra derives.
 pub mod btree_collections {
     include!(concat!(env!("OUT_DIR"), "/btree/collections.rs"));
+}
+
+/// `nested.rpc` generated with `MapType::BTreeMap` (maps in a known order,
+/// for byte-exact checks).
+pub mod btree_nested {
+    include!(concat!(env!("OUT_DIR"), "/btree/nested.rs"));
 }

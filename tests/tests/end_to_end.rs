@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use courier::client::Stub;
 use courier::client::{CallOptions, Channel};
 use courier::server::{Server, ServerHandle};
 use courier::{RpcError, Serializer, StatusCode};
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::{GreeterClient, GreeterServer, SayHelloError};
+use idl_examples::hello::greeter::{GreeterClient, GreeterServer, SayHelloError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn start_greeter() -> (ServerHandle, Arc<HelloGreeter>) {

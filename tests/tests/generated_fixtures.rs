@@ -195,7 +195,8 @@ fn types_of_imported_packages_are_used_by_path() {
 
 #[test]
 fn a_declared_error_with_no_fields_is_an_empty_message() {
-    use courier_tests::fixtures::services::{DeleteError, ReadOnly};
+    use courier_tests::fixtures::services::ReadOnly;
+    use courier_tests::fixtures::services::store::DeleteError;
     let error = DeleteError::ReadOnly(ReadOnly {});
     round_trip(&error);
     assert_eq!(

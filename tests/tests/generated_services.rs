@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use courier::client::Channel;
+use courier::client::Stub;
 use courier::server::{Server, ServerHandle};
 use courier::{CallContext, RpcError, Serializer};
-use courier_tests::fixtures::services::{
-    DeleteError, GetError, NotFound, PutError, ReadOnly, Store, StoreClient, StoreServer,
+use courier_tests::fixtures::services::store::{
+    DeleteError, GetError, PutError, Store, StoreClient, StoreServer,
 };
+use courier_tests::fixtures::services::{NotFound, ReadOnly};
 use tokio::sync::watch;
 
 /// A key-value store; keys starting with `ro/` are read-only.

@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use courier::balance::Strategy;
+use courier::client::Stub;
 use courier::client::{BalanceOptions, Channel};
 use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::server::{Server, ServerHandle};
 use courier::{CallContext, RpcError};
-use courier_tests::fixtures::annotations::{Accounts, AccountsClient, AccountsServer};
+use courier_tests::fixtures::annotations::accounts::{Accounts, AccountsClient, AccountsServer};
 
 /// Answers every balance with the number of the instance that served it.
 struct Instance(u64);

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 use courier::Serializer;
+use courier::codegen::Reply;
 use courier::codegen::prost::Message as _;
-use idl_examples::hello::greeter::{SayHelloArgs, SayHelloReply};
-use idl_examples::hello::{EmptyName, SayHelloError};
+use idl_examples::hello::EmptyName;
+use idl_examples::hello::greeter::{SayHelloArgs, SayHelloError};
 use idl_examples::shop::{LineItem, Order, OrderStatus};
 
 fn sample_order() -> Order {
@@ -88,9 +89,7 @@ fn protocol_md_example_protobuf_bytes() {
         &encode(Serializer::Protobuf, &args)[..],
         &[0x0a, 0x03, 0x42, 0x6f, 0x62]
     );
-    let reply = SayHelloReply {
-        value: "Hello, Bob!".into(),
-    };
+    let reply = Reply::new(String::from("Hello, Bob!"));
     let mut expected = vec![0x0a, 0x0b];
     expected.extend_from_slice(b"Hello, Bob!");
     assert_eq!(&encode(Serializer::Protobuf, &reply)[..], &expected[..]);
@@ -100,9 +99,7 @@ fn protocol_md_example_protobuf_bytes() {
 fn protocol_md_example_json_text() {
     let args = SayHelloArgs { name: "Bob".into() };
     assert_eq!(&encode(Serializer::Json, &args)[..], br#"{"name":"Bob"}"#);
-    let reply = SayHelloReply {
-        value: "Hello, Bob!".into(),
-    };
+    let reply = Reply::new(String::from("Hello, Bob!"));
     assert_eq!(
         &encode(Serializer::Json, &reply)[..],
         br#"{"value":"Hello, Bob!"}"#

@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use courier::builtin::reflection::{FileContainingError, IdlFile, ReflectionClient, ServiceInfo};
-use courier::client::Channel;
+use courier::client::{Channel, Stub};
 use courier::server::{IncomingCall, Server, ServerHandle, ServiceHandler};
 use courier::{CallContext, RpcError, StatusCode};
-use courier_tests::fixtures::imports::{Billing, BillingServer, Invoice, TotalError};
+use courier_tests::fixtures::imports::Invoice;
+use courier_tests::fixtures::imports::billing::{Billing, BillingServer, TotalError};
 use courier_tests::fixtures::imports_common::Money;
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::GreeterServer;
+use idl_examples::hello::greeter::GreeterServer;
 
 /// A `Billing` that bills nothing.
 struct FreeBilling;

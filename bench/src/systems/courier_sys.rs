@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use courier::client::{CallOptions, Channel};
+use courier::client::{CallOptions, Channel, Stub};
 use courier::server::Server;
 use courier::{CallContext, RpcError, Serializer};
 
@@ -17,7 +17,7 @@ pub mod echo_idl {
     courier::include_idl!("echo");
 }
 
-use echo_idl::{Echo, EchoClient, EchoServer};
+use echo_idl::echo::{Echo, EchoClient, EchoServer};
 
 /// The postcard serializer, if this build of the runtime has one (found by
 /// its header id, 3 in PROTOCOL.md, so the harness builds either way).

@@ -4,7 +4,10 @@
 //! default, else zero); nested messages and `optional` values that are set
 //! always written; numeric lists packed, strings, bytes and messages
 //! repeated; map entries as prost writes them (a key or value equal to its
-//! type's default left out); a union's active arm always written.
+//! type's default left out); a union's active arm always written; a list or
+//! map inside a list or map (a list item, a map value) as a message with
+//! one field, tag 1, holding it (the runtime's field codec,
+//! `courier::codegen::Field`, writes them the same way).
 
 use idlc::model::{Field, FieldType, Scalar, TypeKind};
 
@@ -150,9 +153,33 @@ fn encode_value(
             write_key(tag, wire_type(ty), buf);
             write_scalar_payload(value, ty, buf)
         }
-        _ => Err(DynError::Schema(
-            "protobuf cannot carry a container directly inside a container".into(),
+        FieldType::List(_) | FieldType::Map(..) => {
+            if depth > MAX_DEPTH {
+                return Err(DynError::TooDeep);
+            }
+            let mut wrapper = Vec::new();
+            encode_field(schema, &wrapped(ty), value, false, &mut wrapper, depth + 1)?;
+            write_key(tag, LEN, buf);
+            write_len_delimited(&wrapper, buf);
+            Ok(())
+        }
+        FieldType::Optional(_) => Err(DynError::Schema(
+            "an optional value inside a list or map".into(),
         )),
+    }
+}
+
+/// The one field, tag 1, of the message a list or map travels in when it
+/// is inside a list or map.
+fn wrapped(ty: &FieldType) -> Field {
+    Field {
+        name: "value".into(),
+        tag: 1,
+        ty: ty.clone(),
+        default: None,
+        boxed: false,
+        docs: Vec::new(),
+        hash_key: false,
     }
 }
 
@@ -406,7 +433,7 @@ fn merge_field(
                 return Ok(());
             }
             let mut item = zero(schema, inner, depth)?;
-            merge_field(schema, inner, &mut item, wire_type, reader, depth)?;
+            merge_value(schema, inner, &mut item, wire_type, reader, depth)?;
             items.push(item);
             Ok(())
         }
@@ -426,7 +453,7 @@ fn merge_field(
                 let wire_type = (k & 7) as u8;
                 match k >> 3 {
                     1 => merge_field(schema, &key_ty, &mut key, wire_type, &mut entry, depth)?,
-                    2 => merge_field(schema, value_type, &mut value, wire_type, &mut entry, depth)?,
+                    2 => merge_value(schema, value_type, &mut value, wire_type, &mut entry, depth)?,
                     _ => entry.skip(wire_type)?,
                 }
             }
@@ -434,6 +461,38 @@ fn merge_field(
             Ok(())
         }
     }
+}
+
+/// Merges one value of a list or map: a list or map inside it comes
+/// wrapped in a one-field message (tag 1); anything else as a field.
+fn merge_value(
+    schema: &Schema,
+    ty: &FieldType,
+    slot: &mut Dyn,
+    wire_type: u8,
+    reader: &mut Reader<'_>,
+    depth: usize,
+) -> Result<(), DynError> {
+    if !matches!(ty, FieldType::List(_) | FieldType::Map(..)) {
+        return merge_field(schema, ty, slot, wire_type, reader, depth);
+    }
+    if depth > MAX_DEPTH {
+        return Err(DynError::TooDeep);
+    }
+    expect_wire_type(LEN, wire_type)?;
+    let mut wrapper = Reader {
+        bytes: reader.len_delimited()?,
+    };
+    while !wrapper.bytes.is_empty() {
+        let key = wrapper.varint()?;
+        let wire_type = (key & 7) as u8;
+        match key >> 3 {
+            0 => return Err(DynError::Decode("field tag 0".into())),
+            1 => merge_field(schema, ty, slot, wire_type, &mut wrapper, depth + 1)?,
+            _ => wrapper.skip(wire_type)?,
+        }
+    }
+    Ok(())
 }
 
 fn wire_type_of(ty: &FieldType) -> u8 {

@@ -24,15 +24,16 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use courier::balance::{Strategy, hash_key_of};
-use courier::client::{BalanceOptions, CallOptions, Channel, ChannelConfig};
+use courier::client::{BalanceOptions, CallOptions, Channel, ChannelConfig, Stub};
 use courier::registry::{MemoryRegistry, Registry, RegistryUrl, ServiceInstance};
 use courier::server::{Server, ServerHandle};
 use courier::tls::{ClientTlsConfig, ServerTlsConfig};
 use courier::{RpcError, Serializer};
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::{GreeterClient, GreeterServer, SayHelloError};
+use idl_examples::hello::greeter::{GreeterClient, GreeterServer, SayHelloError};
 use idl_examples::order_book::MemoryOrderBook;
-use idl_examples::shop::{GetError, LineItem, OrderBookClient, OrderBookServer, OrderStatus};
+use idl_examples::shop::order_book::{GetError, OrderBookClient, OrderBookServer};
+use idl_examples::shop::{LineItem, OrderStatus};
 
 #[derive(Debug, Parser)]
 #[command(

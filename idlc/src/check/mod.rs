@@ -65,7 +65,32 @@ pub(crate) fn check(files: &[LoadedFile]) -> Checked {
         models.push(model);
     }
     layout::apply(&symbols, &edges, &mut models, &mut problems);
+    for (file, model) in files.iter().zip(&mut models) {
+        let (names, clashes) = crate::rust_names::table(model);
+        model.rust_names = names;
+        problems.extend(
+            clashes
+                .into_iter()
+                .map(|clash| (file.id, generated_name_collision(clash))),
+        );
+    }
     Checked { models, problems }
+}
+
+/// A clash in the table of generated Rust names, as a diagnostic.
+fn generated_name_collision(clash: crate::rust_names::Clash) -> DiagnosticKind {
+    DiagnosticKind::GeneratedNameCollision {
+        rust: clash.name,
+        scope: clash.scope,
+        what: clash.second.what,
+        other: clash.first.what,
+        span: clash
+            .second
+            .span
+            .or(clash.first.span)
+            .unwrap_or_else(|| miette::SourceSpan::from(0..0)),
+        first: clash.first.span.filter(|_| clash.second.span.is_some()),
+    }
 }
 
 /// The files `from` can see: itself and its imports, transitively.
@@ -138,6 +163,7 @@ impl FileChecker<'_> {
             types: Vec::new(),
             services: Vec::new(),
             spans: spans::of_file(&file.ast),
+            rust_names: crate::rust_names::RustNames::default(),
         };
         let mut constants = NameScope::new(
             Case::ShoutySnake,

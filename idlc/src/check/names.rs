@@ -36,10 +36,6 @@ impl Case {
 /// method namespace.
 pub(crate) const CLIENT_METHOD_SUFFIXES: &[&str] = &["_blocking", "_future", "_with_callback"];
 
-/// Suffixes of the extra types generated per service (`SClient`,
-/// `SServer`); they share the module's type namespace.
-pub(crate) const SERVICE_TYPE_SUFFIXES: &[&str] = &["Client", "Server"];
-
 /// Why a name could not be declared.
 #[derive(Debug)]
 pub(crate) enum Clash {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use miette::SourceSpan;
 
 use super::import_hint::add_import;
-use super::names::{Case, Clash, NameScope, SERVICE_TYPE_SUFFIXES};
+use super::names::{Case, Clash, NameScope};
 use super::suggest::closest;
 use crate::diagnostic::DiagnosticKind;
 use crate::load::LoadedFile;
@@ -98,12 +98,9 @@ impl SymbolTable {
                         },
                     ));
                 } else {
-                    let suffixes = if kind == SymbolKind::Service {
-                        SERVICE_TYPE_SUFFIXES
-                    } else {
-                        &[]
-                    };
-                    if let Err(Clash::Other(problem)) = rust_names.declare_with(name, suffixes) {
+                    // A service's own Rust items (trait, client, server)
+                    // live in its module: only its name is in this scope.
+                    if let Err(Clash::Other(problem)) = rust_names.declare(name) {
                         problems.push((file.id, problem));
                     }
                 }

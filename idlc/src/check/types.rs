@@ -1,6 +1,6 @@
 //! Type expressions to [`FieldType`]: name resolution and the rules on
-//! `optional`, `list` and `map` (no optional collections or elements, no
-//! collection directly inside another, scalar map keys).
+//! `optional`, `list` and `map` (no optional collections or elements,
+//! scalar map keys; collections nest to any depth).
 
 use super::FileChecker;
 use super::symbols::SymbolId;
@@ -28,15 +28,9 @@ impl FileChecker<'_> {
 
     /// Checks and converts a type. Reports every problem inside it; `None`
     /// if there was any. Recursion depth is bounded by the parser's nesting
-    /// limit.
+    /// limit. Lists and maps nest to any depth (IDL.md, "Nested
+    /// collections").
     pub(super) fn field_type(&mut self, expr: &TypeExpr) -> Option<FieldType> {
-        self.type_within(expr, false)
-    }
-
-    /// [`Self::field_type`]; `nesting_reported`: an outer collection was
-    /// already reported as nested, so nested collections inside it are not
-    /// reported again (`list<list<list<u32>>>` is one error).
-    fn type_within(&mut self, expr: &TypeExpr, nesting_reported: bool) -> Option<FieldType> {
         match &expr.kind {
             TypeExprKind::Scalar(scalar) => Some(FieldType::Scalar(*scalar)),
             TypeExprKind::Named(name) => self
@@ -44,16 +38,14 @@ impl FileChecker<'_> {
                 .map(|(_, type_ref)| FieldType::Named(type_ref)),
             TypeExprKind::List(element) => {
                 let not_optional = self.element_not_optional(element, "list");
-                let nested = self.nested_collection(expr, element, "list", nesting_reported);
-                let element = self.type_within(element, nesting_reported || nested);
-                Some(FieldType::List(Box::new(element?))).filter(|_| not_optional && !nested)
+                let element = self.field_type(element);
+                Some(FieldType::List(Box::new(element?))).filter(|_| not_optional)
             }
             TypeExprKind::Map(key, value) => {
                 let key = self.map_key(key);
                 let not_optional = self.element_not_optional(value, "map");
-                let nested = self.nested_collection(expr, value, "map", nesting_reported);
-                let value = self.type_within(value, nesting_reported || nested);
-                Some(FieldType::Map(key?, Box::new(value?))).filter(|_| not_optional && !nested)
+                let value = self.field_type(value);
+                Some(FieldType::Map(key?, Box::new(value?))).filter(|_| not_optional)
             }
             TypeExprKind::Optional(inner) => {
                 let collection = match inner.kind {
@@ -67,36 +59,10 @@ impl FileChecker<'_> {
                         span: expr.span,
                     });
                 }
-                let inner = self.type_within(inner, nesting_reported);
+                let inner = self.field_type(inner);
                 Some(FieldType::Optional(Box::new(inner?))).filter(|_| collection.is_none())
             }
         }
-    }
-
-    /// Reports a list or map directly inside the list or map `outer`
-    /// (protobuf has no repeated field of repeated fields or maps, and no
-    /// map of them). Returns whether `element` is one.
-    fn nested_collection(
-        &mut self,
-        outer: &TypeExpr,
-        element: &TypeExpr,
-        outer_kind: &str,
-        already_reported: bool,
-    ) -> bool {
-        let inner_kind = match element.kind {
-            TypeExprKind::List(_) => "list",
-            TypeExprKind::Map(..) => "map",
-            _ => return false,
-        };
-        if !already_reported {
-            self.report(DiagnosticKind::NestedCollection {
-                written: self.written(outer.span),
-                outer: outer_kind.to_owned(),
-                inner: inner_kind.to_owned(),
-                span: element.span,
-            });
-        }
-        true
     }
 
     /// Reports `list<optional T>` / `map<K, optional V>`.

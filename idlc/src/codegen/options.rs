@@ -1,7 +1,7 @@
 //! What a user can change about the generated code (from build.rs through
 //! `idlc::Builder::codegen_options`).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// The Rust type of IDL `map<K, V>` fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,8 +77,9 @@ impl CodegenOptions {
         Ok(())
     }
 
-    /// The extra attributes of the type `name` declared in `package`.
-    pub(crate) fn attributes_for(&self, package: Option<&str>, name: &str) -> TokenStream {
+    /// The extra attributes of the type `name` declared in `package`, one
+    /// line each.
+    pub(crate) fn attributes_for(&self, package: Option<&str>, name: &str) -> Vec<String> {
         let qualified = match package {
             Some(package) => format!("{package}.{name}"),
             None => name.to_owned(),
@@ -86,23 +87,89 @@ impl CodegenOptions {
         self.type_attributes
             .iter()
             .filter(|(path, _)| path == "." || path == name || *path == qualified)
-            .map(|(_, attribute)| {
+            .flat_map(|(_, attribute)| {
                 parse_attributes(attribute).unwrap_or_else(|error| {
                     let message = format!("idlc: invalid type attribute `{attribute}`: {error}");
-                    quote::quote!(#[doc = #message])
+                    vec![format!("#[doc = {message:?}]")]
                 })
             })
             .collect()
     }
 }
 
-/// Parses one or more outer attributes (`#[a] #[b]`).
-fn parse_attributes(source: &str) -> Result<TokenStream, syn::Error> {
-    let attributes = syn::parse::Parser::parse_str(syn::Attribute::parse_outer, source)?;
-    Ok(attributes
-        .iter()
-        .map(quote::ToTokens::to_token_stream)
-        .collect())
+/// Parses one or more outer attributes (`#[a] #[b]`) and prints each on a
+/// line of its own, as prettyplease prints attributes.
+fn parse_attributes(source: &str) -> Result<Vec<String>, String> {
+    let tokens: TokenStream = source
+        .parse()
+        .map_err(|e: proc_macro2::LexError| e.to_string())?;
+    let mut tokens = tokens.into_iter().peekable();
+    let mut attributes = Vec::new();
+    while let Some(token) = tokens.next() {
+        let is_pound = matches!(&token, TokenTree::Punct(p) if p.as_char() == '#');
+        let body = match tokens.next() {
+            Some(TokenTree::Group(group))
+                if is_pound && group.delimiter() == Delimiter::Bracket =>
+            {
+                group.stream()
+            }
+            _ => return Err("expected an attribute such as `#[derive(Hash)]`".to_owned()),
+        };
+        if body.is_empty() {
+            return Err("an empty attribute".to_owned());
+        }
+        attributes.push(format!("#[{}]", print_tokens(body)));
+    }
+    if attributes.is_empty() {
+        return Err("no attribute".to_owned());
+    }
+    Ok(attributes)
+}
+
+/// Tokens as Rust source, spaced the way rustfmt and prettyplease space
+/// attribute arguments: `derive(Eq, Hash)`, `serde(rename = "x")`,
+/// `a::b`.
+fn print_tokens(tokens: TokenStream) -> String {
+    let mut out = String::new();
+    let mut previous: Option<TokenTree> = None;
+    for token in tokens {
+        let joint_before =
+            matches!(&previous, Some(TokenTree::Punct(p)) if p.spacing() == Spacing::Joint);
+        let space = match (&previous, &token) {
+            (None, _) => false,
+            (_, _) if joint_before => false,
+            (Some(TokenTree::Punct(p)), _)
+                if p.as_char() == ':' || p.as_char() == '#' || p.as_char() == '&' =>
+            {
+                false
+            }
+            (_, TokenTree::Punct(p)) if matches!(p.as_char(), ',' | ':' | ';' | '.') => false,
+            (Some(TokenTree::Punct(p)), _) if p.as_char() == '.' => false,
+            (_, TokenTree::Group(g)) if g.delimiter() != Delimiter::Brace => {
+                matches!(&previous, Some(TokenTree::Punct(p)) if p.as_char() == '=' || p.as_char() == ',')
+            }
+            _ => true,
+        };
+        if space {
+            out.push(' ');
+        }
+        match &token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{ ", " }"),
+                    Delimiter::None => ("", ""),
+                };
+                out.push_str(open);
+                out.push_str(&print_tokens(group.stream()));
+                out.push_str(close);
+            }
+            other => out.push_str(&other.to_string()),
+        }
+        previous = Some(token);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -116,14 +183,29 @@ mod tests {
             .type_attribute("Order", "#[a]")
             .type_attribute("shop.Order", "#[b]")
             .type_attribute("other.Order", "#[c]");
-        let attrs = options.attributes_for(Some("shop"), "Order").to_string();
+        let attrs = options.attributes_for(Some("shop"), "Order").join(" ");
         assert!(attrs.contains("Eq") && attrs.contains('a') && attrs.contains('b'));
         assert!(!attrs.contains('c'), "{attrs}");
         assert!(
             options
                 .attributes_for(Some("shop"), "Item")
-                .to_string()
+                .join(" ")
                 .contains("Eq")
+        );
+    }
+
+    #[test]
+    fn attributes_print_one_per_line() {
+        let options = CodegenOptions::default().type_attribute(
+            ".",
+            "#[derive( Eq,Hash )] #[serde(rename_all = \"camelCase\")]",
+        );
+        assert_eq!(
+            options.attributes_for(None, "A"),
+            [
+                "#[derive(Eq, Hash)]",
+                "#[serde(rename_all = \"camelCase\")]"
+            ]
         );
     }
 

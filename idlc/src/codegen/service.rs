@@ -1,602 +1,658 @@
-//! Items for a `service`: its wire messages and method descriptors, the
-//! declared-error enums, the server trait, the server adapter and the client
-//! stub. One small function per generated shape.
+//! The module of a `service`: its server trait, server adapter and client,
+//! and per method its args message, declared-error enum and descriptor.
+//!
+//! Everything generated for a service lives in `pub mod <service>` (as
+//! tonic's `x_client` / `x_server` modules), so two services' `GetError`s
+//! or a user type named like a generated one never meet; user types are
+//! named from inside as `super::Type`. Names come from the table `check`
+//! filled ([`crate::rust_names`]).
 
-use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote};
+use heck::ToSnakeCase;
 
-use super::docs::doc_attrs;
-use super::names;
-use super::rust_types::{Scope, field_type, type_path};
-use super::types::{message_struct, union_enum};
-use crate::model::{Field, FieldType, Method, Scalar, Service};
+use super::docs::{doc_lines, write_docs, write_inner_docs};
+use super::layout::{
+    Doc, Tok, Writer, attribute_list, macro_call, method_call, path_tokens, struct_literal,
+};
+use super::rust_types::{Scope, string_literal};
+use super::types::{message_struct, nests_collections, union_enum};
+use crate::model::{Field, FieldType, FileModel, Method, Scalar, Service};
+use crate::rust_names::{MethodNames, ServiceNames, field_name, unraw};
 
-/// Names generated for one method.
-struct MethodNames {
-    /// The trait and client method: `say_hello`.
-    func: Ident,
-    /// The args message: `SayHelloArgs`.
-    args: Ident,
-    /// The result message: `SayHelloReply`.
-    reply: Ident,
-    /// The declared-error enum: `SayHelloError`.
-    error: Ident,
-    /// The method descriptor static: `SAY_HELLO`.
-    descriptor: Ident,
+/// What the items of one service share.
+struct Ctx<'a> {
+    service: &'a Service,
+    names: &'a ServiceNames,
+    /// Inside the service module.
+    scope: Scope<'a>,
 }
 
-impl MethodNames {
-    fn of(method: &Method) -> MethodNames {
-        let camel = names::type_name(&method.name);
-        MethodNames {
-            func: names::field_ident(&method.name),
-            args: format_ident!("{camel}Args"),
-            reply: format_ident!("{camel}Reply"),
-            error: format_ident!("{camel}Error"),
-            descriptor: names::const_ident(&method.name),
+impl Ctx<'_> {
+    fn std(&self, name: &str) -> String {
+        self.names.std(name)
+    }
+
+    /// `__rt::RpcResult<T, E>` (or `<T>` without `throws`).
+    fn result(&self, method: &Method, names: &MethodNames) -> Doc {
+        let mut args = vec![self.return_type(method)];
+        if let Some(error) = &names.error {
+            args.push(Doc::text(error.clone()));
         }
+        Doc::list("__rt::RpcResult", "<", args, ">")
+    }
+
+    /// The Rust return type (`()` for `void`).
+    fn return_type(&self, method: &Method) -> Doc {
+        match &method.returns {
+            Some(ty) => self.scope.ty(ty, false),
+            None => Doc::text("()"),
+        }
+    }
+
+    /// The declared error type for `PendingCall` and friends.
+    fn declared(&self, names: &MethodNames) -> String {
+        names
+            .error
+            .clone()
+            .unwrap_or_else(|| "__rt::NoDeclaredError".to_owned())
     }
 }
 
-/// Every item of a service.
-/// `idl_method` is the adapter's `ServiceHandler::idl` when the source is
-/// embedded.
-pub fn service_items(
-    service: &Service,
-    scope: Scope<'_>,
-    idl_method: Option<&TokenStream>,
-) -> TokenStream {
-    let messages = messages_module(service, scope);
-    let errors = service
+/// Clippy's default lints about method names and arity that IDL method
+/// names can trip (`fn new(&self)`, `fn from_x(&self)`, `fn clone(..)`,
+/// eight parameters): the names are the user's, from the IDL, so generated
+/// code allows exactly these where they occur.
+fn clippy_allows(ctx: &Ctx<'_>) -> Vec<&'static str> {
+    const TRAIT_METHODS: &[&str] = &[
+        "add",
+        "as_mut",
+        "as_ref",
+        "bitand",
+        "bitor",
+        "bitxor",
+        "borrow",
+        "borrow_mut",
+        "clone",
+        "cmp",
+        "default",
+        "deref",
+        "deref_mut",
+        "div",
+        "drop",
+        "eq",
+        "from_iter",
+        "from_str",
+        "hash",
+        "index",
+        "index_mut",
+        "into_iter",
+        "mul",
+        "neg",
+        "next",
+        "not",
+        "rem",
+        "shl",
+        "shr",
+        "sub",
+    ];
+    let mut lints = Vec::new();
+    let names = || ctx.names.methods.iter().map(|m| unraw(&m.func).to_owned());
+    let derived = || {
+        ctx.names.methods.iter().flat_map(|m| {
+            [
+                m.func.clone(),
+                m.blocking.clone(),
+                m.future.clone(),
+                m.with_callback.clone(),
+            ]
+        })
+    };
+    if ctx.service.methods.iter().any(|m| m.params.len() + 2 > 7) {
+        lints.push("clippy::too_many_arguments");
+    }
+    if ctx.service.methods.iter().any(|m| {
+        m.params.iter().any(|p| nests_collections(&p.ty))
+            || m.returns.as_ref().is_some_and(nests_collections)
+    }) {
+        lints.push("clippy::type_complexity");
+    }
+    if names().any(|n| n == "new") {
+        lints.push("clippy::new_ret_no_self");
+    }
+    if derived().any(|n| {
+        let n = unraw(&n);
+        n == "new" || n.starts_with("from_") || n.starts_with("into_") || n.ends_with("_mut")
+    }) {
+        lints.push("clippy::wrong_self_convention");
+    }
+    if names().any(|n| TRAIT_METHODS.contains(&n.as_str())) {
+        lints.push("clippy::should_implement_trait");
+    }
+    lints
+}
+
+/// [`clippy_allows`] of the client, which also returns the declared errors
+/// (`clippy::result_large_err`: their size is the IDL's).
+fn client_clippy_allows(ctx: &Ctx<'_>) -> Vec<&'static str> {
+    let mut lints = clippy_allows(ctx);
+    if ctx.service.methods.iter().any(|m| !m.throws.is_empty()) {
+        lints.push("clippy::result_large_err");
+    }
+    lints
+}
+
+/// `#[allow(..)]` of `lints`, if any.
+fn write_clippy_allows(w: &mut Writer, lints: &[&str]) {
+    if !lints.is_empty() {
+        let indent = w.indent();
+        w.lines(attribute_list(indent, "allow", lints));
+    }
+}
+
+/// Every item of a service: `pub mod <service> { .. }`.
+pub fn service_module(w: &mut Writer, file: &FileModel, index: usize, scope: Scope<'_>) {
+    let (Some(service), Some(names)) = (
+        file.services.get(index),
+        file.rust_names.services.get(index),
+    ) else {
+        return;
+    };
+    let ctx = Ctx {
+        service,
+        names,
+        scope: Scope {
+            depth: 1,
+            taken: &names.types,
+            ..scope
+        },
+    };
+    let docs = doc_lines(&service.docs, || format!("The `{}` service.", service.name));
+    w.open(format!("pub mod {}", names.module));
+    // Inner docs: rustdoc resolves their links from inside the module.
+    write_inner_docs(
+        w,
+        &[format!(
+            "The `{}` service: implement [`{}`], serve it with [`{}`], call it with [`{}`].",
+            service.wire_name, names.trait_name, names.server, names.client
+        )],
+    );
+    // Included into a module of the same name (`greeter.rpc`, `service
+    // Greeter`), this is `greeter::greeter`.
+    w.line("#![allow(clippy::module_inception)]");
+    w.line("use super::__rt;");
+    w.blank();
+    w.line(format!(
+        "const {}: &str = {};",
+        names.wire_name,
+        string_literal(&service.wire_name)
+    ));
+    w.blank();
+    server_trait(w, &ctx, &docs);
+    w.blank();
+    server_adapter(w, &ctx, file);
+    w.blank();
+    client(w, &ctx);
+    for (method, method_names) in service.methods.iter().zip(&names.methods) {
+        w.blank();
+        args_message(w, &ctx, method, method_names);
+        if let Some(error) = &method_names.error {
+            w.blank();
+            declared_error(w, &ctx, method, method_names, error);
+        }
+        w.blank();
+        descriptor(w, &ctx, method, method_names);
+    }
+    w.close("");
+}
+
+/// `trait Greeter { fn say_hello(..) -> impl Future<..> + Send; }`.
+fn server_trait(w: &mut Writer, ctx: &Ctx<'_>, docs: &[String]) {
+    write_docs(w, docs);
+    w.line("///");
+    w.line(format!(
+        "/// Implement it (with `async fn`s) and serve it with [`{}`].",
+        ctx.names.server
+    ));
+    write_clippy_allows(w, &clippy_allows(ctx));
+    w.open(format!(
+        "pub trait {}: {} + {} + 'static",
+        ctx.names.trait_name,
+        ctx.std("Send"),
+        ctx.std("Sync")
+    ));
+    for (i, (method, names)) in ctx
+        .service
         .methods
         .iter()
-        .filter(|m| !m.throws.is_empty())
-        .map(|m| declared_error_enum(service, m, scope));
-    let server_trait = server_trait(service, scope);
-    let adapter = server_adapter(service, idl_method);
-    let client = client_stub(service, scope);
-    quote! {
-        #messages
-        #(#errors)*
-        #server_trait
-        #adapter
-        #client
-    }
-}
-
-fn messages_module_ident(service: &Service) -> Ident {
-    names::module_ident(&service.name)
-}
-
-/// `RpcError<SayHelloError>` for a throwing method, else `RpcError`.
-fn rpc_error_type(method: &Method) -> TokenStream {
-    if method.throws.is_empty() {
-        quote!(__rt::RpcError)
-    } else {
-        let error = MethodNames::of(method).error;
-        quote!(__rt::RpcError<#error>)
-    }
-}
-
-/// The Rust return type of a method (`()` for `void`).
-fn return_type(method: &Method, scope: Scope<'_>) -> TokenStream {
-    match &method.returns {
-        Some(ty) => field_type(ty, false, scope),
-        None => quote!(()),
-    }
-}
-
-/// `mod greeter { SayHelloArgs, SayHelloReply, SAY_HELLO, .. }`.
-fn messages_module(service: &Service, scope: Scope<'_>) -> TokenStream {
-    let module = messages_module_ident(service);
-    let inner = scope.nested();
-    let service_ident = names::type_ident(&service.name);
-    let module_doc = format!(
-        " The wire messages and method descriptors of [`{service_ident}`](super::{service_ident})."
-    );
-    let wire_name = &service.wire_name;
-    let items = service.methods.iter().map(|method| {
-        let names = MethodNames::of(method);
-        let args_doc = doc_attrs(&[], || format!("The args message of `{}`.", method.name));
-        let args = message_struct(&names.args, args_doc, &method.params, inner);
-        let reply = (!method.oneway).then(|| {
-            let reply_doc = doc_attrs(&[], || format!("The result message of `{}`.", method.name));
-            let fields: Vec<Field> = method
-                .returns
-                .iter()
-                .map(|ty| Field {
-                    name: "value".into(),
-                    tag: 1,
-                    ty: ty.clone(),
-                    default: None,
-                    boxed: false,
-                    docs: vec!["The return value.".into()],
-                    hash_key: false,
-                })
-                .collect();
-            message_struct(&names.reply, reply_doc, &fields, inner)
-        });
-        let descriptor = &names.descriptor;
-        let method_name = &method.name;
-        let idempotent = method.idempotent;
-        let timeout = match method.timeout_ms {
-            Some(ms) => {
-                let ms = proc_macro2::Literal::u64_unsuffixed(ms);
-                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
-            }
-            None => quote!(::core::option::Option::None),
+        .zip(&ctx.names.methods)
+        .enumerate()
+    {
+        if i > 0 {
+            w.blank();
+        }
+        write_docs(
+            w,
+            &doc_lines(&method.docs, || format!("Serves `{}`.", method.name)),
+        );
+        let mut params = vec![
+            Doc::text("&self"),
+            Doc::text(format!("{}: __rt::CallContext", names.ctx)),
+        ];
+        for (param, ident) in method.params.iter().zip(&names.params) {
+            params.push(Doc::Cat(vec![
+                Doc::text(format!("{ident}: ")),
+                ctx.scope.ty(&param.ty, param.boxed),
+            ]));
+        }
+        let output = if method.oneway {
+            Doc::text("()")
+        } else {
+            ctx.result(method, names)
         };
-        let descriptor_doc = format!(" Describes `{}` to the runtime.", method.name);
-        quote! {
-            #args
-            #reply
-            #[doc = #descriptor_doc]
-            pub static #descriptor: __rt::MethodDescriptor = __rt::MethodDescriptor {
-                service: #wire_name,
-                method: #method_name,
-                idempotent: #idempotent,
-                default_timeout: #timeout,
-            };
-        }
-    });
-    // An inner doc: rustdoc resolves its `super::` link from inside the
-    // module (an outer one resolves from the parent).
-    quote! {
-        pub mod #module {
-            #![doc = #module_doc]
-            use super::__rt;
-
-            #(#items)*
-        }
+        let signature = Doc::Cat(vec![
+            Doc::list(format!("fn {}", names.func), "(", params, ")"),
+            Doc::text(" -> impl "),
+            Doc::list(
+                "__rt::Future",
+                "<",
+                vec![Doc::Cat(vec![Doc::text("Output = "), output])],
+                ">",
+            ),
+            Doc::text(format!(" + {}", ctx.std("Send"))),
+        ]);
+        w.doc(&signature, ";");
     }
+    w.close("");
 }
 
-/// `enum SayHelloError { EmptyName(EmptyName) }` with its conversions.
-fn declared_error_enum(service: &Service, method: &Method, scope: Scope<'_>) -> TokenStream {
-    let names = MethodNames::of(method);
-    let ident = &names.error;
+/// `struct GreeterServer<T>` and its impls (`__rt::server!`: `new`,
+/// `from_arc`, `Clone`, and the runtime's `ServiceHandler`, which
+/// dispatches each call to the trait's method).
+fn server_adapter(w: &mut Writer, ctx: &Ctx<'_>, file: &FileModel) {
+    let names = ctx.names;
+    let (server, t, service_trait) = (&names.server, &names.implementation, &names.trait_name);
+    w.line(format!(
+        "/// Serves a [`{service_trait}`] implementation: add it to a `courier::server::Server`."
+    ));
+    w.open(format!("pub struct {server}<{t}>"));
+    w.line(format!("inner: __rt::Arc<{t}>,"));
+    w.close("");
+    w.blank();
+    let mut tokens = vec![
+        Tok::Word(server.clone()),
+        Tok::Comma,
+        Tok::Word(t.clone()),
+        Tok::Comma,
+        Tok::Word(service_trait.clone()),
+        Tok::Comma,
+        Tok::Word(names.wire_name.clone()),
+        Tok::Semi,
+    ];
+    for (i, (method, method_names)) in ctx.service.methods.iter().zip(&names.methods).enumerate() {
+        if i > 0 {
+            tokens.push(Tok::Comma);
+        }
+        if method.oneway {
+            tokens.push(Tok::Word("oneway".into()));
+        }
+        tokens.push(Tok::Word(string_literal(&method.name)));
+        tokens.push(Tok::Word(method_names.func.clone()));
+        tokens.push(Tok::Word(method_names.args.clone()));
+        tokens.push(Tok::Open);
+        for (i, param) in method_names.params.iter().enumerate() {
+            if i > 0 {
+                tokens.push(Tok::Comma);
+            }
+            tokens.push(Tok::Word(param.clone()));
+        }
+        tokens.push(Tok::Close);
+    }
+    if ctx.scope.options.embeds_idl_source() {
+        tokens.push(Tok::Semi);
+        tokens.push(Tok::Word("idl".into()));
+        path_tokens("super::IDL_SOURCE", &mut tokens);
+        for module in &file.imports {
+            tokens.push(Tok::Comma);
+            path_tokens(
+                &format!("super::super::{}::IDL_SOURCE", field_name(module)),
+                &mut tokens,
+            );
+        }
+    }
+    let indent = w.indent();
+    w.lines(macro_call(indent, "__rt::server", &tokens));
+}
+
+/// The parameters of a client method: strings as `impl Into<String>`.
+fn client_params(ctx: &Ctx<'_>, method: &Method, names: &MethodNames) -> Vec<Doc> {
+    method
+        .params
+        .iter()
+        .zip(&names.params)
+        .map(|(param, ident)| match &param.ty {
+            FieldType::Scalar(Scalar::String) => Doc::text(format!(
+                "{ident}: impl {}<{}>",
+                ctx.std("Into"),
+                ctx.std("String")
+            )),
+            ty => Doc::Cat(vec![
+                Doc::text(format!("{ident}: ")),
+                ctx.scope.ty(ty, param.boxed),
+            ]),
+        })
+        .collect()
+}
+
+/// The args message built from the client method's parameters: a struct
+/// literal when it is short, else the message's `new` (generated with the
+/// message, so the four call forms stay one line each).
+fn args_expression(method: &Method, names: &MethodNames) -> String {
+    if let Some(fields) = short_args_literal(method, names) {
+        return fields;
+    }
+    format!("{}::new({})", names.args, names.params.join(", "))
+}
+
+/// The args struct literal, if it is short enough to stay on one line.
+fn short_args_literal(method: &Method, names: &MethodNames) -> Option<String> {
+    let fields = args_fields(method, names);
+    let literal = if fields.is_empty() {
+        format!("{} {{}}", names.args)
+    } else {
+        format!("{} {{ {} }}", names.args, fields.join(", "))
+    };
+    (literal.len() <= 35).then_some(literal)
+}
+
+/// `name: name.into()` for strings, `name` for the rest.
+fn args_fields(method: &Method, names: &MethodNames) -> Vec<String> {
+    method
+        .params
+        .iter()
+        .zip(&names.params)
+        .map(|(param, ident)| match param.ty {
+            FieldType::Scalar(Scalar::String) => format!("{ident}: {ident}.into()"),
+            _ => ident.clone(),
+        })
+        .collect()
+}
+
+/// `struct GreeterClient`: per IDL method an async call and its
+/// `_blocking`, `_future` and `_with_callback` forms, each one call of the
+/// runtime's `StubCore`. Construction and options come from `__rt::Stub`.
+fn client(w: &mut Writer, ctx: &Ctx<'_>) {
+    let names = ctx.names;
+    let client = &names.client;
+    w.line(format!(
+        "/// Calls a remote [`{}`]; make and configure it with `courier::client::Stub`.",
+        names.trait_name
+    ));
+    w.line("#[derive(Clone, Debug)]");
+    w.open(format!("pub struct {client}"));
+    w.line("core: __rt::StubCore,");
+    w.close("");
+    w.blank();
+    let indent = w.indent();
+    w.lines(macro_call(
+        indent,
+        "__rt::stub",
+        &[
+            Tok::Word(client.clone()),
+            Tok::Comma,
+            Tok::Word(names.wire_name.clone()),
+        ],
+    ));
+    if ctx.service.methods.is_empty() {
+        return;
+    }
+    w.blank();
+    write_clippy_allows(w, &client_clippy_allows(ctx));
+    w.open(format!("impl {client}"));
+    for (i, (method, method_names)) in ctx.service.methods.iter().zip(&names.methods).enumerate() {
+        if i > 0 {
+            w.blank();
+        }
+        client_methods(w, ctx, method, method_names);
+    }
+    w.close("");
+}
+
+/// The four call forms of one method.
+fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNames) {
+    let params = client_params(ctx, method, names);
+    let args = args_expression(method, names);
+    let descriptor = format!("&{}", names.descriptor);
+    let (kind, declared_result, pending) = if method.oneway {
+        (
+            "oneway",
+            Doc::text("__rt::RpcResult<()>"),
+            Doc::text("__rt::PendingCall<(), __rt::NoDeclaredError>"),
+        )
+    } else {
+        (
+            "unary",
+            ctx.result(method, names),
+            Doc::list(
+                "__rt::PendingCall",
+                "<",
+                vec![ctx.return_type(method), Doc::text(ctx.declared(names))],
+                ">",
+            ),
+        )
+    };
+    let name = &method.name;
+    let with_self = |extra: Vec<Doc>| {
+        let mut all = vec![Doc::text("&self")];
+        all.extend(params.iter().cloned());
+        all.extend(extra);
+        all
+    };
+    let signature = |prefix: &str, func: &str, extra: Vec<Doc>, ret: Option<Doc>| {
+        let mut parts = vec![Doc::list(
+            format!("{prefix} {func}"),
+            "(",
+            with_self(extra),
+            ")",
+        )];
+        if let Some(ret) = ret {
+            parts.push(Doc::text(" -> "));
+            parts.push(ret);
+        }
+        Doc::Cat(parts)
+    };
+    let body = |w: &mut Writer, form: &str, extra: &[&str], awaited: bool| {
+        let method = match (kind, form) {
+            ("unary", "") => "unary".to_owned(),
+            ("unary", form) => form.to_owned(),
+            (_, "") => "oneway".to_owned(),
+            (_, form) => format!("oneway_{form}"),
+        };
+        let mut call_args = vec![Doc::text(descriptor.clone()), Doc::text(args.clone())];
+        call_args.extend(extra.iter().map(|e| Doc::text(*e)));
+        let lines = method_call(w.indent(), "self.core", &method, call_args, awaited, "");
+        w.lines(lines);
+    };
+
+    // async
+    write_docs(w, &doc_lines(&method.docs, || format!("Calls `{name}`.")));
+    if method.oneway {
+        w.line("///");
+        w.line("/// One-way: returns once the request is written; nothing comes back.");
+    }
+    w.open_doc(&signature(
+        "pub async fn",
+        &names.func,
+        vec![],
+        Some(declared_result.clone()),
+    ));
+    body(w, "", &[], true);
+    w.close("");
+
+    // blocking
+    w.line(format!(
+        "/// Calls `{name}`, blocking the thread until it ends (sync mode; never on a runtime's worker)."
+    ));
+    w.open_doc(&signature(
+        "pub fn",
+        &names.blocking,
+        vec![],
+        Some(declared_result.clone()),
+    ));
+    body(w, "blocking", &[], false);
+    w.close("");
+
+    // future
+    w.line(format!(
+        "/// Starts `{name}` (future mode): poll, `.await` or `wait()` the handle; dropping it cancels."
+    ));
+    w.open_doc(&signature("pub fn", &names.future, vec![], Some(pending)));
+    body(w, "future", &[], false);
+    w.close("");
+
+    // callback
+    w.line(format!(
+        "/// Starts `{name}`; `{}` runs once with the outcome (callback mode).",
+        names.on_result
+    ));
+    let callback = Doc::Cat(vec![
+        Doc::text(format!("{}: impl ", names.on_result)),
+        Doc::list(ctx.std("FnOnce"), "(", vec![declared_result], ")"),
+        Doc::text(format!(" + {} + 'static", ctx.std("Send"))),
+    ]);
+    w.open_doc(&signature(
+        "pub fn",
+        &names.with_callback,
+        vec![callback],
+        None,
+    ));
+    body(w, "callback", &[&names.on_result], false);
+    w.close("");
+}
+
+/// The args message of a method (one field per parameter), its `Args`
+/// impl (with the `@hash_key` parameter), and its `new` when the client
+/// needs one.
+fn args_message(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNames) {
+    let docs = [format!("The args message of `{}`.", method.name)];
+    let mut marker = vec![Tok::Word("args".into())];
+    if let Some(key) = method.params.iter().find(|p| p.hash_key) {
+        marker.push(Tok::Word("key".into()));
+        marker.push(Tok::Word(field_name(&key.name)));
+    }
+    message_struct(
+        w,
+        &names.args,
+        &docs,
+        &[],
+        &method.params,
+        &[marker],
+        ctx.scope,
+    );
+    if short_args_literal(method, names).is_some() {
+        return;
+    }
+    w.blank();
+    w.open(format!("impl {}", names.args));
+    let mut lints = Vec::new();
+    if method.params.len() > 7 {
+        lints.push("clippy::too_many_arguments");
+    }
+    if method.params.iter().any(|p| nests_collections(&p.ty)) {
+        lints.push("clippy::type_complexity");
+    }
+    let indent = w.indent();
+    if !lints.is_empty() {
+        w.lines(attribute_list(indent, "allow", &lints));
+    }
+    let params = client_params(ctx, method, names);
+    w.open_doc(&Doc::Cat(vec![
+        Doc::list("fn new", "(", params, ")"),
+        Doc::text(" -> Self"),
+    ]));
+    let fields = args_fields(method, names);
+    let indent = w.indent();
+    w.lines(struct_literal(indent, "Self", &fields, ""));
+    w.close("");
+    w.close("");
+}
+
+/// `enum SayHelloError { EmptyName(super::EmptyName) }` and its impls
+/// (`__rt::declared_error!`: conversions, `Display`, `Error`).
+fn declared_error(
+    w: &mut Writer,
+    ctx: &Ctx<'_>,
+    method: &Method,
+    names: &MethodNames,
+    error: &str,
+) {
     let arms: Vec<Field> = method
         .throws
         .iter()
         .enumerate()
-        .map(|(position, error)| Field {
-            name: heck::ToSnakeCase::to_snake_case(error.name.as_str()),
+        .map(|(position, thrown)| Field {
+            name: thrown.name.to_snake_case(),
             tag: position as u32 + 1,
-            ty: FieldType::Named(error.clone()),
+            ty: FieldType::Named(thrown.clone()),
             default: None,
             boxed: false,
-            docs: vec![format!("`{}` was raised.", error.name)],
+            docs: vec![format!("`{}` was raised.", thrown.name)],
             hash_key: false,
         })
         .collect();
-    let docs = doc_attrs(&[], || {
-        format!(
-            "The declared errors of `{}.{}` (its `throws`).",
-            service.name, method.name
-        )
-    });
-    let item = union_enum(ident, docs, &arms, scope);
-    let conversions = method.throws.iter().map(|error| {
-        let path = type_path(error, scope);
-        let variant = names::type_ident(&heck::ToSnakeCase::to_snake_case(error.name.as_str()));
-        quote! {
-            impl ::core::convert::From<#path> for #ident {
-                fn from(error: #path) -> Self {
-                    Self::#variant(error)
-                }
-            }
-
-            impl ::core::convert::From<#path> for __rt::RpcError<#ident> {
-                fn from(error: #path) -> Self {
-                    __rt::RpcError::Declared(#ident::#variant(error))
-                }
-            }
-        }
-    });
-    let display_arms = method.throws.iter().map(|error| {
-        let variant = names::type_ident(&heck::ToSnakeCase::to_snake_case(error.name.as_str()));
-        quote!(Self::#variant(error) => ::core::fmt::Display::fmt(error, f),)
-    });
-    quote! {
-        #item
-        #(#conversions)*
-
-        impl ::core::fmt::Display for #ident {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                match self {
-                    #(#display_arms)*
-                }
-            }
-        }
-
-        impl ::std::error::Error for #ident {}
-    }
+    let docs = [format!(
+        "The declared errors of `{}.{}` (its `throws`).",
+        ctx.service.name, method.name
+    )];
+    let paths: Vec<String> = method.throws.iter().map(|t| ctx.scope.path(t)).collect();
+    union_enum(
+        w,
+        error,
+        &docs,
+        &[],
+        &arms,
+        &names.error_variants,
+        &paths,
+        ctx.scope,
+    );
 }
 
-/// The name of the call-context parameter: `ctx`, unless a parameter is
-/// already called that.
-fn context_ident(method: &Method) -> Ident {
-    let taken = method
-        .params
-        .iter()
-        .any(|p| names::field_ident(&p.name) == "ctx");
-    if taken {
-        format_ident!("call_ctx")
+/// `static SAY_HELLO: MethodDescriptor`: the wire names, `@idempotent` and
+/// the `@timeout` default.
+fn descriptor(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNames) {
+    let timeout = match method.timeout_ms {
+        Some(ms) => format!("a default timeout of {ms} ms"),
+        None => "no default timeout".to_owned(),
+    };
+    let idempotent = if method.idempotent {
+        "idempotent"
     } else {
-        format_ident!("ctx")
-    }
-}
-
-/// `trait Greeter { fn say_hello(..) -> impl Future<..> + Send; }`.
-fn server_trait(service: &Service, scope: Scope<'_>) -> TokenStream {
-    let ident = names::type_ident(&service.name);
-    let docs = doc_attrs(&service.docs, || format!("The `{}` service.", service.name));
-    let wire_name = &service.wire_name;
-    let methods = service.methods.iter().map(|method| {
-        let names = MethodNames::of(method);
-        let func = &names.func;
-        let docs = doc_attrs(&method.docs, || format!("Serves `{}`.", method.name));
-        let ctx = context_ident(method);
-        let params = method.params.iter().map(|p| {
-            let name = names::field_ident(&p.name);
-            let ty = field_type(&p.ty, p.boxed, scope);
-            quote!(#name: #ty)
-        });
-        let output = if method.oneway {
-            quote!(())
-        } else {
-            let ret = return_type(method, scope);
-            let error = rpc_error_type(method);
-            quote!(::core::result::Result<#ret, #error>)
-        };
-        quote! {
-            #docs
-            fn #func(&self, #ctx: __rt::CallContext, #(#params),*) -> impl ::core::future::Future<Output = #output> + Send;
-        }
-    });
-    let wire_doc = format!(" The wire name of the service: `{wire_name}`.");
-    quote! {
-        #docs
-        pub trait #ident: Send + Sync + 'static {
-            #[doc = #wire_doc]
-            const WIRE_NAME: &'static str = #wire_name;
-
-            #(#methods)*
-        }
-    }
-}
-
-/// `struct GreeterServer<T>` implementing the runtime's `ServiceHandler`.
-fn server_adapter(service: &Service, idl_method: Option<&TokenStream>) -> TokenStream {
-    let trait_ident = names::type_ident(&service.name);
-    let ident = format_ident!("{}Server", names::type_name(&service.name));
-    let module = messages_module_ident(service);
-    let wire_name = &service.wire_name;
-    let doc = format!(
-        " Serves a [`{trait_ident}`] implementation: add it to a `courier::server::Server`."
-    );
-    let arms = service.methods.iter().map(|method| {
-        let names = MethodNames::of(method);
-        let func = &names.func;
-        let args = &names.args;
-        let method_name = &method.name;
-        let params = method.params.iter().map(|p| {
-            let name = names::field_ident(&p.name);
-            quote!(args.#name)
-        });
-        let args_binding = if method.params.is_empty() { quote!(_args) } else { quote!(args) };
-        if method.oneway {
-            quote! {
-                #method_name => call.serve_oneway(move |ctx, #args_binding: #module::#args| async move {
-                    service.#func(ctx, #(#params),*).await;
-                }),
-            }
-        } else {
-            let reply = &names.reply;
-            let wrap = if method.returns.is_some() {
-                quote!(|value| #module::#reply { value })
-            } else {
-                quote!(|()| #module::#reply {})
-            };
-            quote! {
-                #method_name => call.serve_unary(move |ctx, #args_binding: #module::#args| async move {
-                    service.#func(ctx, #(#params),*).await.map(#wrap)
-                }),
-            }
-        }
-    });
-    let take_service = (!service.methods.is_empty())
-        .then(|| quote!(let service = ::std::sync::Arc::clone(&self.inner);));
-    quote! {
-        #[doc = #doc]
-        pub struct #ident<T> {
-            inner: ::std::sync::Arc<T>,
-        }
-
-        impl<T: #trait_ident> #ident<T> {
-            /// Wraps an implementation.
-            pub fn new(service: T) -> Self {
-                Self::from_arc(::std::sync::Arc::new(service))
-            }
-
-            /// Wraps an implementation that is shared elsewhere too.
-            pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
-                Self { inner: service }
-            }
-        }
-
-        impl<T> ::core::clone::Clone for #ident<T> {
-            fn clone(&self) -> Self {
-                Self { inner: ::std::sync::Arc::clone(&self.inner) }
-            }
-        }
-
-        impl<T: #trait_ident> __rt::ServiceHandler for #ident<T> {
-            fn wire_name(&self) -> &'static str {
-                #wire_name
-            }
-
-            fn dispatch(&self, call: __rt::IncomingCall) {
-                #take_service
-                match call.method() {
-                    #(#arms)*
-                    _ => call.reject_unknown_method(),
-                }
-            }
-
-            #idl_method
-        }
-    }
-}
-
-/// The parameter type a client method takes: strings as `impl Into<String>`.
-fn client_param(param: &Field, scope: Scope<'_>) -> (TokenStream, TokenStream) {
-    let name = names::field_ident(&param.name);
-    match &param.ty {
-        FieldType::Scalar(Scalar::String) => (
-            quote!(#name: impl ::core::convert::Into<::std::string::String>),
-            quote!(#name: #name.into()),
-        ),
-        ty => {
-            let ty = field_type(ty, param.boxed, scope);
-            (quote!(#name: #ty), quote!(#name))
-        }
-    }
-}
-
-/// A local name for generated client code that no parameter uses.
-fn free_local(method: &Method, wanted: &str) -> Ident {
-    let taken = |candidate: &str| {
-        method
-            .params
-            .iter()
-            .any(|p| names::field_ident(&p.name) == candidate)
+        "not idempotent"
     };
-    let mut name = wanted.to_owned();
-    while taken(&name) {
-        name.push('_');
-    }
-    format_ident!("{name}")
-}
-
-/// The async client method: the one the other call modes wrap.
-fn client_async_method(method: &Method, scope: Scope<'_>, module: &Ident) -> TokenStream {
-    let names = MethodNames::of(method);
-    let func = &names.func;
-    let args = &names.args;
-    let descriptor = &names.descriptor;
-    let docs = doc_attrs(&method.docs, || format!("Calls `{}`.", method.name));
-    let (params, inits): (Vec<_>, Vec<_>) =
-        method.params.iter().map(|p| client_param(p, scope)).unzip();
-    // With a `@hash_key` parameter, its value routes the call unless the
-    // stub has a hash key of its own.
-    let (options_binding, options) = match method.params.iter().find(|p| p.hash_key) {
-        Some(key) => {
-            let key = names::field_ident(&key.name);
-            let binding = quote! {
-                let keyed;
-                let options = match self.options.hash_key {
-                    ::core::option::Option::Some(_) => &self.options,
-                    ::core::option::Option::None => {
-                        keyed = __rt::CallOptions {
-                            hash_key: ::core::option::Option::Some(__rt::hash_key_of(&args.#key)),
-                            ..self.options.clone()
-                        };
-                        &keyed
-                    }
-                };
-            };
-            (binding, quote!(options))
-        }
-        None => (quote!(), quote!(&self.options)),
-    };
-    if method.oneway {
-        return quote! {
-            #docs
-            ///
-            /// One-way: returns once the request is written; nothing comes back.
-            pub async fn #func(&self, #(#params),*) -> ::core::result::Result<(), __rt::RpcError> {
-                let args = #module::#args { #(#inits),* };
-                #options_binding
-                self.channel.oneway(&#module::#descriptor, &args, #options).await
-            }
-        };
-    }
-    let reply = &names.reply;
-    let ret = return_type(method, scope);
-    let error = rpc_error_type(method);
-    let call = quote!(self.channel.unary(&#module::#descriptor, &args, #options).await?);
-    let body = if method.returns.is_some() {
-        quote! {
-            let reply: #module::#reply = #call;
-            ::core::result::Result::Ok(reply.value)
-        }
-    } else {
-        quote! {
-            let _: #module::#reply = #call;
-            ::core::result::Result::Ok(())
-        }
-    };
-    quote! {
-        #docs
-        pub async fn #func(&self, #(#params),*) -> ::core::result::Result<#ret, #error> {
-            let args = #module::#args { #(#inits),* };
-            #options_binding
-            #body
-        }
-    }
-}
-
-/// The sync, future and callback forms of a client method, each a thin
-/// wrapper around the async one.
-fn client_mode_methods(method: &Method, scope: Scope<'_>) -> TokenStream {
-    let names = MethodNames::of(method);
-    let func = &names.func;
-    let blocking = format_ident!("{}_blocking", func.to_string().trim_start_matches("r#"));
-    let future = format_ident!("{}_future", func.to_string().trim_start_matches("r#"));
-    let with_callback = format_ident!(
-        "{}_with_callback",
-        func.to_string().trim_start_matches("r#")
+    w.line(format!(
+        "/// Describes `{}` to the runtime: {idempotent}, {timeout}.",
+        method.name
+    ));
+    let call = Doc::list(
+        "__rt::method",
+        "(",
+        vec![
+            Doc::text(ctx.names.wire_name.clone()),
+            Doc::text(string_literal(&method.name)),
+            Doc::text(method.idempotent.to_string()),
+            Doc::text(match method.timeout_ms {
+                Some(ms) => format!("Some({ms})"),
+                None => "None".to_owned(),
+            }),
+        ],
+        ")",
     );
-    let (params, _): (Vec<_>, Vec<_>) =
-        method.params.iter().map(|p| client_param(p, scope)).unzip();
-    let arg_names: Vec<Ident> = method
-        .params
-        .iter()
-        .map(|p| names::field_ident(&p.name))
-        .collect();
-    // Owned values to move into a spawned call (`impl Into<String>` converted first).
-    let owned: Vec<TokenStream> = method
-        .params
-        .iter()
-        .zip(&arg_names)
-        .filter(|(p, _)| matches!(p.ty, FieldType::Scalar(Scalar::String)))
-        .map(|(_, name)| quote!(let #name = #name.into();))
-        .collect();
-    let (ret, declared) = if method.oneway {
-        (quote!(()), quote!(__rt::NoDeclaredError))
-    } else if method.throws.is_empty() {
-        (return_type(method, scope), quote!(__rt::NoDeclaredError))
-    } else {
-        let error = &names.error;
-        (return_type(method, scope), quote!(#error))
-    };
-    let result = quote!(::core::result::Result<#ret, __rt::RpcError<#declared>>);
-    let stub = free_local(method, "stub");
-    let on_result = free_local(method, "on_result");
-    let name = &method.name;
-    let blocking_doc = format!(
-        " Calls `{name}` and blocks the calling thread until it ends (sync mode).\n\n \
-         For plain threads: on an async runtime's worker it returns an error instead of blocking."
+    w.doc(
+        &Doc::Cat(vec![
+            Doc::text(format!(
+                "pub static {}: __rt::MethodDescriptor = ",
+                names.descriptor
+            )),
+            call,
+        ]),
+        ";",
     );
-    let future_doc = format!(
-        " Starts `{name}` and returns at once with a handle (future mode): poll \
-         `is_done()`, `.await` it, or `wait()` for it. Dropping the handle cancels the call."
-    );
-    let callback_doc = format!(
-        " Starts `{name}` and returns at once; `{on_result}` runs once with the result or the \
-         failure (callback mode)."
-    );
-    quote! {
-        #[doc = #blocking_doc]
-        pub fn #blocking(&self, #(#params),*) -> #result {
-            #(#owned)*
-            self.channel.call_blocking(self.#func(#(#arg_names),*))
-        }
-
-        #[doc = #future_doc]
-        pub fn #future(&self, #(#params),*) -> __rt::PendingCall<#ret, #declared> {
-            #(#owned)*
-            let #stub = self.clone();
-            self.channel.spawn_call(async move { #stub.#func(#(#arg_names),*).await })
-        }
-
-        #[doc = #callback_doc]
-        pub fn #with_callback(
-            &self,
-            #(#params,)*
-            #on_result: impl ::core::ops::FnOnce(#result) + Send + 'static,
-        ) {
-            #(#owned)*
-            let #stub = self.clone();
-            self.channel
-                .spawn_call_with_callback(async move { #stub.#func(#(#arg_names),*).await }, #on_result);
-        }
-    }
-}
-
-/// `struct GreeterClient`: per IDL method an async call, and its
-/// `_blocking`, `_future` and `_with_callback` forms.
-fn client_stub(service: &Service, scope: Scope<'_>) -> TokenStream {
-    let trait_ident = names::type_ident(&service.name);
-    let ident = format_ident!("{}Client", names::type_name(&service.name));
-    let module = messages_module_ident(service);
-    let doc = format!(" Calls a remote [`{trait_ident}`] through a `courier` channel.");
-    let wire_name = &service.wire_name;
-    let wire_doc = format!(" The wire name of the service: `{wire_name}`.");
-    let methods = service.methods.iter().map(|method| {
-        let call = client_async_method(method, scope, &module);
-        let modes = client_mode_methods(method, scope);
-        quote!(#call #modes)
-    });
-    quote! {
-        #[doc = #doc]
-        #[derive(Clone, Debug)]
-        pub struct #ident {
-            channel: __rt::Channel,
-            options: __rt::CallOptions,
-        }
-
-        impl #ident {
-            #[doc = #wire_doc]
-            pub const WIRE_NAME: &'static str = #wire_name;
-
-            /// A client that calls through `channel` with default options.
-            pub fn new(channel: __rt::Channel) -> Self {
-                Self { channel, options: ::core::default::Default::default() }
-            }
-
-            /// The same client with other call options (serializer, timeout, metadata).
-            pub fn with_options(mut self, options: __rt::CallOptions) -> Self {
-                self.options = options;
-                self
-            }
-
-            /// The same client with a timeout for every call.
-            pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
-                self.options.timeout = ::core::option::Option::Some(timeout);
-                self
-            }
-
-            /// The same client speaking another serializer.
-            pub fn with_serializer(mut self, serializer: __rt::Serializer) -> Self {
-                self.options.serializer = serializer;
-                self
-            }
-
-            /// The same client sending one more metadata entry with every call.
-            pub fn with_metadata(
-                mut self,
-                key: impl ::core::convert::Into<::std::string::String>,
-                value: impl ::core::convert::Into<::std::string::String>,
-            ) -> Self {
-                self.options.metadata.insert(key, value);
-                self
-            }
-
-            /// The same client routing every call by `key` (for the consistent-hash
-            /// balancer), instead of by the methods' `@hash_key` parameters.
-            pub fn with_hash_key(mut self, key: u64) -> Self {
-                self.options.hash_key = ::core::option::Option::Some(key);
-                self
-            }
-
-            /// The call options every call of this client uses.
-            pub fn options(&self) -> &__rt::CallOptions {
-                &self.options
-            }
-
-            #(#methods)*
-        }
-    }
 }

@@ -1,298 +1,302 @@
-//! Items for declared types: structs and errors, enums, unions, constants.
+//! Items for declared types: structs and errors, enums, unions, constants;
+//! and the message structs and union-shaped enums services reuse.
 
-use proc_macro2::{Ident, TokenStream};
-use quote::quote;
+use heck::ToSnakeCase;
 
-use super::docs::doc_attrs;
-use super::names;
-use super::rust_types::{Scope, field_type, int_literal, scalar_type, value_expr};
-use super::wire_codec::{struct_message_impl, union_message_impl};
-use crate::model::{ConstDef, EnumDef, Field, FieldType, Scalar, StructDef, UnionDef};
+use super::docs::{doc_lines, write_docs};
+use super::layout::{Doc, Tok, Writer, macro_call, path_tokens};
+use super::rust_types::{Scope, byte_string, constant_name, string_literal};
+use crate::model::{ConstDef, EnumDef, Field, FieldType, Scalar, StructDef, UnionDef, Value};
+use crate::rust_names::{field_name, serde_rename, type_name};
 
-/// The `#[serde(with = ..)]` helper a field needs for PROTOCOL.md's mapping
-/// of `bytes` (base64 in JSON), if any.
-fn serde_with(ty: &FieldType) -> Option<&'static str> {
-    let bytes = |t: &FieldType| matches!(t, FieldType::Scalar(Scalar::Bytes));
+/// Whether a type holds `bytes` anywhere (its serde impl then follows
+/// PROTOCOL.md's mapping through `__rt::mapped`: base64 in JSON).
+fn holds_bytes(ty: &FieldType) -> bool {
     match ty {
-        t if bytes(t) => Some("__rt::json::bytes_field"),
-        FieldType::Optional(inner) if bytes(inner) => Some("__rt::json::optional_bytes_field"),
-        FieldType::List(inner) if bytes(inner) => Some("__rt::json::list_bytes_field"),
-        FieldType::Map(_, value) if bytes(value) => Some("__rt::json::map_bytes_field"),
-        _ => None,
+        FieldType::Scalar(Scalar::Bytes) => true,
+        FieldType::Scalar(_) | FieldType::Named(_) => false,
+        FieldType::List(inner) | FieldType::Optional(inner) => holds_bytes(inner),
+        FieldType::Map(_, value) => holds_bytes(value),
     }
 }
 
-/// serde attributes of a field or arm: its IDL name on the wire, and the
-/// `bytes` helper.
-fn serde_field_attrs(idl_name: &str, ident: &Ident, ty: &FieldType) -> TokenStream {
-    let rename = names::serde_rename(idl_name, ident).map(|name| quote!(#[serde(rename = #name)]));
-    let with = serde_with(ty).map(|path| quote!(#[serde(with = #path)]));
-    quote!(#rename #with)
-}
-
-/// A message struct: a user `struct`/`error`, or a generated args/reply
-/// message. `docs` are its doc attributes.
-pub fn message_struct(
-    ident: &Ident,
-    docs: TokenStream,
-    fields: &[Field],
-    scope: Scope<'_>,
-) -> TokenStream {
-    let named: Vec<(&Field, Ident)> = fields
-        .iter()
-        .map(|f| (f, names::field_ident(&f.name)))
-        .collect();
-    let declarations = named.iter().map(|(field, field_ident)| {
-        let docs = doc_attrs(&field.docs, || {
-            format!("Field {} (`{}`).", field.tag, field.name)
-        });
-        let serde = serde_field_attrs(&field.name, field_ident, &field.ty);
-        let ty = field_type(&field.ty, field.boxed, scope);
-        quote! {
-            #docs
-            #serde
-            pub #field_ident: #ty,
+/// Whether a type nests a list or map inside a list or map: clippy's
+/// `type_complexity` then flags the Rust type, whose shape is the IDL's.
+pub fn nests_collections(ty: &FieldType) -> bool {
+    fn depth(ty: &FieldType) -> usize {
+        match ty {
+            FieldType::Scalar(_) | FieldType::Named(_) => 0,
+            FieldType::Optional(inner) => depth(inner),
+            FieldType::List(inner) | FieldType::Map(_, inner) => 1 + depth(inner),
         }
-    });
-    let has_idl_defaults = fields.iter().any(|f| f.default.is_some());
-    let default_derive = (!has_idl_defaults).then(|| quote!(Default,));
-    let default_impl = has_idl_defaults.then(|| {
-        let inits = named
-            .iter()
-            .map(|(field, field_ident)| match &field.default {
-                Some(value) => {
-                    let value = value_expr(value, &field.ty, scope);
-                    quote!(#field_ident: #value,)
-                }
-                None => quote!(#field_ident: ::core::default::Default::default(),),
-            });
-        quote! {
-            impl ::core::default::Default for #ident {
-                fn default() -> Self {
-                    Self { #(#inits)* }
-                }
-            }
-        }
-    });
-    let message_impl = struct_message_impl(&quote!(#ident), &named, scope);
-    quote! {
-        #docs
-        #[derive(Clone, Debug, PartialEq, #default_derive __rt::serde::Serialize, __rt::serde::Deserialize)]
-        #[serde(crate = "__rt::serde", default)]
-        pub struct #ident {
-            #(#declarations)*
-        }
-
-        #default_impl
-
-        #message_impl
     }
+    depth(ty) >= 2
 }
 
-/// A user `struct` or `error`. Errors also implement `Display` and `Error`.
-pub fn struct_item(def: &StructDef, scope: Scope<'_>) -> TokenStream {
-    let ident = names::type_ident(&def.name);
-    let kind = if def.is_error { "error" } else { "struct" };
-    let docs = doc_attrs(&def.docs, || format!("The `{}` {kind}.", def.name));
-    let extra = scope.type_attributes(&def.name);
-    let docs = quote!(#docs #extra);
-    let item = message_struct(&ident, docs, &def.fields, scope);
-    let error_impls = def.is_error.then(|| {
-        quote! {
-            impl ::core::fmt::Display for #ident {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    ::core::fmt::Debug::fmt(self, f)
-                }
-            }
-
-            impl ::std::error::Error for #ident {}
-        }
-    });
-    quote!(#item #error_impls)
+/// `#[serde(...)]` of a field or arm: its IDL name on the wire when Rust's
+/// differs (always for arms), and the mapping of `bytes`.
+fn serde_attribute(rename: Option<&str>, ty: &FieldType) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(name) = rename {
+        parts.push(format!("rename = {}", string_literal(name)));
+    }
+    if holds_bytes(ty) {
+        parts.push("with = \"__rt::mapped\"".to_owned());
+    }
+    (!parts.is_empty()).then(|| format!("#[serde({})]", parts.join(", ")))
 }
 
-/// The name of an enum's catch-all variant: `Unrecognized`, unless the IDL
-/// already uses that name.
-fn unrecognized_variant(def: &EnumDef) -> Ident {
-    let taken = def
-        .variants
-        .iter()
-        .any(|v| names::type_name(&v.name) == "Unrecognized");
-    names::ident(if taken {
-        "UnrecognizedValue"
+/// The derives of every message struct (without `Default` when the
+/// struct implements it by hand for its IDL defaults).
+fn message_derives(default: bool) -> &'static str {
+    if default {
+        "#[derive(Clone, Debug, PartialEq, Default, __rt::Serialize, __rt::Deserialize)]"
     } else {
-        "Unrecognized"
-    })
+        "#[derive(Clone, Debug, PartialEq, __rt::Serialize, __rt::Deserialize)]"
+    }
+}
+
+/// A message struct: a user `struct`/`error`, or a method's args message,
+/// and its impls (`__rt::message!`). `docs` are its doc lines,
+/// `attributes` any extra attribute lines, `markers` what the impls add
+/// (`error "words"`, `args`).
+pub fn message_struct(
+    w: &mut Writer,
+    name: &str,
+    docs: &[String],
+    attributes: &[String],
+    fields: &[Field],
+    markers: &[Vec<Tok>],
+    scope: Scope<'_>,
+) {
+    let idents: Vec<String> = fields.iter().map(|f| field_name(&f.name)).collect();
+    let has_idl_defaults = fields.iter().any(|f| f.default.is_some());
+    write_docs(w, docs);
+    for attribute in attributes {
+        w.line(attribute);
+    }
+    if fields.iter().any(|f| nests_collections(&f.ty)) {
+        w.line("#[allow(clippy::type_complexity)]");
+    }
+    w.line(message_derives(!has_idl_defaults));
+    w.line("#[serde(crate = \"__rt::serde\", default)]");
+    if fields.is_empty() {
+        w.line(format!("pub struct {name} {{}}"));
+    } else {
+        w.open(format!("pub struct {name}"));
+        for (field, ident) in fields.iter().zip(&idents) {
+            let docs = doc_lines(&field.docs, || {
+                format!("Field {} (`{}`).", field.tag, field.name)
+            });
+            write_docs(w, &docs);
+            if let Some(attribute) =
+                serde_attribute(serde_rename(&field.name, ident).as_deref(), &field.ty)
+            {
+                w.line(attribute);
+            }
+            let ty = scope.ty(&field.ty, field.boxed);
+            w.doc(
+                &Doc::Cat(vec![Doc::text(format!("pub {ident}: ")), ty]),
+                ",",
+            );
+        }
+        w.close("");
+    }
+    w.blank();
+    let mut tokens = vec![Tok::Word(name.to_owned()), Tok::Semi];
+    for (i, (field, ident)) in fields.iter().zip(&idents).enumerate() {
+        if i > 0 {
+            tokens.push(Tok::Comma);
+        }
+        tokens.push(Tok::Word(field.tag.to_string()));
+        tokens.push(Tok::Word(ident.clone()));
+        if let Some(default) = &field.default {
+            tokens.push(Tok::Eq);
+            scope.default_tokens(default, &field.ty, &mut tokens);
+        }
+    }
+    let mut markers = markers.to_vec();
+    if has_idl_defaults {
+        markers.insert(0, vec![Tok::Word("default".into())]);
+    }
+    for (i, marker) in markers.into_iter().enumerate() {
+        tokens.push(if i == 0 { Tok::Semi } else { Tok::Comma });
+        tokens.extend(marker);
+    }
+    let indent = w.indent();
+    w.lines(macro_call(indent, "__rt::message", &tokens));
+}
+
+/// A user `struct` or `error`. Errors also implement `Display` (their name
+/// in words and their fields: `not found: sku "NOPE"`) and `Error`.
+pub fn struct_item(w: &mut Writer, def: &StructDef, scope: Scope<'_>) {
+    let name = type_name(&def.name);
+    let kind = if def.is_error { "error" } else { "struct" };
+    let docs = doc_lines(&def.docs, || format!("The `{}` {kind}.", def.name));
+    let attributes = scope.type_attributes(&def.name);
+    let markers = if def.is_error {
+        let words = def.name.to_snake_case().replace('_', " ");
+        vec![vec![
+            Tok::Word("error".into()),
+            Tok::Word(string_literal(&words)),
+        ]]
+    } else {
+        Vec::new()
+    };
+    message_struct(w, &name, &docs, &attributes, &def.fields, &markers, scope);
 }
 
 /// A user `enum`: a Rust enum with a catch-all for values from newer peers.
-pub fn enum_item(def: &EnumDef, scope: Scope<'_>) -> TokenStream {
-    let ident = names::type_ident(&def.name);
-    let docs = doc_attrs(&def.docs, || format!("The `{}` enum.", def.name));
-    let extra = scope.type_attributes(&def.name);
-    let unrecognized = unrecognized_variant(def);
-    let variants: Vec<(Ident, &crate::model::EnumVariant)> = def
-        .variants
-        .iter()
-        .map(|v| (names::type_ident(&v.name), v))
-        .collect();
-    let declarations = variants.iter().map(|(variant, v)| {
-        let docs = doc_attrs(&v.docs, || format!("`{}` ({}).", v.name, v.value));
-        let default = (v.value == 0).then(|| quote!(#[default]));
-        quote!(#docs #default #variant,)
-    });
-    let to_i32 = variants.iter().map(|(variant, v)| {
-        let value = int_literal(v.value.into());
-        quote!(Self::#variant => #value,)
-    });
-    let from_i32 = variants.iter().map(|(variant, v)| {
-        let value = int_literal(v.value.into());
-        quote!(#value => Self::#variant,)
-    });
-    let idl_name = variants.iter().map(|(variant, v)| {
-        let name = &v.name;
-        quote!(Self::#variant => ::core::option::Option::Some(#name),)
-    });
-    let from_idl_name = variants.iter().map(|(variant, v)| {
-        let name = &v.name;
-        quote!(#name => ::core::option::Option::Some(Self::#variant),)
-    });
-    quote! {
-        #docs
-        #extra
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-        pub enum #ident {
-            #(#declarations)*
-            /// A value this version does not know (sent by a newer peer); kept as sent.
-            #unrecognized(i32),
-        }
-
-        impl __rt::IdlEnum for #ident {
-            fn to_i32(self) -> i32 {
-                match self {
-                    #(#to_i32)*
-                    Self::#unrecognized(value) => value,
-                }
-            }
-
-            fn from_i32(value: i32) -> Self {
-                match value {
-                    #(#from_i32)*
-                    other => Self::#unrecognized(other),
-                }
-            }
-
-            fn idl_name(self) -> ::core::option::Option<&'static str> {
-                match self {
-                    #(#idl_name)*
-                    Self::#unrecognized(_) => ::core::option::Option::None,
-                }
-            }
-
-            fn from_idl_name(name: &str) -> ::core::option::Option<Self> {
-                match name {
-                    #(#from_idl_name)*
-                    _ => ::core::option::Option::None,
-                }
-            }
-        }
-
-        impl __rt::serde::Serialize for #ident {
-            fn serialize<S: __rt::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
-                __rt::json::serialize_enum(self, serializer)
-            }
-        }
-
-        impl<'de> __rt::serde::Deserialize<'de> for #ident {
-            fn deserialize<D: __rt::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
-                __rt::json::deserialize_enum(deserializer)
-            }
-        }
+pub fn enum_item(w: &mut Writer, def: &EnumDef, catch_all: &str, scope: Scope<'_>) {
+    let name = type_name(&def.name);
+    write_docs(
+        w,
+        &doc_lines(&def.docs, || format!("The `{}` enum.", def.name)),
+    );
+    for attribute in scope.type_attributes(&def.name) {
+        w.line(attribute);
     }
+    // Variant names are the IDL's (`STATUS_ACTIVE` in `Status`).
+    w.line("#[allow(clippy::enum_variant_names)]");
+    w.line("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]");
+    w.open(format!("pub enum {name}"));
+    let variants: Vec<String> = def.variants.iter().map(|v| type_name(&v.name)).collect();
+    for (variant, v) in variants.iter().zip(&def.variants) {
+        write_docs(
+            w,
+            &doc_lines(&v.docs, || format!("`{}` ({}).", v.name, v.value)),
+        );
+        if v.value == 0 {
+            w.line("#[default]");
+        }
+        w.line(format!("{variant},"));
+    }
+    w.line("/// A value this version does not know (sent by a newer peer); kept as sent.");
+    w.line(format!("{catch_all}(i32),"));
+    w.close("");
+    w.blank();
+
+    let mut tokens = vec![
+        Tok::Word(name.clone()),
+        Tok::Comma,
+        Tok::Word(catch_all.to_owned()),
+        Tok::Semi,
+    ];
+    for (i, (variant, v)) in variants.iter().zip(&def.variants).enumerate() {
+        if i > 0 {
+            tokens.push(Tok::Comma);
+        }
+        tokens.push(Tok::Word(variant.clone()));
+        tokens.push(Tok::Word(string_literal(&v.name)));
+        tokens.push(Tok::Eq);
+        if v.value < 0 {
+            tokens.push(Tok::Minus);
+        }
+        tokens.push(Tok::Word(v.value.unsigned_abs().to_string()));
+    }
+    let indent = w.indent();
+    w.lines(macro_call(indent, "__rt::idl_enum", &tokens));
 }
 
 /// A union-shaped Rust enum: one tuple variant per arm. Used for IDL
-/// `union`s and for the declared-error enum of a throwing method.
+/// `union`s and for the declared-error enum of a throwing method
+/// (`errors`: the path of each arm's error type; the impls then add the
+/// conversions from them, `Display` and `Error`). `variants` are the
+/// arms' variant names.
+#[allow(clippy::too_many_arguments, reason = "one call per union shape")]
 pub fn union_enum(
-    ident: &Ident,
-    docs: TokenStream,
+    w: &mut Writer,
+    name: &str,
+    docs: &[String],
+    attributes: &[String],
     arms: &[Field],
+    variants: &[String],
+    errors: &[String],
     scope: Scope<'_>,
-) -> TokenStream {
-    let named: Vec<(&Field, Ident)> = arms
-        .iter()
-        .map(|f| (f, names::type_ident(&f.name)))
-        .collect();
-    let declarations = named.iter().map(|(arm, variant)| {
-        let docs = doc_attrs(&arm.docs, || format!("Arm {} (`{}`).", arm.tag, arm.name));
-        let name = &arm.name;
-        let with = serde_with(&arm.ty).map(|path| quote!(#[serde(with = #path)]));
-        let ty = field_type(&arm.ty, arm.boxed, scope);
+) {
+    write_docs(w, docs);
+    for attribute in attributes {
+        w.line(attribute);
+    }
+    // Arm names and types are the IDL's.
+    let mut lints = vec!["clippy::enum_variant_names", "clippy::large_enum_variant"];
+    if arms.iter().any(|arm| nests_collections(&arm.ty)) {
+        lints.push("clippy::type_complexity");
+    }
+    let indent = w.indent();
+    w.lines(super::layout::attribute_list(indent, "allow", &lints));
+    w.line("#[derive(Clone, Debug, PartialEq, __rt::Serialize, __rt::Deserialize)]");
+    w.line("#[serde(crate = \"__rt::serde\")]");
+    w.open(format!("pub enum {name}"));
+    for (arm, variant) in arms.iter().zip(variants) {
+        write_docs(
+            w,
+            &doc_lines(&arm.docs, || format!("Arm {} (`{}`).", arm.tag, arm.name)),
+        );
+        if let Some(attribute) = serde_attribute(Some(&arm.name), &arm.ty) {
+            w.line(attribute);
+        }
+        let ty = scope.ty(&arm.ty, false);
         let ty = if arm.boxed {
-            quote!(::std::boxed::Box<#ty>)
+            Doc::list(scope.std("Box"), "<", vec![ty], ">")
         } else {
             ty
         };
-        quote! {
-            #docs
-            #[serde(rename = #name)]
-            #with
-            #variant(#ty),
-        }
-    });
-    let default = named.first().map(|(_, first)| {
-        quote! {
-            impl ::core::default::Default for #ident {
-                fn default() -> Self {
-                    Self::#first(::core::default::Default::default())
-                }
-            }
-        }
-    });
-    let message_impl = union_message_impl(&quote!(#ident), &named, scope);
-    quote! {
-        #docs
-        #[derive(Clone, Debug, PartialEq, __rt::serde::Serialize, __rt::serde::Deserialize)]
-        #[serde(crate = "__rt::serde")]
-        pub enum #ident {
-            #(#declarations)*
-        }
-
-        #default
-
-        #message_impl
+        w.doc(&Doc::list(variant.clone(), "(", vec![ty], ")"), ",");
     }
+    w.close("");
+    w.blank();
+    let mut tokens = vec![Tok::Word(name.to_owned()), Tok::Semi];
+    for (i, (arm, variant)) in arms.iter().zip(variants).enumerate() {
+        if i > 0 {
+            tokens.push(Tok::Comma);
+        }
+        tokens.push(Tok::Word(arm.tag.to_string()));
+        tokens.push(Tok::Word(variant.clone()));
+        if let Some(error) = errors.get(i) {
+            path_tokens(error, &mut tokens);
+        }
+    }
+    let macro_name = if errors.is_empty() {
+        "__rt::union"
+    } else {
+        "__rt::declared_error"
+    };
+    let indent = w.indent();
+    w.lines(macro_call(indent, macro_name, &tokens));
 }
 
 /// A user `union`.
-pub fn union_item(def: &UnionDef, scope: Scope<'_>) -> TokenStream {
-    let ident = names::type_ident(&def.name);
-    let docs = doc_attrs(&def.docs, || {
+pub fn union_item(w: &mut Writer, def: &UnionDef, scope: Scope<'_>) {
+    let name = type_name(&def.name);
+    let docs = doc_lines(&def.docs, || {
         format!("The `{}` union: exactly one arm is set.", def.name)
     });
-    let extra = scope.type_attributes(&def.name);
-    union_enum(&ident, quote!(#docs #extra), &def.arms, scope)
+    let variants: Vec<String> = def.arms.iter().map(|a| type_name(&a.name)).collect();
+    let attributes = scope.type_attributes(&def.name);
+    union_enum(
+        w,
+        &name,
+        &docs,
+        &attributes,
+        &def.arms,
+        &variants,
+        &[],
+        scope,
+    );
 }
 
 /// A `const`.
-pub fn const_item(def: &ConstDef, scope: Scope<'_>) -> TokenStream {
-    let ident = names::const_ident(&def.name);
-    let docs = doc_attrs(&def.docs, || format!("The constant `{}`.", def.name));
-    let ty = match def.ty {
-        Scalar::String => quote!(&str),
-        Scalar::Bytes => quote!(&[u8]),
-        other => scalar_type(other),
+pub fn const_item(w: &mut Writer, def: &ConstDef, scope: Scope<'_>) {
+    write_docs(
+        w,
+        &doc_lines(&def.docs, || format!("The constant `{}`.", def.name)),
+    );
+    let name = constant_name(&def.name);
+    let (ty, value) = match (&def.value, def.ty) {
+        (Value::String(s), Scalar::String) => ("&str".to_owned(), string_literal(s)),
+        (Value::String(s), Scalar::Bytes) => ("&[u8]".to_owned(), byte_string(s)),
+        (value, ty) => (scope.scalar(ty), scope.value(value, &FieldType::Scalar(ty))),
     };
-    let value = match (&def.value, def.ty) {
-        (crate::model::Value::String(s), Scalar::String) => quote!(#s),
-        (crate::model::Value::String(s), Scalar::Bytes) => {
-            let lit = proc_macro2::Literal::byte_string(s.as_bytes());
-            quote!(#lit)
-        }
-        (value, ty) => value_expr(value, &FieldType::Scalar(ty), scope),
-    };
-    quote! {
-        #docs
-        pub const #ident: #ty = #value;
-    }
+    w.line(format!("pub const {name}: {ty} = {value};"));
 }

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use super::generated::health::{
-    CheckError, Health, HealthClient, HealthServer, NoSuchService, ServingStatus,
-};
+pub use super::generated::health::health::{CheckError, Health, HealthClient, HealthServer};
+pub use super::generated::health::{NoSuchService, ServingStatus};
 use crate::context::CallContext;
 use crate::error::RpcError;
 

@@ -47,17 +47,16 @@ impl Builtins {
         services: &mut std::collections::HashMap<&'static str, Arc<dyn ServiceHandler>>,
     ) -> Option<HealthReporter> {
         let health = self.health.then(|| {
-            let names = services
-                .keys()
-                .copied()
-                .chain([generated::health::HealthClient::WIRE_NAME])
-                .chain(
-                    self.reflection
-                        .then_some(generated::reflection::ReflectionClient::WIRE_NAME),
-                );
+            let names =
+                services
+                    .keys()
+                    .copied()
+                    .chain([<health::HealthClient as crate::codegen::Stub>::WIRE_NAME])
+                    .chain(self.reflection.then_some(
+                        <reflection::ReflectionClient as crate::codegen::Stub>::WIRE_NAME,
+                    ));
             let reporter = HealthReporter::new(names);
-            let handler =
-                generated::health::HealthServer::new(HealthService::new(reporter.clone()));
+            let handler = health::HealthServer::new(HealthService::new(reporter.clone()));
             insert(services, Arc::new(handler));
             reporter
         });

@@ -1,10 +1,10 @@
 //! `courier.Reflection`: the services a server serves and the `.rpc`
 //! sources idlc embedded in each one's generated adapter.
 
-pub use super::generated::reflection::{
-    FileContainingError, IdlFile, Reflection, ReflectionClient, ReflectionServer, ServiceInfo,
-    UnknownService,
+pub use super::generated::reflection::reflection::{
+    FileContainingError, Reflection, ReflectionClient, ReflectionServer,
 };
+pub use super::generated::reflection::{IdlFile, ServiceInfo, UnknownService};
 use crate::codegen::ServiceIdl;
 use crate::context::CallContext;
 use crate::error::RpcError;

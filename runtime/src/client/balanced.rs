@@ -23,8 +23,9 @@ use super::config::ChannelConfig;
 use super::interceptor::{ClientInterceptor, OutgoingRequest};
 use super::method::MethodDescriptor;
 use crate::balance::{Balancer, Candidate, Strategy, hash_key_of};
-use crate::builtin::generated::health::health::{self, CheckArgs, CheckReply};
+use crate::builtin::generated::health::health::{self, CheckArgs};
 use crate::builtin::health::{CheckError, ServingStatus};
+use crate::codegen::Reply;
 use crate::context::Metadata;
 use crate::context::cap_timeout;
 use crate::error::{RpcError, Status, StatusCode, TransportError};
@@ -413,7 +414,7 @@ async fn check_health(
         let timeout = timeout.map_or(HEALTH_PROBE_TIMEOUT, |t| t.min(HEALTH_PROBE_TIMEOUT));
         let result: Result<ServingStatus, RpcError<CheckError>> = async {
             let shared = endpoint.connection(config).await?;
-            let reply: CheckReply = shared
+            let reply: Reply<ServingStatus> = shared
                 .call(&health::CHECK, args, serializer, &metadata, Some(timeout))
                 .await?;
             Ok(reply.value)

@@ -26,6 +26,8 @@ mod send_room;
 mod stream;
 mod task;
 
+/// The configuration API of generated clients (`new`, `with_timeout`, ...).
+pub use crate::codegen::Stub;
 pub use backoff::Backoff;
 pub use balanced::{
     BalanceOptions, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_BASE, DEFAULT_EJECT_MAX,

@@ -1,6 +1,7 @@
 //! serde helpers for PROTOCOL.md's JSON and MessagePack mapping: enums by
 //! IDL name (numbers accepted), `bytes` as standard base64 in text formats
-//! and as raw bytes in binary ones.
+//! and as raw bytes in binary ones (at any depth of nesting, through
+//! [`mapped`](super::mapped)).
 //!
 //! Text or binary is decided by serde's `is_human_readable()`, so compact
 //! formats (postcard) carry enums as numbers and bytes as bytes. MessagePack
@@ -8,7 +9,6 @@
 //! like JSON: it encodes and decodes inside the runtime's *named-enum*
 //! scope, which [`serialize_enum`] and [`deserialize_enum`] check too.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -18,7 +18,7 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::proto::IdlEnum;
+use super::types::IdlEnum;
 
 /// Do enums travel by name in this format? In human-readable ones, and in
 /// binary ones inside the named-enum scope (MessagePack).
@@ -82,7 +82,7 @@ pub fn deserialize_enum<'de, E: IdlEnum, D: Deserializer<'de>>(
 }
 
 /// `bytes` borrowed for serializing in the mapping's form.
-struct BytesOut<'a>(&'a Bytes);
+pub(crate) struct BytesOut<'a>(pub(crate) &'a Bytes);
 
 impl Serialize for BytesOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -95,7 +95,7 @@ impl Serialize for BytesOut<'_> {
 }
 
 /// `bytes` deserialized from the mapping's form.
-struct BytesIn(Bytes);
+pub(crate) struct BytesIn(pub(crate) Bytes);
 
 impl<'de> Deserialize<'de> for BytesIn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -152,66 +152,5 @@ pub mod bytes_field {
     /// Deserializes the field.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
         BytesIn::deserialize(deserializer).map(|b| b.0)
-    }
-}
-
-/// `#[serde(with)]` for an `optional bytes` field.
-pub mod optional_bytes_field {
-    use super::*;
-
-    /// Serializes the field.
-    pub fn serialize<S: Serializer>(
-        value: &Option<Bytes>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        value.as_ref().map(BytesOut).serialize(serializer)
-    }
-
-    /// Deserializes the field.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Bytes>, D::Error> {
-        Option::<BytesIn>::deserialize(deserializer).map(|b| b.map(|b| b.0))
-    }
-}
-
-/// `#[serde(with)]` for a `list<bytes>` field.
-pub mod list_bytes_field {
-    use super::*;
-
-    /// Serializes the field.
-    pub fn serialize<S: Serializer>(values: &[Bytes], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(values.iter().map(BytesOut))
-    }
-
-    /// Deserializes the field.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Bytes>, D::Error> {
-        Vec::<BytesIn>::deserialize(deserializer).map(|v| v.into_iter().map(|b| b.0).collect())
-    }
-}
-
-/// `#[serde(with)]` for a `map<K, bytes>` field.
-pub mod map_bytes_field {
-    use super::*;
-
-    /// Serializes the field (a `HashMap` or a `BTreeMap`).
-    pub fn serialize<'a, M, K, S>(values: &'a M, serializer: S) -> Result<S::Ok, S::Error>
-    where
-        &'a M: IntoIterator<Item = (&'a K, &'a Bytes)>,
-        K: Serialize + 'a,
-        S: Serializer,
-    {
-        serializer.collect_map(values.into_iter().map(|(k, v)| (k, BytesOut(v))))
-    }
-
-    /// Deserializes the field (into a `HashMap` or a `BTreeMap`).
-    pub fn deserialize<'de, M, K, D>(deserializer: D) -> Result<M, D::Error>
-    where
-        M: FromIterator<(K, Bytes)>,
-        K: Deserialize<'de> + Ord,
-        D: Deserializer<'de>,
-    {
-        BTreeMap::<K, BytesIn>::deserialize(deserializer)
-            .map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect())
     }
 }

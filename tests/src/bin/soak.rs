@@ -30,14 +30,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier::balance::Strategy;
+use courier::client::Stub;
 use courier::client::{BalanceOptions, Channel, ChannelConfig};
 use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::server::{Server, ServerHandle};
 use courier::{CallContext, RpcError, StatusCode, TransportError};
 use courier_test_support::fault_proxy::{Fault, FaultProxy};
-use courier_tests::fixtures::services::{
-    DeleteError, GetError, NotFound, PutError, ReadOnly, Store, StoreClient, StoreServer,
+use courier_tests::fixtures::services::store::{
+    DeleteError, GetError, PutError, Store, StoreClient, StoreServer,
 };
+use courier_tests::fixtures::services::{NotFound, ReadOnly};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
