@@ -3,9 +3,7 @@
 //! user's build of courier and of generated code has no warnings with the
 //! newest compatible dependencies; running it makes one call each way.
 
-use courier::client::Channel;
-use courier::server::Server;
-use courier::{CallContext, RpcError};
+use courier::prelude::*;
 
 pub mod hello {
     courier::include_idl!("hello");
@@ -15,16 +13,13 @@ pub mod shop {
     courier::include_idl!("shop");
 }
 
-use hello::{EmptyName, Greeter, GreeterClient, GreeterServer, SayHelloError};
+use hello::EmptyName;
+use hello::greeter::{Greeter, GreeterClient, GreeterServer, SayHelloError};
 
 struct HelloGreeter;
 
 impl Greeter for HelloGreeter {
-    async fn say_hello(
-        &self,
-        _ctx: CallContext,
-        name: String,
-    ) -> Result<String, RpcError<SayHelloError>> {
+    async fn say_hello(&self, _ctx: CallContext, name: String) -> RpcResult<String, SayHelloError> {
         if name.is_empty() {
             return Err(EmptyName {
                 hint: "pass a non-empty name".into(),
@@ -34,7 +29,7 @@ impl Greeter for HelloGreeter {
         Ok(format!("Hello, {name}!"))
     }
 
-    async fn sleep(&self, _ctx: CallContext, ms: u32) -> Result<u32, RpcError> {
+    async fn sleep(&self, _ctx: CallContext, ms: u32) -> RpcResult<u32> {
         tokio::time::sleep(std::time::Duration::from_millis(ms.into())).await;
         Ok(ms)
     }

@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use courier::client::Channel;
+use courier::client::Stub;
 use courier::protocol::{FrameBuilder, FrameDecoder, FrameHeader, MessageKind};
 use courier::server::Server;
 use courier::{CallContext, RpcError};
-use courier_tests::fixtures::services::{
+use courier_tests::fixtures::services::store::{
     DeleteError, GetError, PutError, Store, StoreClient, StoreServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
