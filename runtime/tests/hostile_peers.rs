@@ -403,6 +403,139 @@ async fn a_connection_paused_by_its_own_calls_is_not_closed_for_the_silence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_limit() {
+    // A connection limit of 96 KiB and slow calls of about 1 KiB: the
+    // peer's calls fill the connection until the server stops reading it.
+    // The read that takes it past its limit brings several whole requests
+    // at once; they were read and charged, and handing them to their calls
+    // adds nothing, so they must be served, not left in the read buffer
+    // until a call ends (these never do): a peer whose calls wait on one
+    // another would deadlock. At most the one frame the reader stopped in
+    // the middle of waits.
+    const LIMIT: usize = 96 * KIB;
+    let server = TestServer::start_with(|builder| {
+        builder
+            .max_frame_size(4 * KIB as u32)
+            .reserved_bytes_per_connection(16 * KIB)
+            .max_buffered_bytes_per_connection(LIMIT)
+    })
+    .await;
+    let filler = EchoArgs {
+        data: Bytes::from(vec![b'd'; 1000]),
+        ..EchoArgs::default()
+    };
+    let frame = request(1, "slow", &filler).len();
+    let mut calls = BytesMut::new();
+    for id in 1..=(2 * LIMIT / frame) as u64 {
+        calls.extend_from_slice(&request(id, "slow", &filler));
+    }
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    stream.write_all(&calls).await.expect("write");
+    eventually("the connection to reach its limit", || {
+        server.handle.max_connection_bytes() >= LIMIT
+    })
+    .await;
+    eventually("every whole request read to be served", || {
+        let held = server.handle.max_connection_bytes();
+        held < (server.observed.started() + 1) * frame
+    })
+    .await;
+    assert!(server.observed.started() * frame <= LIMIT + 64 * KIB);
+    drop(stream);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_leaves_while_its_connection_is_paused_is_noticed() {
+    // The peer sends far more than its connection's limit and leaves. The
+    // server stopped reading it, and the peer's kernel still holds bytes
+    // the server's receive window does not take, with the FIN behind them:
+    // the server never sees the close. Its calls must not run on for ever:
+    // the pong a paused connection sends (here every 100 ms) meets a reset.
+    let server = TestServer::start_with(|builder| {
+        bounded(builder).heartbeat_interval(Some(Duration::from_millis(200)))
+    })
+    .await;
+    let heavy = EchoArgs {
+        data: Bytes::from(vec![b'd'; 200 * KIB]),
+        ..EchoArgs::default()
+    };
+    let mut calls = BytesMut::new();
+    for id in 1..=40 {
+        calls.extend_from_slice(&request(id, "slow", &heavy));
+    }
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let _ = write.write_all(&calls).await;
+        write
+    });
+    eventually("the connection to fill up", || {
+        server.handle.max_connection_bytes() >= PER_CONNECTION
+    })
+    .await;
+    // Leaves: the writer is stopped (its write half dropped), and the
+    // socket closed.
+    writing.abort();
+    let _ = writing.await;
+    drop(read);
+    eventually("the calls to be stopped", || server.handle.in_flight() == 0).await;
+    eventually("the connection to close", || {
+        server.handle.connection_count() == 0
+    })
+    .await;
+    eventually("every byte to be released", || {
+        server.handle.buffered_bytes() == 0 && server.handle.pool_bytes() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_heartbeat_does_not_give_up_on_a_server_that_holds_its_calls() {
+    // Five gated calls of 250 KiB fill the connection's 1 MiB: the server
+    // stops reading it, and the client's pings wait unread. The client's
+    // heartbeat (100 ms: it gives up after 300 ms without a frame) must
+    // still hear from the server, whose calls are running, not dead.
+    let server = TestServer::start_with(|builder| {
+        bounded(builder).heartbeat_interval(Some(Duration::from_millis(100)))
+    })
+    .await;
+    let channel = courier::client::Channel::connect_with(
+        server.addr(),
+        courier::client::ChannelConfig {
+            heartbeat_interval: Some(Duration::from_millis(100)),
+            ..courier::client::ChannelConfig::default()
+        },
+    )
+    .await
+    .expect("connect");
+    let heavy = EchoArgs {
+        text: "heavy".to_owned(),
+        data: Bytes::from(vec![b'd'; 250 * KIB]),
+        ..EchoArgs::default()
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (channel, heavy) = (channel.clone(), heavy.clone());
+        calls.spawn(async move {
+            channel
+                .unary::<_, EchoReply, NoDeclaredError>(&GATED, &heavy, &options())
+                .await
+        });
+    }
+    eventually("the connection to fill up", || {
+        server.handle.max_connection_bytes() >= PER_CONNECTION
+    })
+    .await;
+    // Many of the client's heartbeat deadlines.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.observed.open_gate();
+    while let Some(joined) = within("the calls", calls.join_next()).await {
+        let reply = joined.expect("a caller").expect("answered");
+        assert_eq!(reply.value, "heavy");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_stops_its_calls_at_once_and_frees_their_slots() {
     let server = TestServer::start().await;
     for half_close in [false, true] {

@@ -52,6 +52,9 @@ const POOL_POLL: Duration = Duration::from_millis(20);
 const HELD_DEADLINE_POLL: Duration = Duration::from_millis(100);
 /// How often a paused reader looks whether its peer closed the connection.
 const CLOSE_POLL: Duration = Duration::from_millis(100);
+/// The longest time between the pongs a reader paused by its own calls
+/// sends (half the heartbeat interval, at most this).
+const MAX_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// Message types 7, 8 and 9 (stream item, stream end, credit): this server
 /// has no streaming method (it answers their requests status 3), so no
@@ -389,16 +392,25 @@ async fn read_frames<R: ReadSide>(
     let pool = &conn.server.memory;
     let end = 'read: loop {
         let mut any_frame = false;
-        // Frames are handled until the connection is over its limits (the
-        // answers to refused requests can outgrow the requests); the rest
-        // waits in the buffer, charged, until there is room again.
-        while !conn.memory.must_pause(pool) {
+        // The frames already read are handled, also past the connection's
+        // limits, as long as handling them adds no bytes: a request handed
+        // to its call keeps the bytes it was charged as it was read (left
+        // in the buffer until a call ends, it could wait for ever: for a
+        // call its other calls wait on). Once a frame's handling added
+        // bytes over the limits (a pong, the answer to a refused request,
+        // which can outgrow the request), the rest waits in the buffer,
+        // charged, until there is room again.
+        let mut grew = false;
+        while !(grew && conn.memory.must_pause(pool)) {
+            let before = conn.memory.charged();
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     any_frame = true;
                     let size = HEADER_LEN + frame.body.len();
                     unframed = unframed.saturating_sub(size);
-                    if let Handled::ProtocolError = handle_frame(conn, frame, size) {
+                    let handled = handle_frame(conn, frame, size);
+                    grew = conn.memory.charged() > before;
+                    if let Handled::ProtocolError = handled {
                         errors += 1;
                         if errors > max_errors {
                             break 'read ReadEnd::TooManyErrors(errors);
@@ -490,16 +502,20 @@ impl<R: ReadSide> Paused<'_, R> {
     /// Waits until the connection may read again (it holds at most half
     /// its limit, and within its reserved share or with room in the pool);
     /// returns why the connection must close instead: the server closes,
-    /// the writer ends, a read deadline passes, or answers stay unwritten
+    /// the writer ends, a read deadline passes, or the writer stays stuck
     /// for the write-stall timeout while the connection is over its limit.
     ///
-    /// The read deadlines keep running while the peer has answers waiting
-    /// (it is not reading them) or the pool is spent. When only the
-    /// connection's own calls in flight hold its bytes, the peer is not at
-    /// fault for the silence the server chose not to read: the time paused
-    /// then does not count against the deadlines. A peer that closes or
-    /// resets its connection meanwhile is noticed where the transport can
-    /// tell ([`ReadSide::peer_closed`]), within [`CLOSE_POLL`].
+    /// The read deadlines keep running while the peer does not take its
+    /// answers (the writer waits for the socket) or the pool is spent.
+    /// When only the connection's own calls in flight hold its bytes, the
+    /// peer is not at fault for the silence the server chose not to read:
+    /// the time paused then does not count against the deadlines, and the
+    /// server sends a pong every half heartbeat interval, so that the
+    /// peer's heartbeat, whose pings are not read, still hears from it (and
+    /// a peer that has left answers the pong with a reset, which ends the
+    /// connection). A peer that closes or resets its connection is also
+    /// noticed where the transport can tell ([`ReadSide::peer_closed`]),
+    /// within [`CLOSE_POLL`].
     async fn wait_for_room(mut self) -> Option<ReadEnd> {
         let conn = self.conn;
         let pool = &conn.server.memory;
@@ -507,6 +523,14 @@ impl<R: ReadSide> Paused<'_, R> {
         let stall_timer =
             tokio::time::sleep_until(stall.map_or_else(far_future, |stall| Instant::now() + stall));
         tokio::pin!(stall_timer);
+        let keepalive =
+            conn.server.config.heartbeat_interval.map(|interval| {
+                (interval / 2).clamp(Duration::from_millis(1), MAX_KEEPALIVE_INTERVAL)
+            });
+        let keepalive_timer = tokio::time::sleep_until(
+            keepalive.map_or_else(far_future, |every| Instant::now() + every),
+        );
+        tokio::pin!(keepalive_timer);
         tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader paused");
         let paused_at = Instant::now();
         let mut deadlines_held = false;
@@ -516,6 +540,8 @@ impl<R: ReadSide> Paused<'_, R> {
                 break None;
             }
             let waits_for_pool = conn.memory.waits_for_pool(pool);
+            // Held by its own calls: no answer is stuck, the pool has room.
+            let held = || !conn.memory.waits_for_pool(pool) && !conn.writer_waiting();
             tokio::select! {
                 biased;
                 () = closing(self.phase) => break Some(ReadEnd::Closing),
@@ -528,7 +554,7 @@ impl<R: ReadSide> Paused<'_, R> {
                     }
                 }
                 () = &mut stall_timer => {
-                    if conn.outbox.unwritten() > 0 {
+                    if conn.writer_waiting() {
                         break Some(ReadEnd::AnswersPiledUp);
                     }
                     // Calls in flight hold the bytes, not unread answers:
@@ -536,9 +562,16 @@ impl<R: ReadSide> Paused<'_, R> {
                     let next = stall.map_or_else(far_future, |stall| Instant::now() + stall);
                     stall_timer.as_mut().reset(next);
                 }
+                () = &mut keepalive_timer, if keepalive.is_some() => {
+                    let every = keepalive.unwrap_or(MAX_KEEPALIVE_INTERVAL);
+                    if held() {
+                        conn.send_control(empty_frame(MessageKind::Pong, 0, 0));
+                    }
+                    keepalive_timer.as_mut().reset(Instant::now() + every);
+                }
                 () = self.timer.as_mut(), if self.timed => {
                     let now = Instant::now();
-                    if conn.outbox.unwritten() == 0 && !waits_for_pool {
+                    if held() {
                         // Held by its own calls: look again in a while.
                         deadlines_held = true;
                         self.timer.as_mut().reset(now + HELD_DEADLINE_POLL);

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
@@ -29,6 +30,9 @@ pub(crate) struct ConnShared {
     pub peer: SocketAddr,
     /// The client's certificate identity (mutual TLS), shared by its calls.
     pub peer_identity: Option<Arc<PeerIdentity>>,
+    /// Set while the writer waits for the socket to take bytes (the peer
+    /// is not reading, or not fast enough), cleared when bytes move.
+    writer_waiting: AtomicBool,
     /// This connection in the server's registry.
     id: u64,
 }
@@ -52,6 +56,7 @@ impl ConnShared {
             slots: CallSlots::default(),
             peer,
             peer_identity,
+            writer_waiting: AtomicBool::new(false),
             id,
         });
         server.register(id, &conn);
@@ -68,6 +73,18 @@ impl ConnShared {
     /// Releases `bytes` charged to the connection.
     pub fn release(&self, bytes: usize) {
         self.memory.release(&self.server.memory, bytes);
+    }
+
+    /// Whether the writer is waiting for the socket to take bytes: the
+    /// peer is not taking its answers (as opposed to answers just queued,
+    /// which the writer takes at once).
+    pub fn writer_waiting(&self) -> bool {
+        self.writer_waiting.load(Ordering::Acquire)
+    }
+
+    /// The writer started or stopped waiting for the socket.
+    pub fn set_writer_waiting(&self, waiting: bool) {
+        self.writer_waiting.store(waiting, Ordering::Release);
     }
 
     /// Queues a short frame the server owes the peer (a pong, the answer to

@@ -48,38 +48,47 @@ impl std::fmt::Display for WriterEnd {
 }
 
 /// The write-stall clock: armed when a write has to wait, disarmed by
-/// progress.
-struct StallClock {
+/// progress. It also tells the connection whether the writer is waiting
+/// for the socket ([`ConnShared::writer_waiting`]), changing that flag only
+/// when a write has to wait and at the progress after it: writes that go
+/// through at once touch neither the timer nor the flag.
+struct StallClock<'a> {
     timeout: Option<Duration>,
     timer: Pin<Box<Sleep>>,
-    armed: bool,
+    /// A write has waited since the last progress.
+    waiting: bool,
+    conn: &'a ConnShared,
 }
 
-impl StallClock {
-    fn new(timeout: Option<Duration>) -> StallClock {
+impl<'a> StallClock<'a> {
+    fn new(timeout: Option<Duration>, conn: &'a ConnShared) -> StallClock<'a> {
         StallClock {
             timeout,
             timer: Box::pin(tokio::time::sleep_until(far_future())),
-            armed: false,
+            waiting: false,
+            conn,
         }
     }
 
     /// Bytes moved.
     fn progress(&mut self) {
-        self.armed = false;
+        if self.waiting {
+            self.waiting = false;
+            self.conn.set_writer_waiting(false);
+        }
     }
 
     /// A write has to wait: whether the stall timeout has passed since the
     /// last progress (registering `cx` to be woken when it does).
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(timeout) = self.timeout else {
-            return false;
-        };
-        if !self.armed {
-            self.armed = true;
-            self.timer.as_mut().reset(Instant::now() + timeout);
+        if !self.waiting {
+            self.waiting = true;
+            self.conn.set_writer_waiting(true);
+            if let Some(timeout) = self.timeout {
+                self.timer.as_mut().reset(Instant::now() + timeout);
+            }
         }
-        self.timer.as_mut().poll(cx).is_ready()
+        self.timeout.is_some() && self.timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -103,7 +112,7 @@ impl From<WriteError> for WriterEnd {
 /// Polls `write` (a write or a flush) until it is ready or the stall
 /// clock runs out.
 async fn unless_stalled<T>(
-    clock: &mut StallClock,
+    clock: &mut StallClock<'_>,
     mut write: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
 ) -> Result<T, WriteError> {
     poll_fn(|cx| match write(cx) {
@@ -136,7 +145,7 @@ where
         queue: WriteQueue::default(),
         conn: &conn,
     };
-    let mut clock = StallClock::new(conn.server.config.write_stall_timeout);
+    let mut clock = StallClock::new(conn.server.config.write_stall_timeout, &conn);
     let end = loop {
         let open = poll_fn(|cx| conn.outbox.poll_take(cx, &mut taken)).await;
         if !open {
@@ -185,7 +194,7 @@ impl Drop for Taken<'_> {
 async fn write_queued<W>(
     socket: &mut W,
     queue: &mut WriteQueue<usize>,
-    clock: &mut StallClock,
+    clock: &mut StallClock<'_>,
     conn: &ConnShared,
 ) -> Result<(), WriterEnd>
 where
