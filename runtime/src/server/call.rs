@@ -99,7 +99,9 @@ impl IncomingCall {
     /// runs the handler and answers: `Ok` -> status 0 with the reply;
     /// `Err(RpcError::Declared(e))` -> status 1 with `e`;
     /// `Err(RpcError::Status(s))` -> `s.code()` with its message;
-    /// `Err(RpcError::Transport(t))` -> status 8 with its message.
+    /// `Err(RpcError::Transport(t))` -> its [`RpcError::code`] (status 8,
+    /// or 6 for [`TransportError::SendQueueFull`], a deadline that passed)
+    /// with its message.
     ///
     /// A panicking handler is answered status 8 and the server keeps
     /// serving. If the request carried a timeout, the handler is stopped

@@ -71,7 +71,15 @@ impl Responder {
     }
 
     /// The answer for a handler's error.
+    ///
+    /// A transport error (a handler passing on the failure of a call it
+    /// made) is answered with [`RpcError::code`], the code the handler's
+    /// own caller would see for it: status 6 for
+    /// [`TransportError::SendQueueFull`](crate::TransportError::SendQueueFull)
+    /// (the deadline, which the handler's calls inherit, passed while the
+    /// call waited to be sent), status 8 for the others.
     pub fn error<E: DeclaredError>(&self, serializer: Serializer, error: RpcError<E>) -> Bytes {
+        let code = error.code();
         match error {
             RpcError::Declared(declared) => {
                 let mut builder = self.builder(StatusCode::DeclaredError, 64);
@@ -92,9 +100,7 @@ impl Responder {
                 ),
                 code => self.status(code, status.message()),
             },
-            RpcError::Transport(transport) => {
-                self.status(StatusCode::Internal, &transport.to_string())
-            }
+            RpcError::Transport(transport) => self.status(code, &transport.to_string()),
         }
     }
 
@@ -174,6 +180,28 @@ mod tests {
             RpcError::Status(Status::new(StatusCode::Ok, "x")),
         );
         assert_eq!(frame[5], 8);
+    }
+
+    #[test]
+    fn a_transport_error_is_answered_with_its_own_code() {
+        let responder = Responder::new(1, 1, 1 << 20);
+        let answer = |error: crate::TransportError| {
+            responder.error::<crate::NoDeclaredError>(Serializer::Protobuf, error.into())
+        };
+        let stalled = answer(crate::TransportError::SendQueueFull {
+            addr: "10.0.0.1:7070".to_owned(),
+            waited: std::time::Duration::from_millis(50),
+            queued_calls: 1024,
+            queued_bytes: 4 << 20,
+        });
+        assert_eq!(stalled[5], StatusCode::DeadlineExceeded.as_u8());
+        let message = String::from_utf8_lossy(&stalled[18..]).into_owned();
+        assert!(
+            message.contains("waiting for room in the send queue"),
+            "{message}"
+        );
+        let lost = answer(crate::TransportError::ConnectionLost("reset".to_owned()));
+        assert_eq!(lost[5], StatusCode::Internal.as_u8());
     }
 
     #[test]
