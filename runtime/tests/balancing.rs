@@ -55,6 +55,7 @@ struct Text {
 const OK: u8 = 0;
 const OVERLOADED: u8 = 7;
 const INTERNAL: u8 = 8;
+const UNAVAILABLE: u8 = 19;
 
 /// A provider that answers `echo` with its name, or the status its mode
 /// says, and counts the calls it gets.
@@ -353,6 +354,31 @@ async fn the_retry_budget_caps_retries() {
         retries <= allowed,
         "{retries} retries for {calls} calls, allowed {allowed}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_instance_fails_over_for_every_method_and_is_ejected() {
+    // Status 19 is "transient; safe to retry elsewhere" (PROTOCOL.md), like
+    // 7 and 9: even a call that is not idempotent goes to another instance.
+    let registry = MemoryRegistry::new();
+    let providers = providers(&registry, 3).await;
+    let channel = balanced(
+        &registry,
+        BalanceOptions {
+            eject_base: Duration::from_secs(60),
+            ..BalanceOptions::with_strategy(Strategy::RoundRobin)
+        },
+    )
+    .await;
+    let sick = &providers[0];
+    sick.set_mode(UNAVAILABLE);
+    for _ in 0..30 {
+        let reply = echo(&channel, &ECHO_ONCE).await.expect("served elsewhere");
+        assert_ne!(reply.value, sick.node.name);
+    }
+    assert!(sick.calls() > 0, "the unavailable instance was tried");
+    // And it counts as a failure: ejected after five in a row.
+    assert!(ejected(&channel, &sick.instance.id), "not ejected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

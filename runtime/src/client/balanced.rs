@@ -80,7 +80,7 @@ pub struct BalanceOptions {
     /// [`DEFAULT_MIN_RETRIES_PER_SECOND`]), so a quiet client can still
     /// fail over.
     pub min_retries_per_second: u32,
-    /// Consecutive failures (connection failures, status 8 or 9) that
+    /// Consecutive failures (connection failures, status 8, 9 or 19) that
     /// eject an instance (default [`DEFAULT_EJECT_AFTER`]; 0 turns ejection
     /// off).
     pub eject_after: u32,
@@ -334,7 +334,7 @@ impl Drop for ProbeGuard {
 enum ProbeOutcome {
     /// `SERVING`: back in rotation.
     Serving,
-    /// `NOT_SERVING`, a failure (connection, status 8 or 9) or no answer
+    /// `NOT_SERVING`, a failure (connection, status 8, 9 or 19) or no answer
     /// in time: stays ejected.
     NotServing,
     /// The instance has no health service this channel can use: it does
@@ -446,7 +446,8 @@ enum Retry {
     Never,
     /// Only if the method is `@idempotent`: the call may have run.
     IfIdempotent,
-    /// Always: the call did not run (status 7 or 9, or it was never sent).
+    /// Always: the call did not run, or may safely run again elsewhere
+    /// (status 7, 9 or 19, or it was never sent).
     Always,
 }
 
@@ -456,7 +457,10 @@ fn classify<T, E>(result: &Result<T, RpcError<E>>) -> (Verdict, Retry) {
         Ok(_) | Err(RpcError::Declared(_)) => (Verdict::Healthy, Retry::Never),
         Err(RpcError::Status(status)) => match status.code() {
             StatusCode::Overloaded => (Verdict::Neutral, Retry::Always),
-            StatusCode::ShuttingDown => (Verdict::Failed, Retry::Always),
+            // Not executed (9), or transient (19): both "safe to retry
+            // elsewhere" (PROTOCOL.md), and both say the instance can't
+            // serve now.
+            StatusCode::ShuttingDown | StatusCode::Unavailable => (Verdict::Failed, Retry::Always),
             StatusCode::Internal => (Verdict::Failed, Retry::Never),
             StatusCode::DeadlineExceeded => (Verdict::Neutral, Retry::Never),
             _ => (Verdict::Healthy, Retry::Never),
@@ -1008,6 +1012,9 @@ mod tests {
         assert_eq!(classify(&overloaded), (Verdict::Neutral, Retry::Always));
         let stopping: Result<(), RpcError> = Err(Status::new(StatusCode::ShuttingDown, "").into());
         assert_eq!(classify(&stopping), (Verdict::Failed, Retry::Always));
+        let unavailable: Result<(), RpcError> =
+            Err(Status::new(StatusCode::Unavailable, "").into());
+        assert_eq!(classify(&unavailable), (Verdict::Failed, Retry::Always));
         let stalled: Result<(), RpcError> = Err(TransportError::SendQueueFull {
             addr: "127.0.0.1:1".into(),
             waited: std::time::Duration::from_millis(50),
