@@ -585,18 +585,66 @@ async fn one_way_calls_of_a_closed_connection_run_until_the_orphan_timeout() {
     .await;
     drop(stream);
     // The connection closes and the unary call stops at once; the one-way
-    // call runs on for a while (its connection no longer counts)...
-    eventually("the connection to close, the one-way call running", || {
-        server.handle.connection_count() == 0 && server.handle.in_flight() == 1
+    // call runs on for a while (its connection still counts against the
+    // connection limit)...
+    eventually("the unary call to stop, the one-way call running", || {
+        server.observed.stopped() == 1 && server.handle.in_flight() == 1
     })
     .await;
     assert_eq!(server.observed.notes(), ["sent, then the client left"]);
+    assert_eq!(server.handle.connection_count(), 1);
     // ... and is stopped at the orphan timeout.
     eventually("the one-way call to be stopped", || {
         server.handle.in_flight() == 0
     })
     .await;
     assert_eq!(server.observed.stopped(), 2);
+    eventually("the connection to stop counting", || {
+        server.handle.connection_count() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connections_with_one_way_calls_running_count_against_the_connection_limit() {
+    // Otherwise a peer could open, send a one-way call to a slow handler,
+    // close, and do it again, for ever more closed connections, each
+    // holding its calls' request bytes and its reserved share of memory
+    // outside the pool and outside the connection limit.
+    let server = TestServer::start_with(|builder| {
+        builder
+            .max_connections(2)
+            .orphaned_oneway_timeout(Duration::from_secs(600))
+    })
+    .await;
+    let mut parked = RawClient::connect(server.addr()).await;
+    parked
+        .send(&oneway(1, "slow_notify", &args("parked")))
+        .await;
+    eventually("the one-way call to start", || {
+        server.observed.started() == 1
+    })
+    .await;
+    // The peer leaves (half-closes: the server closes its side, and the
+    // peer sees it).
+    parked.shutdown().await;
+    assert!(
+        parked.next_frame().await.is_none(),
+        "closed without an answer"
+    );
+    assert_eq!(server.handle.in_flight(), 1, "the one-way call runs on");
+
+    // One connection is left under the limit of 2, not two.
+    let good = server.channel().await;
+    assert_serves(&good, "the second connection").await;
+    let mut refused = RawClient::connect(server.addr()).await;
+    let frame = refused.next_frame().await.expect("a refusal");
+    assert_eq!(
+        (frame.header.request_id, frame.header.status),
+        (0, StatusCode::Overloaded.as_u8())
+    );
+    let message = String::from_utf8_lossy(&frame.body).into_owned();
+    assert!(message.contains("too many connections"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

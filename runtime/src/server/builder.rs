@@ -167,7 +167,8 @@ impl ServerBuilder {
     /// are stopped at once (nobody is left to answer); one-way calls have
     /// no answer to deliver and their client may have sent them and left,
     /// so they run on, for at most this long, then are stopped. Their slots
-    /// count until then.
+    /// and request bytes count until then, and so does their connection,
+    /// against [`max_connections`](Self::max_connections).
     pub fn orphaned_oneway_timeout(mut self, timeout: Duration) -> Self {
         self.config.orphaned_oneway_timeout = timeout;
         self
@@ -391,8 +392,10 @@ impl ServerHandle {
         self.shared.in_flight()
     }
 
-    /// Connections open now, over the limit ones being refused not
-    /// counted (a test and metrics hook).
+    /// Connections open now, and closed ones whose one-way calls still
+    /// run (see [`orphaned_oneway_timeout`](ServerBuilder::orphaned_oneway_timeout)),
+    /// over the limit ones being refused not counted (a test and metrics
+    /// hook).
     #[doc(hidden)]
     pub fn connection_count(&self) -> usize {
         self.shared.connection_count()

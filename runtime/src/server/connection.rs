@@ -228,10 +228,14 @@ async fn serve_halves<R, W>(
     }
     drop(read_half);
     drop(writer);
-    // The connection is closed: it no longer counts against the limit.
-    drop(permit);
     tracing::debug!(%peer, "connection closed");
     finish_orphaned_oneway_calls(&conn, &mut phase).await;
+    // Only now does the connection stop counting against the limit: its
+    // one-way calls hold their slots and request bytes, and its reserved
+    // share, until they end. (Released at once, a peer could park one-way
+    // calls on ever more closed connections, each with a share of memory
+    // outside the pool.)
+    drop(permit);
 }
 
 /// What happens to the connection's socket once the reader stopped.

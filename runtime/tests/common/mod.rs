@@ -520,6 +520,11 @@ impl RawClient {
         .await
     }
 
+    /// Shuts the sending side (the peer is done sending).
+    pub async fn shutdown(&mut self) {
+        self.stream.shutdown().await.expect("shutdown");
+    }
+
     /// Reads until the server closes the connection; fails if a frame comes.
     pub async fn expect_closed(&mut self) {
         if let Some(frame) = self.next_frame().await {
