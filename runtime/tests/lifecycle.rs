@@ -68,8 +68,11 @@ async fn graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones() {
 }
 
 /// A call still running when the drain timeout passes is stopped and
-/// answered status 6 (not left to see its connection vanish).
-#[tokio::test]
+/// answered status 6 (not left to see its connection vanish), and its
+/// handler is dropped before the shutdown returns (on a multi-thread
+/// runtime an aborted task is dropped at its next turn, maybe on another
+/// worker: the shutdown waits for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_calls_that_outlive_the_drain_timeout() {
     let server =
         TestServer::start_with(|builder| builder.drain_timeout(Duration::from_millis(50))).await;

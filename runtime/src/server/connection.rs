@@ -342,7 +342,8 @@ fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
 }
 
 /// Lets the one-way calls of a closed connection finish, for at most the
-/// orphaned one-way timeout (or until the server closes), then stops them.
+/// orphaned one-way timeout (or until the server closes), then stops them;
+/// returns once every call of the connection has ended.
 async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Receiver<Phase>) {
     if conn.slots.live() == 0 {
         return;
@@ -356,6 +357,11 @@ async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Rece
         () = closing(phase) => {}
     }
     conn.slots.abort_all();
+    // An aborted task ends at its next turn on the runtime, where its
+    // handler is dropped and its slot and bytes released: waited for, so
+    // that no call outlives its connection's task (nor the server's
+    // shutdown, which waits for these tasks).
+    conn.slots.wait_empty().await;
 }
 
 /// TCP_NODELAY (answers go out at once) and SO_KEEPALIVE.
