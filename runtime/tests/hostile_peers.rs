@@ -32,9 +32,10 @@ const RESERVED: usize = 64 * KIB;
 const PER_CONNECTION: usize = MIB;
 const POOL: usize = 4 * MIB;
 const MAX_FRAME: u32 = 256 * 1024;
-/// What a connection may hold past its limits: one read (64 KiB), and the
-/// short status frames of the frames handled in it and of its calls in
-/// flight.
+/// What a connection may hold past its limits: one read (64 KiB), with the
+/// tasks of the calls started from it (a few KiB each: these tests' calls
+/// are large), and the short status frames of the frames handled in it and
+/// of its calls in flight.
 const PAST_LIMITS: usize = 64 * KIB + 64 * KIB;
 
 /// The most the server may hold with `connections` connections.
@@ -408,10 +409,10 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
     // peer's calls fill the connection until the server stops reading it.
     // The read that takes it past its limit brings several whole requests
     // at once; they were read and charged, and handing them to their calls
-    // adds nothing, so they must be served, not left in the read buffer
-    // until a call ends (these never do): a peer whose calls wait on one
-    // another would deadlock. At most the one frame the reader stopped in
-    // the middle of waits.
+    // queues no answer, so they must be served, not left in the read
+    // buffer until a call ends (these never do): a peer whose calls wait
+    // on one another would deadlock. At most the one frame the reader
+    // stopped in the middle of waits.
     const LIMIT: usize = 96 * KIB;
     let server = TestServer::start_with(|builder| {
         builder
@@ -425,11 +426,19 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
         ..EchoArgs::default()
     };
     let frame = request(1, "slow", &filler).len();
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    // What one call is charged: its frame, and its task.
+    stream
+        .write_all(&request(1, "slow", &filler))
+        .await
+        .expect("write");
+    eventually("the first call to start", || server.observed.started() == 1).await;
+    let per_call = server.handle.max_connection_bytes();
+    assert!(per_call >= frame, "{per_call} bytes charged for a call");
     let mut calls = BytesMut::new();
-    for id in 1..=(2 * LIMIT / frame) as u64 {
+    for id in 2..=(2 * LIMIT / frame) as u64 {
         calls.extend_from_slice(&request(id, "slow", &filler));
     }
-    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
     stream.write_all(&calls).await.expect("write");
     eventually("the connection to reach its limit", || {
         server.handle.max_connection_bytes() >= LIMIT
@@ -437,7 +446,7 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
     .await;
     eventually("every whole request read to be served", || {
         let held = server.handle.max_connection_bytes();
-        held < (server.observed.started() + 1) * frame
+        held < server.observed.started() * per_call + frame
     })
     .await;
     assert!(server.observed.started() * frame <= LIMIT + 64 * KIB);

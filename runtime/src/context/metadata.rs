@@ -71,6 +71,32 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The heap the entries take, as a `malloc` like glibc's sees it: each
+    /// string's and the vector's capacity, plus an 8-byte header, rounded
+    /// up to 16 bytes, 32 at least (other allocators round differently, by
+    /// a few bytes). The server charges it to the connection a call came
+    /// on: within the default limits (64 entries, 8 KiB of keys and
+    /// values) at most about 14 KiB; without entries, nothing, and no
+    /// work beyond a capacity check.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        fn allocation(capacity: usize) -> usize {
+            if capacity == 0 {
+                0
+            } else {
+                capacity.saturating_add(8).next_multiple_of(16).max(32)
+            }
+        }
+        if self.entries.capacity() == 0 {
+            return 0;
+        }
+        let strings: usize = self
+            .entries
+            .iter()
+            .map(|(key, value)| allocation(key.capacity()) + allocation(value.capacity()))
+            .sum();
+        strings + allocation(self.entries.capacity() * std::mem::size_of::<(String, String)>())
+    }
 }
 
 impl FromIterator<(String, String)> for Metadata {
@@ -104,5 +130,23 @@ mod tests {
         metadata.insert("trace-id", "abc");
         let shown = format!("{metadata:?}");
         assert_eq!(shown, r#"{"Authorization": <redacted>, "trace-id": "abc"}"#);
+    }
+
+    #[test]
+    fn heap_bytes_counts_every_allocation_with_its_header() {
+        assert_eq!(Metadata::new().heap_bytes(), 0);
+        // One entry: a 1-byte key (32 bytes, the smallest allocation), an
+        // empty value (no allocation), the vector's 48 bytes (+ 8, to 64).
+        let one: Metadata = [("k".to_owned(), String::new())].into_iter().collect();
+        assert_eq!(one.heap_bytes(), 32 + 64);
+        // The most the default limits let through: 64 entries, 8 KiB of
+        // keys and values.
+        let most: Metadata = (0..64)
+            .map(|i| (format!("{i:03}"), "v".repeat(8 * 1024 / 64 - 3)))
+            .collect();
+        let text = 8 * 1024;
+        let bytes = most.heap_bytes();
+        assert!(bytes > text + 64 * 48, "{bytes}");
+        assert!(bytes <= 14 * 1024 + 512, "{bytes}");
     }
 }

@@ -401,8 +401,9 @@ impl ServerHandle {
         self.shared.connection_count()
     }
 
-    /// Bytes all connections hold now: read buffers, request frames of
-    /// calls in flight, answers not yet written (a test and metrics hook).
+    /// Bytes all connections hold now: read buffers, calls in flight (their
+    /// request frames, tasks and metadata), answers not yet written (a test
+    /// and metrics hook).
     #[doc(hidden)]
     pub fn buffered_bytes(&self) -> usize {
         self.shared.buffered_bytes()

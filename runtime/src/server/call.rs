@@ -119,6 +119,7 @@ impl IncomingCall {
             return;
         };
         let (mut ctx, payload, call) = call.into_context();
+        let metadata_bytes = ctx.metadata().heap_bytes();
         let (serializer, responder) = (call.serializer, call.responder);
         let interceptors = call.interceptors();
         let work = async move {
@@ -139,7 +140,7 @@ impl IncomingCall {
                 Err(error) => responder.error(serializer, error),
             })
         };
-        spawn_call(call, work);
+        spawn_call(call, metadata_bytes, work);
     }
 
     /// Spawns the handler of a one-way method as a task: decodes `Args` and
@@ -157,6 +158,7 @@ impl IncomingCall {
             return;
         };
         let (mut ctx, payload, call) = call.into_context();
+        let metadata_bytes = ctx.metadata().heap_bytes();
         let (serializer, responder) = (call.serializer, call.responder);
         let request_id = call.slot.request_id;
         let interceptors = call.interceptors();
@@ -177,7 +179,7 @@ impl IncomingCall {
             }
             Some(responder.empty_reply(serializer))
         };
-        spawn_call(call, work);
+        spawn_call(call, metadata_bytes, work);
     }
 
     /// Answers status 3 (unknown method).
@@ -296,7 +298,11 @@ async fn intercept(server: &ServerShared, ctx: &mut CallContext) -> Result<(), R
 /// deadline, with the deadline inherited by the calls it makes, sends the
 /// answer (if the client waits for one), then frees the slot. The task is
 /// registered so that a cancel frame can abort it.
-fn spawn_call<W>(call: CallTask, work: W)
+///
+/// The call's slot is charged what the call holds besides its request
+/// frame, until it is answered or ends: the task, and `metadata_bytes`,
+/// the heap its metadata's copy takes (the handler's context owns it).
+fn spawn_call<W>(call: CallTask, metadata_bytes: usize, work: W)
 where
     W: Future<Output = Option<Bytes>> + Send + 'static,
 {
@@ -321,14 +327,41 @@ where
         latency_us = Empty,
     );
     let traced = !span.is_disabled();
-    let recorder = span.clone();
-    let task = async move {
-        let started = traced.then(Instant::now);
+    let recorder = traced.then(|| span.clone());
+    slot.charge(returned_size(run_call::<W>) + TASK_OVERHEAD + metadata_bytes);
+    let task = run_call(work, slot, responder, deadline, answer, recorder);
+    let handle = if traced {
+        tokio::spawn(task.instrument(span))
+    } else {
+        tokio::spawn(task)
+    };
+    conn.slots.attach(request_id, token, handle.abort_handle());
+}
+
+/// A call's task (see [`spawn_call`]); `recorder` is the call's span, if
+/// it is traced.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` moves its parameters once more, into the body's locals, when first polled: ~130 instructions a call (callgrind)"
+)]
+fn run_call<W>(
+    work: W,
+    mut slot: SlotGuard,
+    responder: Responder,
+    deadline: Option<Instant>,
+    answer: bool,
+    recorder: Option<tracing::Span>,
+) -> impl Future<Output = ()>
+where
+    W: Future<Output = Option<Bytes>>,
+{
+    async move {
+        let started = recorder.is_some().then(Instant::now);
         let work = with_caller_deadline(deadline, work);
         let frame = match run_guarded(work, deadline).await {
             Ok(frame) => frame,
             Err(Interrupted::Panicked(message)) => {
-                tracing::warn!(request_id, panic = %message, "handler panicked");
+                tracing::warn!(request_id = slot.request_id, panic = %message, "handler panicked");
                 Some(responder.status(StatusCode::Internal, "the handler panicked"))
             }
             Err(Interrupted::DeadlineExceeded) => Some(responder.status(
@@ -336,7 +369,7 @@ where
                 "the deadline passed on the server",
             )),
         };
-        if let Some(started) = started {
+        if let (Some(recorder), Some(started)) = (recorder, started) {
             // The status byte of the answer (offset 5 of the header).
             if let Some(status) = frame.as_ref().and_then(|frame| frame.get(5)) {
                 recorder.record("status", *status);
@@ -352,13 +385,20 @@ where
             }
         }
         drop(slot);
-    };
-    let handle = if traced {
-        tokio::spawn(task.instrument(span))
-    } else {
-        tokio::spawn(task)
-    };
-    conn.slots.attach(request_id, token, handle.abort_handle());
+    }
+}
+
+/// What a call's task holds besides its future: tokio's header and
+/// trailer around the future (about 120 bytes), its rounding of the task's
+/// allocation to 128 bytes, the call's span when it is traced, and the
+/// call's entry in its connection's slots (with the map's spare room);
+/// rounded up.
+const TASK_OVERHEAD: usize = 384;
+
+/// The size of the future `make` returns (it is not called): known at
+/// compile time.
+fn returned_size<A, B, C, D, E, G, F>(_make: fn(A, B, C, D, E, G) -> F) -> usize {
+    std::mem::size_of::<F>()
 }
 
 /// The status-4 message for undecodable args: names the method and the

@@ -403,23 +403,27 @@ async fn read_frames<R: ReadSide>(
     let end = 'read: loop {
         let mut any_frame = false;
         // The frames already read are handled, also past the connection's
-        // limits, as long as handling them adds no bytes: a request handed
-        // to its call keeps the bytes it was charged as it was read (left
-        // in the buffer until a call ends, it could wait for ever: for a
-        // call its other calls wait on). Once a frame's handling added
-        // bytes over the limits (a pong, the answer to a refused request,
-        // which can outgrow the request), the rest waits in the buffer,
-        // charged, until there is room again.
-        let mut grew = false;
-        while !(grew && conn.memory.must_pause(pool)) {
-            let before = conn.memory.charged();
+        // limits, as long as handling them queues no answer: a request
+        // handed to its call keeps the bytes it was charged as it was read
+        // (left in the buffer until a call ends, it could wait for ever:
+        // for a call its other calls wait on); what its call adds (its
+        // task, its metadata's copy: see `SlotGuard::charge`) is charged
+        // too, and bounded by the connection's in-flight limit. Once a
+        // frame's handling queued an answer over the limits (a pong, the
+        // answer to a refused request, which can outgrow the request), the
+        // rest waits in the buffer, charged, until there is room again. (An
+        // answer goes unnoticed here only if the writer wrote as many bytes
+        // meanwhile: the peer is reading then.)
+        let mut answered = false;
+        while !(answered && conn.memory.must_pause(pool)) {
+            let before = conn.outbox.unwritten();
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
                     any_frame = true;
                     let size = HEADER_LEN + frame.body.len();
                     unframed = unframed.saturating_sub(size);
                     let handled = handle_frame(conn, frame, size);
-                    grew = conn.memory.charged() > before;
+                    answered = conn.outbox.unwritten() > before;
                     if let Handled::ProtocolError = handled {
                         errors += 1;
                         if errors > max_errors {

@@ -160,9 +160,10 @@ impl Drop for ConnShared {
     }
 }
 
-/// Holds one call's in-flight slot and the bytes of its request frame:
-/// dropping it (when the handler task ends, is aborted, or the call is
-/// rejected) frees both.
+/// Holds one call's in-flight slot and the bytes charged for it (its
+/// request frame, and what [`charge`](SlotGuard::charge) added): dropping
+/// it (when the handler task ends, is aborted, or the call is rejected)
+/// frees both; answering the call releases the bytes first.
 pub(crate) struct SlotGuard {
     /// The connection.
     pub conn: Arc<ConnShared>,
@@ -170,7 +171,7 @@ pub(crate) struct SlotGuard {
     pub request_id: u64,
     /// The slot's token.
     pub token: u64,
-    /// Bytes of the request frame still charged to the connection.
+    /// Bytes still charged to the connection for the call.
     charged: usize,
     /// Whether the call's entry was claimed to answer it.
     claimed: bool,
@@ -188,6 +189,14 @@ impl SlotGuard {
             charged,
             claimed: false,
         }
+    }
+
+    /// Charges `bytes` more to the connection for this call (what the call
+    /// holds besides its request frame: its task, its metadata's copy),
+    /// released with the rest. Forced, like the frame: the bytes exist.
+    pub fn charge(&mut self, bytes: usize) {
+        self.conn.charge_forced(bytes);
+        self.charged += bytes;
     }
 
     /// Builds the answers to this call.

@@ -1,6 +1,7 @@
 //! The bytes each connection holds, charged to it: its read buffer (the
-//! part of a frame that has arrived), the request frames of its calls in
-//! flight, and the answers in its outbox until they are written.
+//! part of a frame that has arrived), its calls in flight (each its request
+//! frame, its task and its metadata's copy: see `call.rs`), and the
+//! answers in its outbox until they are written.
 //!
 //! Every connection has a **reserved share** it can always use, whatever
 //! other connections hold; beyond it, it borrows from one **server-wide
@@ -8,8 +9,8 @@
 //! that holds its limit (or that needs the pool while the pool is spent),
 //! and a handler's answer that would not fit is replaced by a short status
 //! frame. So the server holds at most the pool, plus each connection's
-//! reserved share, plus what one read and the short status frames of its
-//! calls in flight add per connection.
+//! reserved share, plus what one read (with the calls started from it)
+//! and the short status frames of its calls in flight add per connection.
 //!
 //! Lock-free: one atomic add per charge or release, plus one on the pool
 //! when the connection is past its reserved share. Each charge and release

@@ -194,7 +194,10 @@ impl ServiceHandler for EchoService {
                 Ok::<_, RpcError>(EchoReply { value: args.text })
             }),
             // Never finishes by itself.
-            "slow" => call.serve_unary(move |_ctx, _args: EchoArgs| async move {
+            // Holds its context (metadata included) and args until it is
+            // stopped, as a generated handler (an `async fn`) does.
+            "slow" => call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
+                let _held = (ctx, args);
                 let _detector = StopDetector::new(&observed);
                 std::future::pending::<()>().await;
                 Ok::<_, RpcError>(EchoReply::default())
@@ -436,6 +439,7 @@ pub struct RawRequest<'a> {
     pub service: &'a str,
     pub method: &'a str,
     pub timeout_ms: u32,
+    pub metadata: Metadata,
     pub payload: Vec<u8>,
 }
 
@@ -450,6 +454,7 @@ impl RawRequest<'_> {
             service: SERVICE,
             method: "echo",
             timeout_ms: 0,
+            metadata: Metadata::new(),
             payload: prost::Message::encode_to_vec(args),
         }
     }
@@ -470,7 +475,7 @@ impl RawRequest<'_> {
             self.service,
             self.method,
             self.timeout_ms,
-            &Metadata::new(),
+            &self.metadata,
         )
         .expect("short strings");
         builder.body_mut().extend_from_slice(&self.payload);
