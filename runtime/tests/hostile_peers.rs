@@ -160,8 +160,12 @@ async fn peers_that_pipeline_large_requests_and_never_read_stay_within_the_bound
             .await,
         );
     }
-    eventually("the peers to connect", || {
-        server.handle.connection_count() == PEERS + 1
+    // Not "every peer connected": on a loaded machine the first peers can
+    // be closed (300 ms without progress) before the last is accepted. A
+    // peer's writes fail only once the server has closed its connection.
+    let closed = |peers: &[NonReader]| peers.iter().filter(|p| p.writing.is_finished()).count();
+    eventually("a peer to fill its connection", || {
+        server.handle.max_connection_bytes() >= PER_CONNECTION || closed(&peers) > 0
     })
     .await;
     // The good client is served while the peers fill their connections.
@@ -174,7 +178,7 @@ async fn peers_that_pipeline_large_requests_and_never_read_stay_within_the_bound
     // are gone.
     most = most.max(
         watch_bytes_until(&server, "the non-reading peers to be closed", || {
-            server.handle.connection_count() == 1
+            closed(&peers) == PEERS && server.handle.connection_count() == 1
         })
         .await,
     );
@@ -216,7 +220,7 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
     }
     write.write_all(&all).await.expect("write");
     let most = watch_bytes_until(&server, "every call to end", || {
-        server.handle.in_flight() == 0
+        server.observed.big() == REQUESTS as usize && server.handle.in_flight() == 0
     })
     .await;
     // One connection: the pool, its reserved share, and what it may
@@ -300,9 +304,11 @@ async fn refused_requests_flooded_and_never_read_are_answered_through_the_bounde
     })
     .await;
     let mut peak_tasks = 0;
+    // Its writes fail once the server has closed its connection (the
+    // count alone is 1 too before the server has accepted it).
     let most = watch_bytes_until(&server, "the flooding peer to be closed", || {
         peak_tasks = peak_tasks.max(runtime.metrics().num_alive_tasks());
-        server.handle.connection_count() == 1
+        flood.writing.is_finished() && server.handle.connection_count() == 1
     })
     .await;
     assert!(most <= bound(2), "the server held {most} bytes");
@@ -354,8 +360,12 @@ async fn read_deadlines_keep_running_while_the_writer_is_blocked() {
         frames
     })
     .await;
+    // Seen open first (it stays open for at least the idle deadline): the
+    // count is 0 too before the server has accepted the connection.
+    let mut seen_open = false;
     let most = watch_bytes_until(&server, "the silent peer to be closed", || {
-        server.handle.connection_count() == 0
+        seen_open |= server.handle.connection_count() == 1;
+        seen_open && server.handle.connection_count() == 0
     })
     .await;
     assert!(most <= bound(1), "the server held {most} bytes");

@@ -96,6 +96,8 @@ pub struct Observed {
     pub started: AtomicUsize,
     /// Handlers of `slow` and `gated` that were dropped before finishing.
     pub stopped: AtomicUsize,
+    /// Handlers of `big` that ran.
+    pub big: AtomicUsize,
     /// Texts received by the one-way `notify`.
     pub notes: Mutex<Vec<String>>,
     /// Releases the `gated` handlers once `true`.
@@ -114,6 +116,10 @@ impl Observed {
 
     pub fn stopped(&self) -> usize {
         self.stopped.load(Ordering::SeqCst)
+    }
+
+    pub fn big(&self) -> usize {
+        self.big.load(Ordering::SeqCst)
     }
 
     /// Lets every `gated` handler, running or future, finish.
@@ -238,6 +244,7 @@ impl ServiceHandler for EchoService {
             // Answers `size` bytes, after checking that as many bytes came
             // in as `text` says.
             "big" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                observed.big.fetch_add(1, Ordering::SeqCst);
                 let size = usize::try_from(args.size).expect("small");
                 let value = Bytes::from(vec![b'o'; size]);
                 if args.text != args.data.len().to_string() {
