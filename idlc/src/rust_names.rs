@@ -43,14 +43,33 @@ const KEYWORDS: &[&str] = &[
 /// Keywords that cannot be raw identifiers.
 const NOT_RAW: &[&str] = &["self", "Self", "super", "crate"];
 
+/// The length of the longest keyword: a longer name is none.
+const LONGEST_KEYWORD: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        if KEYWORDS[i].len() > longest {
+            longest = KEYWORDS[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
+
 /// The identifier for an already-cased Rust name, escaping keywords.
 pub fn ident(name: &str) -> String {
-    if NOT_RAW.contains(&name) {
+    escaped(name.to_owned())
+}
+
+/// [`ident`] of a name already owned (no copy when it is no keyword, as
+/// almost every name is).
+fn escaped(name: String) -> String {
+    if name.len() > LONGEST_KEYWORD || !KEYWORDS.contains(&name.as_str()) {
+        name
+    } else if NOT_RAW.contains(&name.as_str()) {
         format!("{name}_")
-    } else if KEYWORDS.contains(&name) {
-        format!("r#{name}")
     } else {
-        name.to_owned()
+        format!("r#{name}")
     }
 }
 
@@ -60,31 +79,72 @@ pub fn unraw(ident: &str) -> &str {
 }
 
 /// The `UpperCamelCase` form of an IDL name before keyword escaping (for
-/// names derived from it: `SelfArgs`, not `Self_Args`).
-fn camel(idl: &str) -> String {
-    idl.to_upper_camel_case()
+/// names derived from it: `SelfArgs`, not `Self_Args`): heck's, which a
+/// name already in the plain form heck keeps as it is skips (most type
+/// names: `Item12`, `OrderStatus`; codegen names types thousands of times
+/// in a large file).
+pub(crate) fn camel(idl: &str) -> String {
+    if is_plain_upper_camel(idl) {
+        idl.to_owned()
+    } else {
+        idl.to_upper_camel_case()
+    }
+}
+
+/// Whether heck's `to_upper_camel_case` returns `name` unchanged because
+/// of its plain shape: ASCII letters and digits, an uppercase first
+/// letter, and every other uppercase letter right after a lowercase one.
+/// (heck then finds one word per uppercase letter, each already an
+/// uppercase letter and lowercase letters or digits; a name of another
+/// shape may come back unchanged too, and takes heck's path.)
+fn is_plain_upper_camel(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_uppercase)
+        && bytes.iter().all(u8::is_ascii_alphanumeric)
+        && bytes
+            .windows(2)
+            .all(|pair| !pair[1].is_ascii_uppercase() || pair[0].is_ascii_lowercase())
 }
 
 /// The `snake_case` form of an IDL name before keyword escaping
-/// (`self_blocking`, not `self__blocking`).
-fn snake(idl: &str) -> String {
-    idl.to_snake_case()
+/// (`self_blocking`, not `self__blocking`): heck's, skipped for a name
+/// already in plain `snake_case` (most field and method names).
+pub(crate) fn snake(idl: &str) -> String {
+    if is_plain_snake(idl) {
+        idl.to_owned()
+    } else {
+        idl.to_snake_case()
+    }
+}
+
+/// Whether heck's `to_snake_case` returns `name` unchanged because of its
+/// plain shape: ASCII lowercase letters and digits in words joined by
+/// single underscores (heck splits words only at underscores and before
+/// uppercase letters, and lowercases them).
+fn is_plain_snake(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('_').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// The Rust name of a type, service or enum variant: `UpperCamelCase`.
 pub fn type_name(idl: &str) -> String {
-    ident(&idl.to_upper_camel_case())
+    escaped(camel(idl))
 }
 
 /// The identifier of a field, parameter or method: `snake_case`.
 pub fn field_name(idl: &str) -> String {
-    ident(&idl.to_snake_case())
+    escaped(snake(idl))
 }
 
 /// The identifier of a constant or a method's descriptor:
 /// `SCREAMING_SNAKE_CASE`.
 pub fn const_name(idl: &str) -> String {
-    ident(&idl.to_shouty_snake_case())
+    escaped(idl.to_shouty_snake_case())
 }
 
 /// The name serde writes for a field (`r#` stripped): `Some(idl)` when it
@@ -414,6 +474,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_keyword_is_escaped() {
+        // `escaped` looks in NOT_RAW only for keywords.
+        assert!(NOT_RAW.iter().all(|name| KEYWORDS.contains(name)));
+        for keyword in KEYWORDS {
+            assert_ne!(ident(keyword), *keyword);
+        }
+        assert_eq!(ident("continue1"), "continue1");
+    }
+
+    #[test]
     fn keywords_become_raw_or_suffixed() {
         assert_eq!(field_name("type"), "r#type");
         assert_eq!(field_name("self"), "self_");
@@ -422,6 +492,45 @@ mod tests {
         assert_eq!(field_name("userName"), "user_name");
         assert_eq!(type_name("PENDING"), "Pending");
         assert_eq!(const_name("maxItems"), "MAX_ITEMS");
+    }
+
+    /// Names of every shape the fast paths must get right: heck's own
+    /// boundaries (`XMLHttp`, `A1B`, `a__b`), digits, underscores at the
+    /// ends, non-ASCII letters.
+    fn name_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex("[A-Za-z0-9_ ßΣσ-]{0,10}").expect("a valid regex")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn camel_is_hecks(name in name_strategy()) {
+            proptest::prop_assert_eq!(camel(&name), name.to_upper_camel_case());
+        }
+
+        #[test]
+        fn snake_is_hecks(name in name_strategy()) {
+            proptest::prop_assert_eq!(snake(&name), name.to_snake_case());
+        }
+    }
+
+    #[test]
+    fn plain_names_take_the_fast_path_and_others_hecks() {
+        for plain in ["Item12", "OrderStatus", "A", "Ab1cDe", "X9"] {
+            assert!(is_plain_upper_camel(plain), "{plain}");
+            assert_eq!(camel(plain), plain.to_upper_camel_case());
+        }
+        for other in ["A1B", "Ab1Cd", "XMLHttp", "AB", "item", "Item_1", "", "Ärger"] {
+            assert!(!is_plain_upper_camel(other), "{other}");
+            assert_eq!(camel(other), other.to_upper_camel_case());
+        }
+        for plain in ["id", "user_name", "a_1b", "foo2bar", "x"] {
+            assert!(is_plain_snake(plain), "{plain}");
+            assert_eq!(snake(plain), plain.to_snake_case());
+        }
+        for other in ["a__b", "_a", "a_", "userName", "", "ß"] {
+            assert!(!is_plain_snake(other), "{other}");
+            assert_eq!(snake(other), other.to_snake_case());
+        }
     }
 
     #[test]

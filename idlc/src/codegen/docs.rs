@@ -1,14 +1,16 @@
 //! Doc comments on generated items.
 
+use std::borrow::Cow;
+
 use super::layout::Writer;
 
 /// The user's doc lines, or one line from `fallback` when the user wrote
 /// none: every public item is documented.
-pub fn doc_lines(docs: &[String], fallback: impl FnOnce() -> String) -> Vec<String> {
+pub fn doc_lines(docs: &[String], fallback: impl FnOnce() -> String) -> Cow<'_, [String]> {
     if docs.is_empty() {
-        vec![fallback()]
+        Cow::Owned(vec![fallback()])
     } else {
-        docs.to_vec()
+        Cow::Borrowed(docs)
     }
 }
 
@@ -37,11 +39,11 @@ fn write_doc_lines(w: &mut Writer, lines: &[String], inner: bool) {
             c == '\t' || !(c.is_control() || bidi)
         });
         if !comment_safe {
-            w.line(format!("{attribute}{:?}]", format!(" {line}")));
+            w.line_fmt(format_args!("{attribute}{:?}]", format!(" {line}")));
         } else if line.is_empty() {
             w.line(comment);
         } else {
-            w.line(format!("{comment} {line}"));
+            w.line_fmt(format_args!("{comment} {line}"));
         }
     }
 }

@@ -8,13 +8,13 @@ use crate::model::FileModel;
 /// `pub const IDL_SOURCE: __rt::IdlSource = ..;`: the file's name and text.
 pub fn source_const(w: &mut Writer, file: &FileModel) {
     let name = &file.idl_name;
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// The `.rpc` source this module was generated from (`{name}`), embedded by idlc for server reflection."
     ));
     w.open("pub const IDL_SOURCE: __rt::IdlSource = __rt::IdlSource");
-    w.line(format!("name: {name:?},"));
+    w.line_fmt(format_args!("name: {name:?},"));
     // A raw literal spans lines: written as is, without indentation.
-    w.line(format!("text: {},", text_literal(&file.text)));
+    w.line_fmt(format_args!("text: {},", text_literal(&file.text)));
     w.close(";");
 }
 

@@ -9,6 +9,7 @@
 //! snapshot with prettyplease and compare, so the text written here is
 //! already formatted without a parse and print round trip.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The margin lines are laid out for.
@@ -25,49 +26,43 @@ fn limit(indent: usize) -> usize {
     indent + MARGIN.saturating_sub(indent).max(MIN_SPACE)
 }
 
-/// A piece of code that is written flat when it fits, else broken.
+/// A piece of code that is written flat when it fits, else broken. Its
+/// text is borrowed where it can be (fixed text, names from the table).
 #[derive(Debug, Clone)]
-pub(super) enum Doc {
+pub(super) enum Doc<'a> {
     /// Text that is never broken.
-    Text(String),
+    Text(Cow<'a, str>),
     /// `head` `open` items `close`: flat `Vec<String>`, or broken with one
     /// item per line and a trailing comma.
     List {
-        head: String,
+        head: Cow<'a, str>,
         open: &'static str,
-        items: Vec<Doc>,
+        items: Vec<Doc<'a>>,
         close: &'static str,
     },
     /// Pieces one after the other.
-    Cat(Vec<Doc>),
+    Cat(Vec<Doc<'a>>),
 }
 
-impl Doc {
+impl<'a> Doc<'a> {
     /// Unbreakable text.
-    pub(super) fn text(text: impl Into<String>) -> Doc {
+    pub(super) fn text(text: impl Into<Cow<'a, str>>) -> Self {
         Doc::Text(text.into())
     }
 
     /// A delimited list.
     pub(super) fn list(
-        head: impl Into<String>,
+        head: impl Into<Cow<'a, str>>,
         open: &'static str,
-        items: Vec<Doc>,
+        items: Vec<Doc<'a>>,
         close: &'static str,
-    ) -> Doc {
+    ) -> Self {
         Doc::List {
             head: head.into(),
             open,
             items,
             close,
         }
-    }
-
-    /// The text when nothing breaks.
-    pub(super) fn flat(&self) -> String {
-        let mut out = String::new();
-        self.write_flat(&mut out);
-        out
     }
 
     fn write_flat(&self, out: &mut String) {
@@ -113,36 +108,46 @@ impl Doc {
     }
 }
 
-/// Lines being laid out: the finished ones and the one being written.
-struct Lines {
-    done: Vec<String>,
-    current: String,
+/// Appends `n` spaces.
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// Lines being laid out, written straight into the output: the current
+/// line is `out[start..]`.
+struct Lines<'a> {
+    out: &'a mut String,
+    /// Where the current line starts in `out`.
+    start: usize,
     /// The indentation the current line started with.
     indent: usize,
 }
 
-impl Lines {
+impl Lines<'_> {
     fn newline(&mut self, indent: usize) {
-        self.done.push(std::mem::take(&mut self.current));
-        self.current = " ".repeat(indent);
+        self.out.push('\n');
+        self.start = self.out.len();
+        pad(self.out, indent);
         self.indent = indent;
     }
 
     /// Whether `len` more characters (and `tail` after them) fit on the
     /// current line.
     fn fits(&self, len: usize, tail: usize) -> bool {
-        self.current.len() + len + tail <= limit(self.indent)
+        self.out.len() - self.start + len + tail <= limit(self.indent)
     }
 }
 
 /// Lays `doc` out from the current position, with `tail` characters that
 /// must follow it on its last line.
-fn layout(doc: &Doc, lines: &mut Lines, indent: usize, tail: usize) {
+fn layout(doc: &Doc, lines: &mut Lines<'_>, indent: usize, tail: usize) {
     match doc {
-        Doc::Text(text) => lines.current.push_str(text),
+        Doc::Text(text) => lines.out.push_str(text),
         Doc::Cat(parts) => {
-            for (i, part) in parts.iter().enumerate() {
-                let rest: usize = parts[i + 1..].iter().map(Doc::flat_len).sum();
+            // What follows each part on the line: the parts after it.
+            let mut rest: usize = parts.iter().map(Doc::flat_len).sum();
+            for part in parts {
+                rest -= part.flat_len();
                 layout(part, lines, indent, rest + tail);
             }
         }
@@ -153,41 +158,39 @@ fn layout(doc: &Doc, lines: &mut Lines, indent: usize, tail: usize) {
             close,
         } => {
             if items.is_empty() || lines.fits(doc.flat_len(), tail) {
-                doc.write_flat(&mut lines.current);
+                doc.write_flat(lines.out);
                 return;
             }
-            lines.current.push_str(head);
-            lines.current.push_str(open);
+            lines.out.push_str(head);
+            lines.out.push_str(open);
             for (i, item) in items.iter().enumerate() {
                 lines.newline(indent + INDENT);
                 // The last item's comma is written only when the list
                 // breaks: it does not count for the item's fit.
                 let comma = usize::from(i + 1 < items.len());
                 layout(item, lines, indent + INDENT, comma);
-                lines.current.push(',');
+                lines.out.push(',');
             }
             lines.newline(indent);
-            lines.current.push_str(close);
+            lines.out.push_str(close);
         }
     }
 }
 
-/// `doc` laid out at `indent`, `tail` appended: its lines (indented).
-pub(super) fn lay_out(doc: &Doc, indent: usize, tail: &str) -> Vec<String> {
-    let mut lines = Lines {
-        done: Vec::new(),
-        current: " ".repeat(indent),
-        indent,
-    };
+/// Writes `doc` laid out at `indent`, `tail` appended, as whole lines
+/// (indented, each ending in a newline).
+fn write_laid_out(out: &mut String, doc: &Doc, indent: usize, tail: &str) {
+    let start = out.len();
+    pad(out, indent);
+    let mut lines = Lines { out, start, indent };
     layout(doc, &mut lines, indent, tail.len());
-    lines.current.push_str(tail);
-    lines.done.push(lines.current);
-    lines.done
+    out.push_str(tail);
+    out.push('\n');
 }
 
-/// Whether `text` fits on one line at `indent`.
-pub(super) fn fits(indent: usize, text: &str) -> bool {
-    indent + text.len() <= limit(indent)
+/// Whether `len` characters fit on one line at `indent`.
+fn fits_len(indent: usize, len: usize) -> bool {
+    indent + len <= limit(indent)
 }
 
 /// The generated module, written line by line.
@@ -210,11 +213,6 @@ impl Writer {
         self.out
     }
 
-    /// The current indentation.
-    pub(super) fn indent(&self) -> usize {
-        self.indent
-    }
-
     /// One line at the current indentation.
     pub(super) fn line(&mut self, text: impl AsRef<str>) {
         let text = text.as_ref();
@@ -222,18 +220,14 @@ impl Writer {
             self.out.push('\n');
             return;
         }
-        for _ in 0..self.indent {
-            self.out.push(' ');
-        }
+        pad(&mut self.out, self.indent);
         self.out.push_str(text);
         self.out.push('\n');
     }
 
     /// One line built with `format_args!`.
     pub(super) fn line_fmt(&mut self, args: std::fmt::Arguments<'_>) {
-        for _ in 0..self.indent {
-            self.out.push(' ');
-        }
+        pad(&mut self.out, self.indent);
         let _ = self.out.write_fmt(args);
         self.out.push('\n');
     }
@@ -255,7 +249,7 @@ impl Writer {
 
     fn header(&mut self, text: &str, end: &str) {
         if let (true, Some(split)) = (
-            !fits(self.indent, &format!("{text}{end}")),
+            !fits_len(self.indent, text.len() + end.len()),
             impl_for_split(text),
         ) {
             self.line(&text[..split]);
@@ -273,10 +267,7 @@ impl Writer {
 
     /// `doc` laid out at the current indentation, `tail` appended.
     pub(super) fn doc(&mut self, doc: &Doc, tail: &str) {
-        for line in lay_out(doc, self.indent, tail) {
-            self.out.push_str(&line);
-            self.out.push('\n');
-        }
+        write_laid_out(&mut self.out, doc, self.indent, tail);
     }
 
     /// `doc {` (laid out) and one level deeper.
@@ -285,30 +276,139 @@ impl Writer {
         self.indent += INDENT;
     }
 
-    /// Lines already laid out (indented).
-    pub(super) fn lines(&mut self, lines: Vec<String>) {
-        for line in lines {
-            self.out.push_str(&line);
+    /// An attribute with a list, `#[allow(a, b)]`: flat when it fits, else
+    /// one item per line (attributes take no trailing comma).
+    pub(super) fn attribute_list(&mut self, name: &str, items: &[&str]) {
+        let flat_len = "#[(".len()
+            + name.len()
+            + items.iter().map(|item| item.len()).sum::<usize>()
+            + 2 * items.len().saturating_sub(1)
+            + ")]".len();
+        if fits_len(self.indent, flat_len) {
+            self.line_fmt(format_args!("#[{name}({})]", items.join(", ")));
+            return;
+        }
+        self.line_fmt(format_args!("#[{name}("));
+        for (i, item) in items.iter().enumerate() {
+            let comma = if i + 1 < items.len() { "," } else { "" };
+            self.line_fmt(format_args!("    {item}{comma}"));
+        }
+        self.line(")]");
+    }
+
+    /// A struct literal `Path { a, b: c }`: flat when it is short (35
+    /// characters at most) and fits, else one field per line.
+    pub(super) fn struct_literal(&mut self, path: &str, fields: &[String], tail: &str) {
+        let flat = if fields.is_empty() {
+            format!("{path} {{}}")
+        } else {
+            format!("{path} {{ {} }}", fields.join(", "))
+        };
+        if fields.is_empty() || (flat.len() <= 35 && fits_len(self.indent, flat.len() + tail.len()))
+        {
+            self.line_fmt(format_args!("{flat}{tail}"));
+            return;
+        }
+        self.line_fmt(format_args!("{path} {{"));
+        for field in fields {
+            self.line_fmt(format_args!("    {field},"));
+        }
+        self.line_fmt(format_args!("}}{tail}"));
+    }
+
+    /// A method call on a receiver, `receiver.method(args)` with an
+    /// optional `.await`: flat when it fits, else a chain with one segment
+    /// per line.
+    pub(super) fn method_call(
+        &mut self,
+        receiver: &str,
+        method: &str,
+        args: Vec<Doc<'_>>,
+        awaited: bool,
+        tail: &str,
+    ) {
+        let call = Doc::list(format!(".{method}"), "(", args, ")");
+        let await_text = if awaited { ".await" } else { "" };
+        let flat_len = receiver.len() + call.flat_len() + await_text.len() + tail.len();
+        if fits_len(self.indent, flat_len) {
+            pad(&mut self.out, self.indent);
+            self.out.push_str(receiver);
+            call.write_flat(&mut self.out);
+            self.out.push_str(await_text);
+            self.out.push_str(tail);
             self.out.push('\n');
+            return;
+        }
+        self.line(receiver);
+        let inner = self.indent + INDENT;
+        if awaited {
+            write_laid_out(&mut self.out, &call, inner, "");
+            pad(&mut self.out, inner);
+            self.out.push_str(".await");
+            self.out.push_str(tail);
+            self.out.push('\n');
+        } else {
+            write_laid_out(&mut self.out, &call, inner, tail);
         }
     }
-}
 
-/// An attribute with a list, `#[allow(a, b)]`: flat when it fits, else one
-/// item per line (attributes take no trailing comma).
-pub(super) fn attribute_list(indent: usize, name: &str, items: &[&str]) -> Vec<String> {
-    let flat = format!("#[{name}({})]", items.join(", "));
-    let pad = " ".repeat(indent);
-    if fits(indent, &flat) {
-        return vec![format!("{pad}{flat}")];
+    /// A macro invocation item, `path!(tokens);`: on one line when it
+    /// fits, else the tokens on lines of their own, filled as far as each
+    /// line goes (prettyplease's layout of macro arguments).
+    pub(super) fn macro_call(&mut self, path: &str, tokens: &[Tok]) {
+        let spaces = spaced(tokens);
+        let indent = self.indent;
+        let out = &mut self.out;
+        let flat_len = tokens
+            .iter()
+            .zip(&spaces)
+            .map(|(token, space)| usize::from(*space) + token.text().len())
+            .sum::<usize>();
+        // `path!(` .. `);`
+        if indent + path.len() + 2 + flat_len + 2 <= limit(indent) {
+            pad(out, indent);
+            out.push_str(path);
+            out.push_str("!(");
+            for (token, space) in tokens.iter().zip(&spaces) {
+                if *space {
+                    out.push(' ');
+                }
+                out.push_str(token.text());
+            }
+            out.push_str(");\n");
+            return;
+        }
+        pad(out, indent);
+        out.push_str(path);
+        out.push_str("!(\n");
+        let inner = indent + INDENT;
+        let mut line_start = out.len();
+        pad(out, inner);
+        let mut i = 0;
+        while i < tokens.len() {
+            // The chunk up to the next possible break.
+            let mut end = i + 1;
+            while end < tokens.len() && !spaces[end] {
+                end += 1;
+            }
+            let chunk = &tokens[i..end];
+            let chunk_len: usize = chunk.iter().map(|token| token.text().len()).sum();
+            if i > 0 && spaces[i] {
+                if out.len() - line_start + 1 + chunk_len <= limit(inner) {
+                    out.push(' ');
+                } else {
+                    out.push('\n');
+                    line_start = out.len();
+                    pad(out, inner);
+                }
+            }
+            chunk.iter().for_each(|token| out.push_str(token.text()));
+            i = end;
+        }
+        out.push('\n');
+        pad(out, indent);
+        out.push_str(");\n");
     }
-    let mut lines = vec![format!("{pad}#[{name}(")];
-    for (i, item) in items.iter().enumerate() {
-        let comma = if i + 1 < items.len() { "," } else { "" };
-        lines.push(format!("{pad}    {item}{comma}"));
-    }
-    lines.push(format!("{pad})]"));
-    lines
 }
 
 /// Where an `impl Trait for Type` header breaks: the space before `for`
@@ -327,58 +427,6 @@ fn impl_for_split(text: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// A struct literal `Path { a, b: c }`: flat when it is short (35
-/// characters at most) and fits, else one field per line.
-pub(super) fn struct_literal(
-    indent: usize,
-    path: &str,
-    fields: &[String],
-    tail: &str,
-) -> Vec<String> {
-    let flat = if fields.is_empty() {
-        format!("{path} {{}}")
-    } else {
-        format!("{path} {{ {} }}", fields.join(", "))
-    };
-    if fields.is_empty() || (flat.len() <= 35 && fits(indent, &format!("{flat}{tail}"))) {
-        return vec![format!("{}{flat}{tail}", " ".repeat(indent))];
-    }
-    let pad = " ".repeat(indent);
-    let mut lines = vec![format!("{pad}{path} {{")];
-    for field in fields {
-        lines.push(format!("{pad}    {field},"));
-    }
-    lines.push(format!("{pad}}}{tail}"));
-    lines
-}
-
-/// A method call on a receiver, `receiver.method(args)` with an optional
-/// `.await`: flat when it fits, else a chain with one segment per line.
-pub(super) fn method_call(
-    indent: usize,
-    receiver: &str,
-    method: &str,
-    args: Vec<Doc>,
-    awaited: bool,
-    tail: &str,
-) -> Vec<String> {
-    let call = Doc::list(format!(".{method}"), "(", args, ")");
-    let await_text = if awaited { ".await" } else { "" };
-    let flat = format!("{receiver}{}{await_text}{tail}", call.flat());
-    if fits(indent, &flat) {
-        return vec![format!("{}{flat}", " ".repeat(indent))];
-    }
-    let mut lines = vec![format!("{}{receiver}", " ".repeat(indent))];
-    let inner = indent + INDENT;
-    if awaited {
-        lines.extend(lay_out(&call, inner, ""));
-        lines.push(format!("{}.await{tail}", " ".repeat(inner)));
-    } else {
-        lines.extend(lay_out(&call, inner, tail));
-    }
-    lines
 }
 
 /// A token of a macro invocation's arguments (the kinds generated code
@@ -460,48 +508,4 @@ fn spaced(tokens: &[Tok]) -> Vec<bool> {
             space
         })
         .collect()
-}
-
-/// A macro invocation item, `path!(tokens);`: on one line when it fits,
-/// else the tokens on lines of their own, filled as far as each line goes
-/// (prettyplease's layout of macro arguments).
-pub(super) fn macro_call(indent: usize, path: &str, tokens: &[Tok]) -> Vec<String> {
-    let spaces = spaced(tokens);
-    let mut flat = String::new();
-    for (token, space) in tokens.iter().zip(&spaces) {
-        if *space {
-            flat.push(' ');
-        }
-        flat.push_str(token.text());
-    }
-    let pad = " ".repeat(indent);
-    let open = format!("{path}!(");
-    if indent + open.len() + flat.len() + 2 <= limit(indent) {
-        return vec![format!("{pad}{open}{flat});")];
-    }
-    let inner = indent + INDENT;
-    let mut lines = vec![format!("{pad}{open}")];
-    let mut current = " ".repeat(inner);
-    let mut i = 0;
-    while i < tokens.len() {
-        // The chunk up to the next possible break.
-        let mut end = i + 1;
-        while end < tokens.len() && !spaces[end] {
-            end += 1;
-        }
-        let chunk: String = tokens[i..end].iter().map(Tok::text).collect();
-        if i > 0 && spaces[i] {
-            if current.len() + 1 + chunk.len() <= limit(inner) {
-                current.push(' ');
-            } else {
-                lines.push(std::mem::take(&mut current));
-                current = " ".repeat(inner);
-            }
-        }
-        current.push_str(&chunk);
-        i = end;
-    }
-    lines.push(current);
-    lines.push(format!("{pad});"));
-    lines
 }

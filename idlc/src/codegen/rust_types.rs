@@ -55,7 +55,7 @@ impl Scope<'_> {
     }
 
     /// The Rust type of a field; `boxed` boxes the inside of an `optional`.
-    pub fn ty(self, ty: &FieldType, boxed: bool) -> Doc {
+    pub fn ty(self, ty: &FieldType, boxed: bool) -> Doc<'static> {
         match ty {
             FieldType::Scalar(s) => Doc::text(self.scalar(*s)),
             FieldType::Named(r) => Doc::text(self.path(r)),

@@ -7,16 +7,12 @@
 //! named from inside as `super::Type`. Names come from the table `check`
 //! filled ([`crate::rust_names`]).
 
-use heck::ToSnakeCase;
-
 use super::docs::{doc_lines, write_docs, write_inner_docs};
-use super::layout::{
-    Doc, Tok, Writer, attribute_list, macro_call, method_call, path_tokens, struct_literal,
-};
+use super::layout::{Doc, Tok, Writer, path_tokens};
 use super::rust_types::{Scope, string_literal};
 use super::types::{message_struct, nests_collections, union_enum};
 use crate::model::{Field, FieldType, FileModel, Method, Scalar, Service};
-use crate::rust_names::{MethodNames, ServiceNames, field_name, unraw};
+use crate::rust_names::{MethodNames, ServiceNames, field_name, snake, unraw};
 
 /// What the items of one service share.
 struct Ctx<'a> {
@@ -32,16 +28,16 @@ impl Ctx<'_> {
     }
 
     /// `__rt::RpcResult<T, E>` (or `<T>` without `throws`).
-    fn result(&self, method: &Method, names: &MethodNames) -> Doc {
+    fn result<'n>(&self, method: &Method, names: &'n MethodNames) -> Doc<'n> {
         let mut args = vec![self.return_type(method)];
         if let Some(error) = &names.error {
-            args.push(Doc::text(error.clone()));
+            args.push(Doc::text(error.as_str()));
         }
         Doc::list("__rt::RpcResult", "<", args, ">")
     }
 
     /// The Rust return type (`()` for `void`).
-    fn return_type(&self, method: &Method) -> Doc {
+    fn return_type(&self, method: &Method) -> Doc<'static> {
         match &method.returns {
             Some(ty) => self.scope.ty(ty, false),
             None => Doc::text("()"),
@@ -49,11 +45,8 @@ impl Ctx<'_> {
     }
 
     /// The declared error type for `PendingCall` and friends.
-    fn declared(&self, names: &MethodNames) -> String {
-        names
-            .error
-            .clone()
-            .unwrap_or_else(|| "__rt::NoDeclaredError".to_owned())
+    fn declared<'n>(&self, names: &'n MethodNames) -> &'n str {
+        names.error.as_deref().unwrap_or("__rt::NoDeclaredError")
     }
 }
 
@@ -143,8 +136,7 @@ fn client_clippy_allows(ctx: &Ctx<'_>) -> Vec<&'static str> {
 /// `#[allow(..)]` of `lints`, if any.
 fn write_clippy_allows(w: &mut Writer, lints: &[&str]) {
     if !lints.is_empty() {
-        let indent = w.indent();
-        w.lines(attribute_list(indent, "allow", lints));
+        w.attribute_list("allow", lints);
     }
 }
 
@@ -180,7 +172,7 @@ pub fn service_module(w: &mut Writer, file: &FileModel, index: usize, scope: Sco
     w.line("#![allow(clippy::module_inception)]");
     w.line("use super::__rt;");
     w.blank();
-    w.line(format!(
+    w.line_fmt(format_args!(
         "const {}: &str = {};",
         names.wire_name,
         string_literal(&service.wire_name)
@@ -208,7 +200,7 @@ pub fn service_module(w: &mut Writer, file: &FileModel, index: usize, scope: Sco
 fn server_trait(w: &mut Writer, ctx: &Ctx<'_>, docs: &[String]) {
     write_docs(w, docs);
     w.line("///");
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Implement it (with `async fn`s) and serve it with [`{}`].",
         ctx.names.server
     ));
@@ -270,11 +262,11 @@ fn server_trait(w: &mut Writer, ctx: &Ctx<'_>, docs: &[String]) {
 fn server_adapter(w: &mut Writer, ctx: &Ctx<'_>, file: &FileModel) {
     let names = ctx.names;
     let (server, t, service_trait) = (&names.server, &names.implementation, &names.trait_name);
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Serves a [`{service_trait}`] implementation: add it to a `courier::server::Server`."
     ));
     w.open(format!("pub struct {server}<{t}>"));
-    w.line(format!("inner: __rt::Arc<{t}>,"));
+    w.line_fmt(format_args!("inner: __rt::Arc<{t}>,"));
     w.close("");
     w.blank();
     let mut tokens = vec![
@@ -318,12 +310,11 @@ fn server_adapter(w: &mut Writer, ctx: &Ctx<'_>, file: &FileModel) {
             );
         }
     }
-    let indent = w.indent();
-    w.lines(macro_call(indent, "__rt::server", &tokens));
+    w.macro_call("__rt::server", &tokens);
 }
 
 /// The parameters of a client method: strings as `impl Into<String>`.
-fn client_params(ctx: &Ctx<'_>, method: &Method, names: &MethodNames) -> Vec<Doc> {
+fn client_params<'n>(ctx: &Ctx<'_>, method: &Method, names: &'n MethodNames) -> Vec<Doc<'n>> {
     method
         .params
         .iter()
@@ -382,7 +373,7 @@ fn args_fields(method: &Method, names: &MethodNames) -> Vec<String> {
 fn client(w: &mut Writer, ctx: &Ctx<'_>) {
     let names = ctx.names;
     let client = &names.client;
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Calls a remote [`{}`]; make and configure it with `courier::client::Stub`.",
         names.trait_name
     ));
@@ -391,16 +382,14 @@ fn client(w: &mut Writer, ctx: &Ctx<'_>) {
     w.line("core: __rt::StubCore,");
     w.close("");
     w.blank();
-    let indent = w.indent();
-    w.lines(macro_call(
-        indent,
+    w.macro_call(
         "__rt::stub",
         &[
             Tok::Word(client.clone()),
             Tok::Comma,
             Tok::Word(names.wire_name.clone()),
         ],
-    ));
+    );
     if ctx.service.methods.is_empty() {
         return;
     }
@@ -417,7 +406,7 @@ fn client(w: &mut Writer, ctx: &Ctx<'_>) {
 }
 
 /// The four call forms of one method.
-fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNames) {
+fn client_methods<'n>(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &'n MethodNames) {
     let params = client_params(ctx, method, names);
     let args = args_expression(method, names);
     let descriptor = format!("&{}", names.descriptor);
@@ -440,13 +429,13 @@ fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &Method
         )
     };
     let name = &method.name;
-    let with_self = |extra: Vec<Doc>| {
+    let with_self = |extra: Vec<Doc<'n>>| {
         let mut all = vec![Doc::text("&self")];
         all.extend(params.iter().cloned());
         all.extend(extra);
         all
     };
-    let signature = |prefix: &str, func: &str, extra: Vec<Doc>, ret: Option<Doc>| {
+    let signature = |prefix: &str, func: &str, extra: Vec<Doc<'n>>, ret: Option<Doc<'n>>| {
         let mut parts = vec![Doc::list(
             format!("{prefix} {func}"),
             "(",
@@ -466,10 +455,9 @@ fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &Method
             (_, "") => "oneway".to_owned(),
             (_, form) => format!("oneway_{form}"),
         };
-        let mut call_args = vec![Doc::text(descriptor.clone()), Doc::text(args.clone())];
+        let mut call_args = vec![Doc::text(descriptor.as_str()), Doc::text(args.as_str())];
         call_args.extend(extra.iter().map(|e| Doc::text(*e)));
-        let lines = method_call(w.indent(), "self.core", &method, call_args, awaited, "");
-        w.lines(lines);
+        w.method_call("self.core", &method, call_args, awaited, "");
     };
 
     // async
@@ -488,7 +476,7 @@ fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &Method
     w.close("");
 
     // blocking
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Calls `{name}`, blocking the thread until it ends (sync mode; never on a runtime's worker)."
     ));
     w.open_doc(&signature(
@@ -501,7 +489,7 @@ fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &Method
     w.close("");
 
     // future
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Starts `{name}` (future mode): poll, `.await` or `wait()` the handle; dropping it cancels."
     ));
     w.open_doc(&signature("pub fn", &names.future, vec![], Some(pending)));
@@ -509,7 +497,7 @@ fn client_methods(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &Method
     w.close("");
 
     // callback
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Starts `{name}`; `{}` runs once with the outcome (callback mode).",
         names.on_result
     ));
@@ -559,9 +547,8 @@ fn args_message(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNa
     if method.params.iter().any(|p| nests_collections(&p.ty)) {
         lints.push("clippy::type_complexity");
     }
-    let indent = w.indent();
     if !lints.is_empty() {
-        w.lines(attribute_list(indent, "allow", &lints));
+        w.attribute_list("allow", &lints);
     }
     let params = client_params(ctx, method, names);
     w.open_doc(&Doc::Cat(vec![
@@ -569,8 +556,7 @@ fn args_message(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodNa
         Doc::text(" -> Self"),
     ]));
     let fields = args_fields(method, names);
-    let indent = w.indent();
-    w.lines(struct_literal(indent, "Self", &fields, ""));
+    w.struct_literal("Self", &fields, "");
     w.close("");
     w.close("");
 }
@@ -589,7 +575,7 @@ fn declared_error(
         .iter()
         .enumerate()
         .map(|(position, thrown)| Field {
-            name: thrown.name.to_snake_case(),
+            name: snake(&thrown.name),
             tag: position as u32 + 1,
             ty: FieldType::Named(thrown.clone()),
             default: None,
@@ -627,7 +613,7 @@ fn descriptor(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodName
     } else {
         "not idempotent"
     };
-    w.line(format!(
+    w.line_fmt(format_args!(
         "/// Describes `{}` to the runtime: {idempotent}, {timeout}.",
         method.name
     ));
@@ -635,7 +621,7 @@ fn descriptor(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &MethodName
         "__rt::method",
         "(",
         vec![
-            Doc::text(ctx.names.wire_name.clone()),
+            Doc::text(ctx.names.wire_name.as_str()),
             Doc::text(string_literal(&method.name)),
             Doc::text(method.idempotent.to_string()),
             Doc::text(match method.timeout_ms {

@@ -1,13 +1,11 @@
 //! Items for declared types: structs and errors, enums, unions, constants;
 //! and the message structs and union-shaped enums services reuse.
 
-use heck::ToSnakeCase;
-
 use super::docs::{doc_lines, write_docs};
-use super::layout::{Doc, Tok, Writer, macro_call, path_tokens};
+use super::layout::{Doc, Tok, Writer, path_tokens};
 use super::rust_types::{Scope, byte_string, constant_name, string_literal};
 use crate::model::{ConstDef, EnumDef, Field, FieldType, Scalar, StructDef, UnionDef, Value};
-use crate::rust_names::{field_name, serde_rename, type_name};
+use crate::rust_names::{field_name, serde_rename, snake, type_name};
 
 /// Whether a type holds `bytes` anywhere (its serde impl then follows
 /// PROTOCOL.md's mapping through `__rt::mapped`: base64 in JSON).
@@ -81,7 +79,7 @@ pub fn message_struct(
     w.line(message_derives(!has_idl_defaults));
     w.line("#[serde(crate = \"__rt::serde\", default)]");
     if fields.is_empty() {
-        w.line(format!("pub struct {name} {{}}"));
+        w.line_fmt(format_args!("pub struct {name} {{}}"));
     } else {
         w.open(format!("pub struct {name}"));
         for (field, ident) in fields.iter().zip(&idents) {
@@ -123,8 +121,7 @@ pub fn message_struct(
         tokens.push(if i == 0 { Tok::Semi } else { Tok::Comma });
         tokens.extend(marker);
     }
-    let indent = w.indent();
-    w.lines(macro_call(indent, "__rt::message", &tokens));
+    w.macro_call("__rt::message", &tokens);
 }
 
 /// A user `struct` or `error`. Errors also implement `Display` (their name
@@ -135,7 +132,7 @@ pub fn struct_item(w: &mut Writer, def: &StructDef, scope: Scope<'_>) {
     let docs = doc_lines(&def.docs, || format!("The `{}` {kind}.", def.name));
     let attributes = scope.type_attributes(&def.name);
     let markers = if def.is_error {
-        let words = def.name.to_snake_case().replace('_', " ");
+        let words = snake(&def.name).replace('_', " ");
         vec![vec![
             Tok::Word("error".into()),
             Tok::Word(string_literal(&words)),
@@ -169,10 +166,10 @@ pub fn enum_item(w: &mut Writer, def: &EnumDef, catch_all: &str, scope: Scope<'_
         if v.value == 0 {
             w.line("#[default]");
         }
-        w.line(format!("{variant},"));
+        w.line_fmt(format_args!("{variant},"));
     }
     w.line("/// A value this version does not know (sent by a newer peer); kept as sent.");
-    w.line(format!("{catch_all}(i32),"));
+    w.line_fmt(format_args!("{catch_all}(i32),"));
     w.close("");
     w.blank();
 
@@ -194,8 +191,7 @@ pub fn enum_item(w: &mut Writer, def: &EnumDef, catch_all: &str, scope: Scope<'_
         }
         tokens.push(Tok::Word(v.value.unsigned_abs().to_string()));
     }
-    let indent = w.indent();
-    w.lines(macro_call(indent, "__rt::idl_enum", &tokens));
+    w.macro_call("__rt::idl_enum", &tokens);
 }
 
 /// A union-shaped Rust enum: one tuple variant per arm. Used for IDL
@@ -223,8 +219,7 @@ pub fn union_enum(
     if arms.iter().any(|arm| nests_collections(&arm.ty)) {
         lints.push("clippy::type_complexity");
     }
-    let indent = w.indent();
-    w.lines(super::layout::attribute_list(indent, "allow", &lints));
+    w.attribute_list("allow", &lints);
     w.line("#[derive(Clone, Debug, PartialEq, __rt::Serialize, __rt::Deserialize)]");
     w.line("#[serde(crate = \"__rt::serde\")]");
     w.open(format!("pub enum {name}"));
@@ -242,7 +237,7 @@ pub fn union_enum(
         } else {
             ty
         };
-        w.doc(&Doc::list(variant.clone(), "(", vec![ty], ")"), ",");
+        w.doc(&Doc::list(variant.as_str(), "(", vec![ty], ")"), ",");
     }
     w.close("");
     w.blank();
@@ -262,8 +257,7 @@ pub fn union_enum(
     } else {
         "__rt::declared_error"
     };
-    let indent = w.indent();
-    w.lines(macro_call(indent, macro_name, &tokens));
+    w.macro_call(macro_name, &tokens);
 }
 
 /// A user `union`.
@@ -298,5 +292,5 @@ pub fn const_item(w: &mut Writer, def: &ConstDef, scope: Scope<'_>) {
         (Value::String(s), Scalar::Bytes) => ("&[u8]".to_owned(), byte_string(s)),
         (value, ty) => (scope.scalar(ty), scope.value(value, &FieldType::Scalar(ty))),
     };
-    w.line(format!("pub const {name}: {ty} = {value};"));
+    w.line_fmt(format_args!("pub const {name}: {ty} = {value};"));
 }
