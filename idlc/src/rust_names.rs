@@ -519,7 +519,9 @@ mod tests {
             assert!(is_plain_upper_camel(plain), "{plain}");
             assert_eq!(camel(plain), plain.to_upper_camel_case());
         }
-        for other in ["A1B", "Ab1Cd", "XMLHttp", "AB", "item", "Item_1", "", "Ärger"] {
+        for other in [
+            "A1B", "Ab1Cd", "XMLHttp", "AB", "item", "Item_1", "", "Ärger",
+        ] {
             assert!(!is_plain_upper_camel(other), "{other}");
             assert_eq!(camel(other), other.to_upper_camel_case());
         }
