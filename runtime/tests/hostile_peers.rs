@@ -43,6 +43,11 @@ fn bound(connections: usize) -> usize {
     POOL + connections * (RESERVED + PAST_LIMITS)
 }
 
+/// How long the tests that check a 100 ms heartbeat does *not* close a
+/// connection (its deadline: 300 ms without a frame) wait: past two such
+/// deadlines, and under a second.
+const PAST_TWO_DEADLINES: Duration = Duration::from_millis(700);
+
 fn bounded(builder: ServerBuilder) -> ServerBuilder {
     builder
         .max_frame_size(MAX_FRAME)
@@ -219,8 +224,14 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
         all.extend_from_slice(&big_answer(id, 512 * KIB));
     }
     write.write_all(&all).await.expect("write");
-    let most = watch_bytes_until(&server, "every call to end", || {
-        server.observed.big() == REQUESTS as usize && server.handle.in_flight() == 0
+    // Every call read has ended, and the reader has read every request,
+    // or stopped reading: a reader paused at its limit reads again only
+    // once the connection is down to half its limit (1 MiB), which the
+    // unread answers keep it above until the peer reads.
+    let mut most = watch_bytes_until(&server, "every call read to end", || {
+        server.handle.in_flight() == 0
+            && (server.observed.big() == REQUESTS as usize
+                || server.handle.max_connection_bytes() > MIB)
     })
     .await;
     // One connection: the pool, its reserved share, and what it may
@@ -258,9 +269,16 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
             if read.read_buf(&mut buf).await.expect("read") == 0 {
                 panic!("closed after {ok} answers and {exhausted} refusals");
             }
+            // Reading lets the server read the requests it had left.
+            most = most.max(server.handle.buffered_bytes());
         }
     })
     .await;
+    assert!(
+        most <= limit,
+        "the server held {most} bytes (bound {limit}) while the peer read"
+    );
+    assert_eq!(server.observed.big(), REQUESTS as usize, "every call ran");
     assert!(ok > 0, "some answers fit");
     assert!(exhausted > 0, "not all 200 MiB were held");
     drop(write);
@@ -400,8 +418,8 @@ async fn a_connection_paused_by_its_own_calls_is_not_closed_for_the_silence() {
         server.observed.started() >= 4 && server.handle.max_connection_bytes() >= PER_CONNECTION
     })
     .await;
-    // Several idle deadlines.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Something that must not happen: wait past two idle deadlines.
+    tokio::time::sleep(PAST_TWO_DEADLINES).await;
     assert_eq!(server.handle.connection_count(), 1, "closed while paused");
     // The peer leaves: the paused reader notices (TCP tells it) and stops
     // the calls.
@@ -545,8 +563,9 @@ async fn a_clients_heartbeat_does_not_give_up_on_a_server_that_holds_its_calls()
         server.handle.max_connection_bytes() >= PER_CONNECTION
     })
     .await;
-    // Many of the client's heartbeat deadlines.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Something that must not happen: wait past two of the client's
+    // heartbeat deadlines.
+    tokio::time::sleep(PAST_TWO_DEADLINES).await;
     server.observed.open_gate();
     while let Some(joined) = within("the calls", calls.join_next()).await {
         let reply = joined.expect("a caller").expect("answered");
