@@ -11,13 +11,12 @@ use bytes::Bytes;
 use rand::seq::IndexedRandom;
 use tokio::net::{ToSocketAddrs, lookup_host};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::balanced::{BalanceOptions, Balanced, InstanceState, ProbeSender};
-use super::command::{Command, RawResponse};
+use super::command::RawResponse;
 use super::config::ChannelConfig;
 use super::connection::ConnectionSettings;
 #[cfg(feature = "tls")]
@@ -25,7 +24,7 @@ use super::dial::DialTls;
 use super::dial::Dialer;
 use super::interceptor::{ClientInterceptor, OutgoingRequest};
 use super::method::{CallOptions, MethodDescriptor};
-use super::pool::{Link, Pool, task_gone};
+use super::pool::Pool;
 use super::request::{RequestHead, decode_response, encode_request};
 use crate::context::{Metadata, cap_timeout};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
@@ -552,59 +551,18 @@ impl ChannelShared {
         result
     }
 
-    /// Sends an encoded request frame on one of the pool's connections and
-    /// waits for its response until `deadline`: `None` once the deadline
-    /// has passed. The frame first waits for room in the connection's send
-    /// queue, until the deadline
-    /// ([`TransportError::SendQueueFull`] after that). A call given up
-    /// (deadline passed, or this future dropped) is forgotten by its
-    /// connection: its frame is dropped if none of it was written yet, and
-    /// otherwise the server is told.
+    /// Sends an encoded request frame and waits for its response until
+    /// `deadline`: `None` once the deadline has passed (see
+    /// [`Pool::round_trip`]).
     pub(super) async fn round_trip(
         &self,
         id: u64,
         frame: Bytes,
         deadline: Option<Instant>,
     ) -> Result<Option<RawResponse>, TransportError> {
-        // Room at once on most calls; waiting for it is the slow path.
-        let (link, room) = match self.pool.try_admit(frame.len()) {
-            Some(admitted) => admitted,
-            None => self.pool.admit(frame.len(), deadline, &self.target).await?,
-        };
-        let (reply, response) = oneshot::channel();
-        link.send(Command::Call {
-            id,
-            frame,
-            reply,
-            room,
-        })?;
-        let mut cancel = CancelOnDrop {
-            link,
-            id,
-            armed: true,
-        };
-        let response = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
-                Ok(response) => response,
-                // `cancel` is dropped armed.
-                Err(_) => return Ok(None),
-            },
-            None => response.await,
-        };
-        cancel.armed = false;
-        let response = response.map_err(|_| task_gone())?;
-        match response {
-            // The server's deadline is the call's own (it travels in the
-            // request), so its status 6 can arrive in the same instant as
-            // the local timer fires, and win: one cause, one answer.
-            Ok(RawResponse { status, .. })
-                if status == StatusCode::DeadlineExceeded.as_u8()
-                    && deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
-            {
-                Ok(None)
-            }
-            response => response.map(Some),
-        }
+        self.pool
+            .round_trip(id, frame, deadline, &self.target)
+            .await
     }
 
     /// A one-way call after its interceptors.
@@ -649,52 +607,17 @@ impl ChannelShared {
         method: &str,
     ) -> Result<(), RpcError> {
         let deadline = request_deadline(Instant::now(), timeout);
-        let (link, room) = match self.pool.try_admit(frame.len()) {
-            Some(admitted) => admitted,
-            None => self.pool.admit(frame.len(), deadline, &self.target).await?,
-        };
-        let (written, written_rx) = oneshot::channel();
-        link.send(Command::Oneway {
-            id,
-            frame,
-            written,
-            room,
-        })?;
-        let mut cancel = CancelOnDrop {
-            link,
-            id,
-            armed: true,
-        };
-        let written = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, written_rx)
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded(format!(
-                        "{service}/{method} was not written within {:?}",
-                        timeout.unwrap_or_default()
-                    ))
-                })?,
-            None => written_rx.await,
-        };
-        cancel.armed = false;
-        written.map_err(|_| task_gone())??;
-        Ok(())
-    }
-}
-
-/// Tells the connection task to forget a call whose future was dropped
-/// (or timed out) before its response came (or, for a one-way call,
-/// before its frame was written).
-struct CancelOnDrop<'a> {
-    link: &'a Link,
-    id: u64,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.link.cancel(self.id);
+        match self
+            .pool
+            .send_oneway(id, frame, deadline, &self.target)
+            .await?
+        {
+            Some(()) => Ok(()),
+            None => Err(Status::deadline_exceeded(format!(
+                "{service}/{method} was not written within {:?}",
+                timeout.unwrap_or_default()
+            ))
+            .into()),
         }
     }
 }

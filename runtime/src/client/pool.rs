@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
-use super::command::Command;
+use super::command::{Command, RawResponse};
 use super::connection::ConnectionSettings;
 use super::dial::Dialer;
 use super::outbox::Unsent;
 use super::send_room::{SendPermit, SendRoom};
 use super::task::run_connection;
-use crate::error::TransportError;
+use crate::error::{StatusCode, TransportError};
 
 /// The caller's end of one connection task.
 #[derive(Debug)]
@@ -144,6 +145,104 @@ impl Pool {
         Ok((link, room))
     }
 
+    /// Sends an encoded request frame (request id `id`) on one of the
+    /// connections and waits for its response until `deadline`: `None`
+    /// once the deadline has passed. The frame first waits for room in the
+    /// connection's send queue, until the deadline
+    /// ([`TransportError::SendQueueFull`] after that; `target` names the
+    /// server in it). A call given up (deadline passed, or this future
+    /// dropped) is forgotten by its connection: its frame is dropped if
+    /// none of it was written yet, and otherwise the server is told.
+    pub async fn round_trip(
+        &self,
+        id: u64,
+        frame: Bytes,
+        deadline: Option<Instant>,
+        target: &str,
+    ) -> Result<Option<RawResponse>, TransportError> {
+        // Room at once on most calls; waiting for it is the slow path.
+        let (link, room) = match self.try_admit(frame.len()) {
+            Some(admitted) => admitted,
+            None => self.admit(frame.len(), deadline, target).await?,
+        };
+        let (reply, response) = oneshot::channel();
+        link.send(Command::Call {
+            id,
+            frame,
+            reply,
+            room,
+        })?;
+        let mut cancel = CancelOnDrop {
+            link,
+            id,
+            armed: true,
+        };
+        let response = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
+                Ok(response) => response,
+                // `cancel` is dropped armed.
+                Err(_) => return Ok(None),
+            },
+            None => response.await,
+        };
+        cancel.armed = false;
+        let response = response.map_err(|_| task_gone())?;
+        match response {
+            // The server's deadline is the call's own (it travels in the
+            // request), so its status 6 can arrive in the same instant as
+            // the local timer fires, and win: one cause, one answer.
+            Ok(RawResponse { status, .. })
+                if status == StatusCode::DeadlineExceeded.as_u8()
+                    && deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
+            {
+                Ok(None)
+            }
+            response => response.map(Some),
+        }
+    }
+
+    /// Sends an encoded one-way frame (request id `id`) on one of the
+    /// connections; returns once it is written, or `None` if `deadline`
+    /// passed first (the frame is then dropped unless its writing had
+    /// begun). The frame first waits for room in the connection's send
+    /// queue, until the deadline ([`TransportError::SendQueueFull`] after
+    /// that). Dropping the future drops the frame the same way.
+    pub async fn send_oneway(
+        &self,
+        id: u64,
+        frame: Bytes,
+        deadline: Option<Instant>,
+        target: &str,
+    ) -> Result<Option<()>, TransportError> {
+        let (link, room) = match self.try_admit(frame.len()) {
+            Some(admitted) => admitted,
+            None => self.admit(frame.len(), deadline, target).await?,
+        };
+        let (written, written_rx) = oneshot::channel();
+        link.send(Command::Oneway {
+            id,
+            frame,
+            written,
+            room,
+        })?;
+        let mut cancel = CancelOnDrop {
+            link,
+            id,
+            armed: true,
+        };
+        let written = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, written_rx).await {
+                Ok(written) => written,
+                // `cancel` is dropped armed.
+                Err(_) => return Ok(None),
+            },
+            None => written_rx.await,
+        };
+        cancel.armed = false;
+        written.map_err(|_| task_gone())??;
+        Ok(Some(()))
+    }
+
     /// The index of the next connection in turn (round robin).
     fn next_index(&self) -> usize {
         match self.links.len() {
@@ -178,4 +277,21 @@ impl Pool {
 /// The error of a call whose connection task is gone.
 pub(crate) fn task_gone() -> TransportError {
     TransportError::ConnectionLost("the channel's connection task stopped".to_owned())
+}
+
+/// Tells the connection task to forget a call whose future was dropped
+/// (or timed out) before its response came (or, for a one-way call,
+/// before its frame was written).
+struct CancelOnDrop<'a> {
+    link: &'a Link,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.link.cancel(self.id);
+        }
+    }
 }
