@@ -1,7 +1,7 @@
 //! Splits frames out of a read buffer, checking the header before trusting
 //! it (in the style of tokio-util's `length_delimited` decoder).
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::header::{FrameHeader, HEADER_LEN, MAGIC, RawHeader, VERSION};
 
@@ -24,6 +24,13 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// reallocated. A copy of a few KiB costs less than the allocation it
 /// saves.
 pub(crate) const COPY_BODY_MAX: usize = 32 * 1024;
+
+/// How far ahead of the bytes that have arrived a large body's own buffer
+/// grows at first: what the read buffer could hold ahead of arrived bytes
+/// before (the 64 KiB reserved here plus the 8 KiB the read loops keep
+/// free), enough for a 64 KiB payload and its request's names in one
+/// allocation. Past it, the buffer at most doubles what has arrived.
+const BODY_STEP: usize = 72 * 1024;
 
 /// After a large body is split out, the bytes that followed it move to a
 /// fresh buffer with this much room, so that later frames are not read into
@@ -77,12 +84,64 @@ pub enum FrameError {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum State {
     /// Waiting for the 18 header bytes.
     Head,
     /// The header is checked; waiting for its body.
     Body(FrameHeader),
+    /// The header is checked; its body, longer than 32 KiB, is read into a
+    /// buffer of its own (see [`FrameDecoder::reserve_for_read`]).
+    LargeBody(FrameHeader, BodyBuffer),
+}
+
+/// A large body being read: never longer than the body, and never more
+/// than [`BODY_STEP`] (or the bytes already arrived) ahead of what arrived.
+#[derive(Clone, Default)]
+struct BodyBuffer(Vec<u8>);
+
+impl std::fmt::Debug for BodyBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyBuffer")
+            .field("len", &self.0.len())
+            .field("capacity", &self.0.capacity())
+            .finish()
+    }
+}
+
+impl BodyBuffer {
+    /// A buffer for a body of `len` bytes whose first bytes are `arrived`.
+    fn start(len: usize, arrived: &[u8]) -> BodyBuffer {
+        let ahead = (len - arrived.len()).min(BODY_STEP);
+        let mut body = Vec::with_capacity(arrived.len() + ahead);
+        body.extend_from_slice(arrived);
+        BodyBuffer(body)
+    }
+
+    /// Makes room for the next bytes of a body of `len` bytes, if it is
+    /// full and not whole: the bytes that arrived again (at least
+    /// [`BODY_STEP`]), never past the body's end. Exact: no rounding up.
+    fn grow(&mut self, len: usize) {
+        let body = &mut self.0;
+        let missing = len.saturating_sub(body.len());
+        if missing > 0 && body.capacity() == body.len() {
+            body.reserve_exact(missing.min(body.len().max(BODY_STEP)));
+        }
+    }
+
+    /// Moves bytes of `src` that belong to the body into it.
+    fn absorb(&mut self, len: usize, src: &mut BytesMut) {
+        let take = len.saturating_sub(self.0.len()).min(src.len());
+        if take > 0 {
+            let body = &mut self.0;
+            let room = body.capacity() - body.len();
+            if room < take {
+                body.reserve_exact(take - room);
+            }
+            body.extend_from_slice(&src[..take]);
+            src.advance(take);
+        }
+    }
 }
 
 /// Decodes frames from a read buffer, one at a time.
@@ -90,6 +149,9 @@ enum State {
 pub struct FrameDecoder {
     max_frame_size: u32,
     state: State,
+    /// Set by the first [`FrameDecoder::reserve_for_read`]: the caller
+    /// reads large bodies into their own buffers.
+    large_bodies_apart: bool,
 }
 
 impl Default for FrameDecoder {
@@ -104,6 +166,7 @@ impl FrameDecoder {
         FrameDecoder {
             max_frame_size,
             state: State::Head,
+            large_bodies_apart: false,
         }
     }
 
@@ -116,10 +179,71 @@ impl FrameDecoder {
     /// still missing. (Bytes of a header still in the buffer are not seen
     /// here; the caller's buffer holds them.)
     pub fn in_body(&self) -> bool {
-        matches!(self.state, State::Body(_))
+        !matches!(self.state, State::Head)
     }
 
-    /// Takes the next whole frame out of `src`.
+    /// Gets room ready for the next read, which goes into
+    /// [`read_buffer`](Self::read_buffer): at least `min_room` free bytes
+    /// in `src`, or, while a body longer than 32 KiB is missing bytes,
+    /// room in a buffer of the body's own.
+    ///
+    /// A body longer than 32 KiB that has not arrived whole moves (what
+    /// arrived of it: at most one read) into an exact-size buffer of its
+    /// own, which grows as its bytes arrive: never past the body's end,
+    /// and never more than 72 KiB or the bytes already arrived ahead of
+    /// them, so a peer that claims a large body makes the reader allocate
+    /// only in proportion to what it sent ([`reserved_ahead`](Self::reserved_ahead)
+    /// says how much; charge it to the peer). Reads then never cross the
+    /// body's end, the body is never copied again nor reallocated while
+    /// an earlier body still shares its buffer, and `src` stays free for
+    /// the next frames (it is not shared with any body, so it is reused in
+    /// place).
+    ///
+    /// Optional: a caller that reads into `src` only (and never calls
+    /// this) gets the same frames.
+    pub fn reserve_for_read(&mut self, src: &mut BytesMut, min_room: usize) {
+        self.large_bodies_apart = true;
+        if let State::Body(header) = self.state {
+            let len = body_len(header);
+            if len > COPY_BODY_MAX && src.len() < len {
+                self.state = State::LargeBody(header, BodyBuffer::start(len, src));
+                src.clear();
+            }
+        }
+        if let State::LargeBody(header, body) = &mut self.state {
+            let len = body_len(*header);
+            if body.0.len() < len {
+                body.grow(len);
+                return;
+            }
+        }
+        if src.capacity() - src.len() < min_room {
+            src.reserve(min_room);
+        }
+    }
+
+    /// Where the next read goes, once [`reserve_for_read`](Self::reserve_for_read)
+    /// made room: the large body being read, or `src`. Never full.
+    pub fn read_buffer<'a>(&'a mut self, src: &'a mut BytesMut) -> &'a mut (dyn BufMut + Send) {
+        if let State::LargeBody(header, body) = &mut self.state {
+            if body.0.len() < body.0.capacity() && body.0.len() < body_len(*header) {
+                return &mut body.0;
+            }
+        }
+        src
+    }
+
+    /// Bytes allocated for the large body being read beyond those that
+    /// arrived (what a peer made the reader allocate ahead of its bytes).
+    pub fn reserved_ahead(&self) -> usize {
+        match &self.state {
+            State::LargeBody(_, body) => body.0.capacity() - body.0.len(),
+            _ => 0,
+        }
+    }
+
+    /// Takes the next whole frame out of `src` (or out of the large body's
+    /// own buffer, see [`reserve_for_read`](Self::reserve_for_read)).
     ///
     /// Returns `Ok(None)` until the frame has fully arrived; it then has
     /// reserved room in `src` for (part of) what is still missing, never
@@ -127,8 +251,18 @@ impl FrameDecoder {
     /// length of a large body up front. After an error the stream is
     /// unusable and the decoder must not be called again.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let header = match self.state {
-            State::Body(header) => header,
+        let header = match &mut self.state {
+            State::LargeBody(header, body) => {
+                let (header, len) = (*header, body_len(*header));
+                body.absorb(len, src);
+                if body.0.len() < len {
+                    return Ok(None);
+                }
+                let body = Bytes::from(std::mem::take(&mut body.0));
+                self.state = State::Head;
+                return Ok(Some(Frame { header, body }));
+            }
+            State::Body(header) => *header,
             State::Head => match self.decode_head(src)? {
                 Some(header) => {
                     self.state = State::Body(header);
@@ -137,10 +271,13 @@ impl FrameDecoder {
                 None => return Ok(None),
             },
         };
-        // `body_len <= max_frame_size`, checked by `decode_head`; a `u32`
-        // always fits a `usize` on the targets tokio supports.
-        let len = usize::try_from(header.body_len).unwrap_or(usize::MAX);
+        let len = body_len(header);
         match len.checked_sub(src.len()) {
+            Some(missing) if missing > 0 && self.large_bodies_apart && len > COPY_BODY_MAX => {
+                self.state = State::LargeBody(header, BodyBuffer::start(len, src));
+                src.clear();
+                Ok(None)
+            }
             Some(missing) if missing > 0 => {
                 src.reserve(missing.min(RESERVE_AHEAD));
                 Ok(None)
@@ -182,6 +319,13 @@ impl FrameDecoder {
         src.advance(HEADER_LEN);
         Ok(Some(header))
     }
+}
+
+/// The body length of a checked header.
+fn body_len(header: FrameHeader) -> usize {
+    // `body_len <= max_frame_size`, checked by `decode_head`; a `u32`
+    // always fits a `usize` on the targets tokio supports.
+    usize::try_from(header.body_len).unwrap_or(usize::MAX)
 }
 
 /// Takes the first `len` bytes of `src` (which holds at least that many)
@@ -413,6 +557,103 @@ mod tests {
         );
         let small = allocation_of(small_frame.body);
         assert_eq!(small, 10, "a 10-byte body pins {small} bytes");
+    }
+
+    /// Reads `input` the way a read loop does: room first, then at most
+    /// `chunk` bytes into the buffer the decoder names, then decode.
+    /// Returns the frames and the most bytes ever reserved ahead.
+    fn read_through(input: &[u8], chunk: usize) -> (Vec<Frame>, usize, BytesMut) {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let (mut frames, mut most_ahead, mut at) = (Vec::new(), 0, 0);
+        while at < input.len() {
+            decoder.reserve_for_read(&mut buf, 8 * 1024);
+            most_ahead = most_ahead.max(decoder.reserved_ahead());
+            let target = decoder.read_buffer(&mut buf);
+            let n = chunk.min(input.len() - at).min(target.remaining_mut());
+            let room = target.chunk_mut();
+            let n = n.min(room.len());
+            room[..n].copy_from_slice(&input[at..at + n]);
+            // SAFETY: the first `n` bytes of the chunk were just written.
+            unsafe { target.advance_mut(n) };
+            at += n;
+            while let Some(frame) = decoder.decode(&mut buf).expect("valid") {
+                frames.push(frame);
+            }
+        }
+        (frames, most_ahead, buf)
+    }
+
+    #[test]
+    fn a_large_body_is_read_into_an_exact_buffer_of_its_own() {
+        const LARGE: usize = 64 * 1024 + 40;
+        let mut input = frame_bytes(1, &[1; 100]).to_vec();
+        input.extend_from_slice(&frame_bytes(2, &[2; LARGE]));
+        input.extend_from_slice(&frame_bytes(3, b"after"));
+        for chunk in [1000, 16 * 1024, 64 * 1024] {
+            let (frames, most_ahead, buf) = read_through(&input, chunk);
+            assert_eq!(frames.len(), 3, "chunk {chunk}");
+            assert!(most_ahead <= BODY_STEP, "chunk {chunk}: {most_ahead} ahead");
+            assert_eq!(&frames[2].body[..], b"after");
+            drop(buf);
+            let mut frames = frames;
+            let large = frames.remove(1);
+            assert!(large.body.iter().all(|&b| b == 2));
+            assert_eq!(
+                allocation_of(large.body),
+                LARGE,
+                "chunk {chunk}: exact size"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_body_grows_only_as_its_bytes_arrive() {
+        const LARGE: usize = 1 << 20;
+        let input = frame_bytes(1, &vec![9; LARGE]);
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&input[..HEADER_LEN + 10]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        decoder.reserve_for_read(&mut buf, 8 * 1024);
+        assert!(decoder.in_body());
+        assert!(decoder.reserved_ahead() <= BODY_STEP);
+        // Whatever the pace, never more ahead than what arrived (or one
+        // step), never past the body's end.
+        let (frames, most_ahead, _) = read_through(&input, 4096);
+        assert_eq!(frames.len(), 1);
+        assert!(most_ahead <= LARGE / 2 + BODY_STEP, "{most_ahead} ahead");
+        assert_eq!(
+            allocation_of(frames.into_iter().next().expect("one").body),
+            LARGE
+        );
+    }
+
+    #[test]
+    fn a_huge_claim_allocates_one_step_at_most() {
+        let mut buf = BytesMut::new();
+        request_header(1, DEFAULT_MAX_FRAME_SIZE).encode_into(&mut buf);
+        let mut decoder = FrameDecoder::default();
+        decoder.reserve_for_read(&mut buf, 8 * 1024);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        decoder.reserve_for_read(&mut buf, 8 * 1024);
+        assert!(decoder.reserved_ahead() <= BODY_STEP);
+        assert!(decoder.read_buffer(&mut buf).remaining_mut() > 0);
+    }
+
+    #[test]
+    fn bytes_read_into_the_read_buffer_still_reach_a_large_body() {
+        // A caller that reads into `src` while a large body has a buffer
+        // of its own still gets the frame.
+        let input = frame_bytes(1, &[5; 40_000]);
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::from(&input[..HEADER_LEN + 100]);
+        decoder.reserve_for_read(&mut buf, 1024);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(&input[HEADER_LEN + 100..]);
+        let frame = decoder.decode(&mut buf).expect("valid").expect("whole");
+        assert_eq!(frame.body.len(), 40_000);
+        assert!(buf.is_empty());
     }
 
     #[test]
