@@ -2,13 +2,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::connection_shared::SlotGuard;
+use super::connection_shared::{ConnShared, SlotGuard};
 use super::respond::Responder;
 use super::shared::ServerShared;
 use crate::catch_unwind::{Interrupted, run_guarded};
@@ -25,7 +27,9 @@ pub trait ServiceHandler: Send + Sync + 'static {
 
     /// Routes one call by [`IncomingCall::method`]; must consume the call
     /// (serve it or reject it). Runs on the connection's reader: it must not
-    /// block, and the serve methods spawn the handler as a task.
+    /// block. The serve methods poll the handler once right there and
+    /// spawn it as a task only if it is not done (so a handler must not
+    /// block before its first `.await` either).
     fn dispatch(&self, call: IncomingCall);
 
     /// The `.rpc` sources the service was generated from, for server
@@ -95,7 +99,8 @@ impl IncomingCall {
             .map_or_else(Serializer::default, |inner| inner.serializer)
     }
 
-    /// Spawns the handler as a task: decodes `Args` (status 4 on failure),
+    /// Runs the handler (polled once inline, then as a task if it is not
+    /// done): decodes `Args` (status 4 on failure),
     /// runs the handler and answers: `Ok` -> status 0 with the reply;
     /// `Err(RpcError::Declared(e))` -> status 1 with `e`;
     /// `Err(RpcError::Status(s))` -> `s.code()` with its message;
@@ -143,7 +148,8 @@ impl IncomingCall {
         spawn_call(call, metadata_bytes, work);
     }
 
-    /// Spawns the handler of a one-way method as a task: decodes `Args` and
+    /// Runs the handler of a one-way method (inline, then as a task if it
+    /// is not done): decodes `Args` and
     /// runs the handler; nothing is ever answered. Undecodable args, a
     /// panic or a passed deadline are logged at debug level. A one-way
     /// method called with a request that expects an answer is answered
@@ -309,11 +315,11 @@ where
     let CallTask {
         service,
         method,
+        serializer,
         responder,
         deadline,
         answer,
         mut slot,
-        ..
     } = call;
     let conn = Arc::clone(&slot.conn);
     let (request_id, token) = (slot.request_id, slot.token);
@@ -330,12 +336,48 @@ where
     let recorder = traced.then(|| span.clone());
     slot.charge(returned_size(run_call::<W>) + TASK_OVERHEAD + metadata_bytes);
     let task = run_call(work, slot, responder, deadline, answer, recorder);
-    let handle = if traced {
-        tokio::spawn(task.instrument(span))
-    } else {
-        tokio::spawn(task)
+    let to_task = || {
+        conn.slots
+            .to_task(request_id, token, serializer.id(), !answer)
     };
-    conn.slots.attach(request_id, token, handle.abort_handle());
+    let handle = if traced {
+        run_inline_or_spawn(&conn, task.instrument(span), to_task)
+    } else {
+        run_inline_or_spawn(&conn, task, to_task)
+    };
+    if let Some(handle) = handle {
+        conn.slots.attach(request_id, token, handle.abort_handle());
+    }
+}
+
+/// Polls a call's task once, here on the connection's reader, and spawns
+/// it only if it did not finish: most handlers answer at once, and then the
+/// call costs no task, no wake-up of another task and no abort handle, and
+/// its answer goes out with the other answers of the same read. The task's
+/// panic guard and deadline are inside it (`run_call`), so they hold
+/// inline as in a task. Polled with a no-op waker: a task that is spawned
+/// is polled again at once by the runtime, with its own waker, and looks
+/// at everything again then. `to_task` registers the call as one a task
+/// runs (see `slots.rs`), before the task is spawned.
+fn run_inline_or_spawn<F>(
+    conn: &Arc<ConnShared>,
+    task: F,
+    to_task: impl FnOnce(),
+) -> Option<JoinHandle<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut task = Box::pin(task);
+    let mut cx = Context::from_waker(Waker::noop());
+    if task.as_mut().poll(&mut cx).is_ready() {
+        return None;
+    }
+    to_task();
+    let running = conn.call_task_started();
+    Some(tokio::spawn(async move {
+        let _running = running;
+        task.await;
+    }))
 }
 
 /// A call's task (see [`spawn_call`]); `recorder` is the call's span, if

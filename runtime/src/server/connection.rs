@@ -393,6 +393,8 @@ async fn read_frames<R: ReadSide>(
     let mut errors = 0u32;
     // Bytes read and charged, not yet handed on as frames.
     let mut unframed = 0usize;
+    // Bytes allocated ahead of arrived ones for a large body, charged.
+    let mut charged_ahead = 0usize;
     // One timer for every read deadline (see `ReadClock`): not reset per
     // read or per frame; pushed out when it fires early.
     let mut clock = ReadClock::new(config.read_timeouts(), Instant::now());
@@ -415,6 +417,10 @@ async fn read_frames<R: ReadSide>(
         // answer goes unnoticed here only if the writer wrote as many bytes
         // meanwhile: the peer is reading then.)
         let mut answered = false;
+        // What the frames of this read produce (answers of calls that
+        // finish inline, control frames) goes out in one write once the
+        // reader waits for the socket again (see `outbox.rs`).
+        conn.outbox.set_reader_busy(true);
         while !(answered && conn.memory.must_pause(pool)) {
             let before = conn.outbox.unwritten();
             match decoder.decode(&mut buf) {
@@ -435,6 +441,7 @@ async fn read_frames<R: ReadSide>(
                 Err(e) => break 'read ReadEnd::Framing(e),
             }
         }
+        conn.outbox.set_reader_busy(false);
         if timed && clock.decoded(any_frame, decoder.in_body() || !buf.is_empty()) {
             // A frame began: its deadline may come before the armed one.
             if let Some((at, _)) = clock.next_deadline() {
@@ -459,12 +466,20 @@ async fn read_frames<R: ReadSide>(
                 None => continue,
             }
         }
-        if buf.capacity() - buf.len() < MIN_READ_ROOM {
-            buf.reserve(MIN_READ_ROOM);
+        // Room for the next read: in the read buffer, or in the own buffer
+        // of a large body being read (which grows only as its bytes
+        // arrive; what it holds ahead of them is charged too).
+        decoder.reserve_for_read(&mut buf, MIN_READ_ROOM);
+        let ahead = decoder.reserved_ahead();
+        if ahead > charged_ahead {
+            conn.charge_forced(ahead - charged_ahead);
+        } else {
+            conn.release(charged_ahead - ahead);
         }
+        charged_ahead = ahead;
         // At most one chunk per read: what a connection can hold past its
         // limits before it pauses.
-        let mut room = (&mut buf).limit(READ_CHUNK);
+        let mut room = decoder.read_buffer(&mut buf).limit(READ_CHUNK);
         tokio::select! {
             biased;
             () = closing(phase) => break ReadEnd::Closing,
@@ -472,7 +487,11 @@ async fn read_frames<R: ReadSide>(
             read = socket.read_buf(&mut room) => match read {
                 Ok(0) => break ReadEnd::Eof,
                 Ok(read) => {
-                    conn.charge_forced(read);
+                    // Bytes read into room charged ahead are charged
+                    // already: they move from the one count to the other.
+                    let filled = read.min(charged_ahead);
+                    charged_ahead -= filled;
+                    conn.charge_forced(read - filled);
                     unframed += read;
                     if timed {
                         clock.read(Instant::now());
@@ -491,7 +510,8 @@ async fn read_frames<R: ReadSide>(
             },
         }
     };
-    conn.release(unframed);
+    conn.outbox.set_reader_busy(false);
+    conn.release(unframed + charged_ahead);
     end
 }
 
@@ -723,12 +743,10 @@ fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: boo
     // in the opposite order), so the server never counts more calls than
     // the connections hold.
     let admission = &conn.server.admission;
-    let reserved = match conn.slots.reserve(
-        request_id,
-        conn.server.config.max_in_flight_per_connection,
-        header.serializer,
-        oneway,
-    ) {
+    let reserved = match conn
+        .slots
+        .reserve(request_id, conn.server.config.max_in_flight_per_connection)
+    {
         Ok(reserved) => reserved,
         Err(ReserveError::Full) => {
             return reject(

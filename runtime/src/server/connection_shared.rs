@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -33,6 +33,10 @@ pub(crate) struct ConnShared {
     /// Set while the writer waits for the socket to take bytes (the peer
     /// is not reading, or not fast enough), cleared when bytes move.
     writer_waiting: AtomicBool,
+    /// Calls whose handler did not finish when first polled on the reader
+    /// and now runs in a task of its own, not yet ended: producers of
+    /// answers the writer may wait one turn for.
+    call_tasks: AtomicUsize,
     /// This connection in the server's registry.
     id: u64,
 }
@@ -57,6 +61,7 @@ impl ConnShared {
             peer,
             peer_identity,
             writer_waiting: AtomicBool::new(false),
+            call_tasks: AtomicUsize::new(0),
             id,
         });
         server.register(id, &conn);
@@ -85,6 +90,17 @@ impl ConnShared {
     /// The writer started or stopped waiting for the socket.
     pub fn set_writer_waiting(&self, waiting: bool) {
         self.writer_waiting.store(waiting, Ordering::Release);
+    }
+
+    /// Whether some call's handler runs in a task of its own.
+    pub fn call_tasks_running(&self) -> bool {
+        self.call_tasks.load(Ordering::Relaxed) > 0
+    }
+
+    /// Counts a call task until the returned guard is dropped.
+    pub fn call_task_started(self: &Arc<Self>) -> CallTaskGuard {
+        self.call_tasks.fetch_add(1, Ordering::Relaxed);
+        CallTaskGuard(Arc::clone(self))
     }
 
     /// Queues a short frame the server owes the peer (a pong, the answer to
@@ -157,6 +173,15 @@ impl Drop for ConnShared {
             tracing::warn!(peer = %self.peer, bytes = left, "a closed connection still had bytes charged; released");
             self.release(left);
         }
+    }
+}
+
+/// Counts one running call task (see [`ConnShared::call_task_started`]).
+pub(crate) struct CallTaskGuard(Arc<ConnShared>);
+
+impl Drop for CallTaskGuard {
+    fn drop(&mut self) {
+        self.0.call_tasks.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

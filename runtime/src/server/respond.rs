@@ -58,7 +58,11 @@ impl Responder {
     /// Status 0 with the reply message.
     pub fn reply<M: WireMessage>(&self, serializer: Serializer, reply: &M) -> Bytes {
         let mut builder = self.builder(StatusCode::Ok, serializer.size_hint(reply));
-        if let Err(e) = serializer.encode(reply, builder.body_mut()) {
+        if let Serializer::Protobuf = serializer {
+            // The hint is the exact length (`encoded_len`, which walks the
+            // whole message): the buffer has room, no second walk.
+            reply.encode_raw(builder.body_mut());
+        } else if let Err(e) = serializer.encode(reply, builder.body_mut()) {
             return self.status(StatusCode::Internal, &e.to_string());
         }
         self.finish(builder)

@@ -12,6 +12,13 @@
 //! closed connection or a shutdown that cuts the call removes the entry
 //! first; whoever removes it owns the call's answer, so a call is never
 //! answered twice.
+//!
+//! Only calls that run in a task of their own enter the map. A call is
+//! *inline* from its reservation until its handler finishes when first
+//! polled on the reader, or [moves to a task](CallSlots::to_task): the
+//! reader does nothing else meanwhile (no cancel, no cut can reach it), so
+//! it needs no entry, and one word (its token) says who it is. A call
+//! that finishes inline costs no lock and no map operation.
 
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -56,6 +63,11 @@ pub(crate) struct CallSlots {
     /// Peers choose the ids: foldhash is seeded per process (and much
     /// cheaper than SipHash, which took ~600 instructions a call here).
     map: Mutex<foldhash::HashMap<u64, Slot>>,
+    /// Entries in the map (written under its lock): zero means a lookup
+    /// can skip the lock.
+    in_map: AtomicUsize,
+    /// The token of the inline call (see the module's doc); 0: none.
+    inline: AtomicU64,
     /// Reserved slots not yet released: calls whose handler has not ended,
     /// cancelled or not. Only the reader adds to it.
     live: AtomicUsize,
@@ -79,35 +91,43 @@ impl CallSlots {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves a slot for `request_id`. Every reserved slot must be
+    /// Reserves a slot for `request_id`, as the inline call (only the
+    /// reader reserves, one call at a time). Every reserved slot must be
     /// [released](Self::release) exactly once.
-    pub fn reserve(
-        &self,
-        request_id: u64,
-        limit: usize,
-        serializer: u8,
-        oneway: bool,
-    ) -> Result<Reserved, ReserveError> {
+    pub fn reserve(&self, request_id: u64, limit: usize) -> Result<Reserved, ReserveError> {
         // Only the reader reserves: `live` can't grow between this check
         // and the add below.
         let held = self.live.load(Ordering::Acquire);
         if held >= limit {
             return Err(ReserveError::Full);
         }
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        match self.lock().entry(request_id) {
-            Entry::Occupied(_) => return Err(ReserveError::Duplicate),
-            Entry::Vacant(vacant) => {
-                vacant.insert(Slot {
-                    token,
-                    abort: None,
-                    serializer,
-                    oneway,
-                });
-            }
+        if self.in_map.load(Ordering::Acquire) > 0 && self.lock().contains_key(&request_id) {
+            return Err(ReserveError::Duplicate);
         }
+        // Tokens start at 1: 0 means "no inline call".
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inline.store(token, Ordering::Release);
         let held = self.live.fetch_add(1, Ordering::AcqRel);
         Ok(Reserved { token, held })
+    }
+
+    /// The inline call's handler did not finish: it moves to a task, and
+    /// its slot into the map (before the task is spawned, so the task
+    /// always finds it there), where a cancel or a cut can reach it.
+    pub fn to_task(&self, request_id: u64, token: u64, serializer: u8, oneway: bool) {
+        let _ = self
+            .inline
+            .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Acquire);
+        let mut map = self.lock();
+        if let Entry::Vacant(vacant) = map.entry(request_id) {
+            vacant.insert(Slot {
+                token,
+                abort: None,
+                serializer,
+                oneway,
+            });
+            self.in_map.store(map.len(), Ordering::Release);
+        }
     }
 
     /// Attaches the handler task to its slot, unless the call already ended
@@ -125,10 +145,21 @@ impl CallSlots {
     /// Takes the call out of the map to answer it; `false` if it was
     /// cancelled or cut meanwhile (then it must not be answered).
     pub fn claim(&self, request_id: u64, token: u64) -> bool {
+        if self
+            .inline
+            .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return true;
+        }
+        if self.in_map.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let mut map = self.lock();
         match map.get(&request_id) {
             Some(slot) if slot.token == token => {
                 map.remove(&request_id);
+                self.in_map.store(map.len(), Ordering::Release);
                 true
             }
             _ => false,
@@ -151,7 +182,12 @@ impl CallSlots {
 
     /// Stops the handler of `request_id` if it is still running.
     pub fn cancel(&self, request_id: u64) -> bool {
-        let slot = self.lock().remove(&request_id);
+        let slot = {
+            let mut map = self.lock();
+            let slot = map.remove(&request_id);
+            self.in_map.store(map.len(), Ordering::Release);
+            slot
+        };
         match slot {
             Some(slot) => {
                 if let Some(abort) = slot.abort {
@@ -173,7 +209,9 @@ impl CallSlots {
                 .filter(|(_, slot)| !slot.oneway)
                 .map(|(id, _)| *id)
                 .collect();
-            ids.into_iter().filter_map(|id| map.remove(&id)).collect()
+            let stopped = ids.into_iter().filter_map(|id| map.remove(&id)).collect();
+            self.in_map.store(map.len(), Ordering::Release);
+            stopped
         };
         for abort in stopped.into_iter().filter_map(|slot| slot.abort) {
             abort.abort();
@@ -183,7 +221,11 @@ impl CallSlots {
     /// Stops every call, and returns those that wait for an answer (to be
     /// answered on their behalf).
     pub fn cut_all(&self) -> Vec<CutCall> {
-        let slots: Vec<(u64, Slot)> = self.lock().drain().collect();
+        let slots: Vec<(u64, Slot)> = {
+            let mut map = self.lock();
+            self.in_map.store(0, Ordering::Release);
+            map.drain().collect()
+        };
         let mut answerable = Vec::new();
         for (request_id, slot) in slots {
             if let Some(abort) = slot.abort {
@@ -232,8 +274,37 @@ impl CallSlots {
 mod tests {
     use super::*;
 
+    /// Reserves a slot for a call whose handler then moves to a task.
     fn reserve(slots: &CallSlots, id: u64, limit: usize) -> Result<u64, ReserveError> {
-        slots.reserve(id, limit, 1, false).map(|r| r.token)
+        spawned(slots, id, limit, 1, false)
+    }
+
+    fn spawned(
+        slots: &CallSlots,
+        id: u64,
+        limit: usize,
+        serializer: u8,
+        oneway: bool,
+    ) -> Result<u64, ReserveError> {
+        let token = slots.reserve(id, limit)?.token;
+        slots.to_task(id, token, serializer, oneway);
+        Ok(token)
+    }
+
+    #[test]
+    fn an_inline_call_is_claimed_without_an_entry() {
+        let slots = CallSlots::default();
+        let a = slots.reserve(1, 2).expect("room").token;
+        assert_eq!(slots.len(), 0, "no entry for the inline call");
+        assert!(slots.claim(1, a), "the inline call is answered");
+        assert!(!slots.claim(1, a), "once");
+        assert!(slots.release(1, a, true), "the last call ended");
+        // The id is free again; an inline call that is never answered (a
+        // one-way call) is released all the same.
+        let b = slots.reserve(1, 2).expect("room").token;
+        assert!(slots.release(1, b, false));
+        assert_eq!(slots.live(), 0);
+        assert!(!slots.claim(1, b));
     }
 
     #[test]
@@ -282,8 +353,8 @@ mod tests {
     fn a_cancelled_or_cut_call_is_never_claimed_for_an_answer() {
         let slots = CallSlots::default();
         let a = reserve(&slots, 1, 10).expect("room");
-        let b = slots.reserve(2, 10, 3, false).expect("room").token;
-        let c = slots.reserve(3, 10, 1, true).expect("room").token;
+        let b = spawned(&slots, 2, 10, 3, false).expect("room");
+        let c = spawned(&slots, 3, 10, 1, true).expect("room");
         assert!(slots.cancel(1));
         assert!(!slots.claim(1, a), "cancelled: no answer");
         assert_eq!(
@@ -302,7 +373,7 @@ mod tests {
     fn a_closed_connection_stops_answerable_calls_and_keeps_one_way_ones() {
         let slots = CallSlots::default();
         let answerable = reserve(&slots, 1, 10).expect("room");
-        let oneway = slots.reserve(2, 10, 1, true).expect("room").token;
+        let oneway = spawned(&slots, 2, 10, 1, true).expect("room");
         slots.abort_answerable();
         assert!(!slots.claim(1, answerable));
         assert!(slots.claim(2, oneway));

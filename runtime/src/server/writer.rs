@@ -1,6 +1,12 @@
 //! A connection's writer task: takes every frame queued in the outbox at
 //! once and writes them with one vectored write; no flush timer, so one
-//! frame alone goes out at once and many frames cost one syscall. A frame
+//! frame alone goes out at once and many frames cost one syscall. When the
+//! frames were pushed by call tasks while the reader was idle, and other
+//! call tasks of the connection are still running, the writer first lets
+//! the run queue turn once (it wakes itself and returns `Pending`, which
+//! puts it behind the tasks already runnable: never `yield_now`, which
+//! also waits for the I/O driver, and never a timer), so their answers
+//! join the same write. A frame
 //! leaves the connection's account once it is written whole (its buffer
 //! lives until then).
 //!
@@ -24,6 +30,7 @@ use tokio::time::{Instant, Sleep};
 use super::connection_shared::ConnShared;
 use super::limits::far_future;
 use super::memory::FRAME_OVERHEAD;
+use crate::protocol::outbox::Take;
 use crate::protocol::write_queue::{MAX_IOVECS, WriteQueue, empty_slices};
 
 /// Why the writer ended.
@@ -147,7 +154,21 @@ where
     };
     let mut clock = StallClock::new(conn.server.config.write_stall_timeout, &conn);
     let end = loop {
-        let open = poll_fn(|cx| conn.outbox.poll_take(cx, &mut taken)).await;
+        let mut deferred = false;
+        let open = poll_fn(|cx| {
+            let may_defer = !deferred && conn.call_tasks_running();
+            match conn.outbox.poll_take(cx, &mut taken, may_defer) {
+                Take::Taken => Poll::Ready(true),
+                Take::Closed => Poll::Ready(false),
+                Take::Empty => Poll::Pending,
+                Take::Defer => {
+                    deferred = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
         if !open {
             break WriterEnd::Done;
         }
