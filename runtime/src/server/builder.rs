@@ -13,11 +13,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::call::ServiceHandler;
+use super::config::ServerConfig;
 use super::connection::{serve_connection, serve_stream};
 use super::interceptor::ServerInterceptor;
-use super::shared::{
-    Phase, SerializerSet, ServerConfig, ServerParts, ServerShared, stopped_running,
-};
+use super::shared::{Phase, SerializerSet, ServerParts, ServerShared, stopped_running};
 use crate::BoxFuture;
 use crate::builtin::{Builtins, HealthReporter};
 use crate::protocol::MetadataLimits;
@@ -366,8 +365,8 @@ pub struct ServerHandle {
 impl std::fmt::Debug for ServerShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerShared")
-            .field("services", &self.services.keys().collect::<Vec<_>>())
-            .field("config", &self.config)
+            .field("services", &self.router.names().collect::<Vec<_>>())
+            .field("config", self.config())
             .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
@@ -406,20 +405,20 @@ impl ServerHandle {
     /// and metrics hook).
     #[doc(hidden)]
     pub fn buffered_bytes(&self) -> usize {
-        self.shared.buffered_bytes()
+        self.shared.env.buffered_bytes()
     }
 
     /// The most bytes one connection holds now (a test and metrics hook).
     #[doc(hidden)]
     pub fn max_connection_bytes(&self) -> usize {
-        self.shared.max_connection_bytes()
+        self.shared.env.max_connection_bytes()
     }
 
     /// Bytes borrowed from the server-wide pool now (a test and metrics
     /// hook).
     #[doc(hidden)]
     pub fn pool_bytes(&self) -> usize {
-        self.shared.memory.used()
+        self.shared.env.memory.used()
     }
 
     /// Whether accepted connections speak TLS ([`ServerBuilder::tls`]):
@@ -485,7 +484,7 @@ impl ServerHandle {
         // the listener is closed and new connections are refused.
         let mut connections = accept.await.unwrap_or_default();
         shared.start_draining();
-        if tokio::time::timeout(shared.config.drain_timeout, shared.wait_idle())
+        if tokio::time::timeout(shared.config().drain_timeout, shared.wait_idle())
             .await
             .is_err()
         {

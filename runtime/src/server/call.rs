@@ -11,8 +11,8 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::connection_shared::{ConnShared, SlotGuard};
+use super::environment::ServerEnv;
 use super::respond::Responder;
-use super::shared::ServerShared;
 use crate::catch_unwind::{Interrupted, run_guarded};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
 use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
@@ -275,10 +275,11 @@ fn answer_now(call: &mut CallParts, code: StatusCode, message: &str) {
 }
 
 impl CallTask {
-    /// The server, if it has interceptors to run (no clone otherwise).
-    fn interceptors(&self) -> Option<Arc<ServerShared>> {
-        let server = &self.slot.conn.server;
-        (!server.interceptors.is_empty()).then(|| Arc::clone(server))
+    /// The server's environment, if it has interceptors to run (no clone
+    /// otherwise).
+    fn interceptors(&self) -> Option<Arc<ServerEnv>> {
+        let env = &self.slot.conn.env;
+        (!env.interceptors.is_empty()).then(|| Arc::clone(env))
     }
 }
 
@@ -293,7 +294,7 @@ impl Rejection {
 }
 
 /// Runs the server's interceptors over the call's context, in order.
-async fn intercept(server: &ServerShared, ctx: &mut CallContext) -> Result<(), Rejection> {
+async fn intercept(server: &ServerEnv, ctx: &mut CallContext) -> Result<(), Rejection> {
     for interceptor in server.interceptors.iter() {
         interceptor.intercept(ctx).await.map_err(Rejection)?;
     }

@@ -18,12 +18,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use super::call::{CallParts, IncomingCall};
+use super::config::READ_CHUNK;
 use super::connection_shared::{ConnShared, SlotGuard};
 use super::limits::{
     Check, MAX_LINGERING_REFUSALS, ReadClock, Stall, far_future, refuse_connection,
 };
 use super::respond::Responder;
-use super::shared::{ConnectionPermit, Phase, READ_CHUNK, ServerShared, closing};
+use super::shared::{ConnectionPermit, Phase, ServerShared, closing};
 use super::slots::ReserveError;
 use super::writer::{WriterEnd, write_frames};
 use crate::error::StatusCode;
@@ -131,7 +132,7 @@ pub(crate) async fn serve_connection(
 ) {
     configure(&stream, peer);
     let Some(permit) = server.try_connection_started() else {
-        let limit = server.config.max_connections;
+        let limit = server.config().max_connections;
         tracing::debug!(%peer, limit, "too many connections; refusing");
         let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
         refuse_connection(stream, limit, refusal.is_some()).await;
@@ -169,7 +170,7 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let Some(permit) = server.try_connection_started() else {
-        let limit = server.config.max_connections;
+        let limit = server.config().max_connections;
         tracing::debug!(%peer, limit, "too many connections; refusing a served stream");
         let refusal = server.try_refusal_started(MAX_LINGERING_REFUSALS);
         refuse_connection(stream, limit, refusal.is_some()).await;
@@ -196,10 +197,10 @@ async fn serve_halves<R, W>(
     W: AsyncWrite + Send + Unpin + 'static,
 {
     let mut phase = server.subscribe();
-    let conn = ConnShared::new(server, peer, identity);
+    let conn = ConnShared::new(Arc::clone(&server.env), peer, identity);
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, Arc::clone(&conn))));
 
-    let end = read_frames(&conn, &mut read_half, &mut phase, &mut writer.0).await;
+    let end = read_frames(&server, &conn, &mut read_half, &mut phase, &mut writer.0).await;
     let after = end_calls(&conn, end);
     conn.outbox.close();
     match after {
@@ -280,7 +281,7 @@ fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
                 let responder = Responder::new(
                     cut.request_id,
                     cut.serializer,
-                    conn.server.config.max_frame_size,
+                    conn.env.config.max_frame_size,
                 );
                 conn.send_control(responder.status(
                     StatusCode::DeadlineExceeded,
@@ -331,8 +332,7 @@ fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
                 } => (request_id, serializer, StatusCode::FrameTooLarge),
                 FrameError::BadMagic { .. } => (0, 0, StatusCode::Internal),
             };
-            let responder =
-                Responder::new(request_id, serializer, conn.server.config.max_frame_size);
+            let responder = Responder::new(request_id, serializer, conn.env.config.max_frame_size);
             conn.send_control(responder.status(code, &e.to_string()));
             After::FlushAndLinger
         }
@@ -348,7 +348,7 @@ async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Rece
     if conn.slots.live() == 0 {
         return;
     }
-    let grace = conn.server.config.orphaned_oneway_timeout;
+    let grace = conn.env.config.orphaned_oneway_timeout;
     tokio::select! {
         () = conn.slots.wait_empty() => return,
         () = tokio::time::sleep(grace) => {
@@ -381,13 +381,14 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 /// handled. While the connection holds more than it may, the reader stops
 /// reading (see [`Paused::wait_for_room`]).
 async fn read_frames<R: ReadSide>(
+    server: &ServerShared,
     conn: &Arc<ConnShared>,
     socket: &mut R,
     phase: &mut watch::Receiver<Phase>,
     writer: &mut JoinHandle<WriterEnd>,
 ) -> ReadEnd {
     let mut buf = BytesMut::with_capacity(MIN_READ_ROOM);
-    let config = &conn.server.config;
+    let config = &conn.env.config;
     let mut decoder = FrameDecoder::new(config.max_frame_size);
     let max_errors = config.max_protocol_errors;
     let mut errors = 0u32;
@@ -401,7 +402,7 @@ async fn read_frames<R: ReadSide>(
     let timed = clock.enabled();
     let timer = tokio::time::sleep_until(clock.next_deadline().map_or_else(far_future, |d| d.0));
     tokio::pin!(timer);
-    let pool = &conn.server.memory;
+    let pool = &conn.env.memory;
     let end = 'read: loop {
         let mut any_frame = false;
         // The frames already read are handled, also past the connection's
@@ -428,7 +429,7 @@ async fn read_frames<R: ReadSide>(
                     any_frame = true;
                     let size = HEADER_LEN + frame.body.len();
                     unframed = unframed.saturating_sub(size);
-                    let handled = handle_frame(conn, frame, size);
+                    let handled = handle_frame(server, conn, frame, size);
                     answered = conn.outbox.unwritten() > before;
                     if let Handled::ProtocolError = handled {
                         errors += 1;
@@ -552,13 +553,13 @@ impl<R: ReadSide> Paused<'_, R> {
     /// within [`CLOSE_POLL`].
     async fn wait_for_room(mut self) -> Option<ReadEnd> {
         let conn = self.conn;
-        let pool = &conn.server.memory;
-        let stall = conn.server.config.write_stall_timeout;
+        let pool = &conn.env.memory;
+        let stall = conn.env.config.write_stall_timeout;
         let stall_timer =
             tokio::time::sleep_until(stall.map_or_else(far_future, |stall| Instant::now() + stall));
         tokio::pin!(stall_timer);
         let keepalive =
-            conn.server.config.heartbeat_interval.map(|interval| {
+            conn.env.config.heartbeat_interval.map(|interval| {
                 (interval / 2).clamp(Duration::from_millis(1), MAX_KEEPALIVE_INTERVAL)
             });
         let keepalive_timer = tokio::time::sleep_until(
@@ -645,11 +646,16 @@ enum Handled {
 
 /// Handles one frame from the client; `size` is the frame's bytes, charged
 /// to the connection: handed to the call the frame starts, or released.
-fn handle_frame(conn: &Arc<ConnShared>, frame: Frame, size: usize) -> Handled {
+fn handle_frame(
+    server: &ServerShared,
+    conn: &Arc<ConnShared>,
+    frame: Frame,
+    size: usize,
+) -> Handled {
     let header = frame.header;
     let handled = match header.kind {
-        MessageKind::Request => return handle_request(conn, frame, size, false),
-        MessageKind::OnewayRequest => return handle_request(conn, frame, size, true),
+        MessageKind::Request => return handle_request(server, conn, frame, size, false),
+        MessageKind::OnewayRequest => return handle_request(server, conn, frame, size, true),
         MessageKind::Ping => {
             conn.send_control(empty_frame(
                 MessageKind::Pong,
@@ -690,7 +696,13 @@ fn handle_frame(conn: &Arc<ConnShared>, frame: Frame, size: usize) -> Handled {
 
 /// Checks a request and hands it to its service; `size` is the request
 /// frame's bytes, which the call holds until it ends.
-fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: bool) -> Handled {
+fn handle_request(
+    server: &ServerShared,
+    conn: &Arc<ConnShared>,
+    frame: Frame,
+    size: usize,
+    oneway: bool,
+) -> Handled {
     let received = Instant::now();
     let header = frame.header;
     let request_id = header.request_id;
@@ -702,17 +714,17 @@ fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: boo
             let responder = Responder::new(
                 request_id,
                 header.serializer,
-                conn.server.config.max_frame_size,
+                conn.env.config.max_frame_size,
             );
             conn.send_control(responder.status(code, message));
         }
         Handled::Fine
     };
-    if conn.server.is_draining() {
+    if server.is_draining() {
         return reject(StatusCode::ShuttingDown, "the server is shutting down");
     }
-    let Some(serializer) = conn.server.serializer(header.serializer) else {
-        let message = if conn.server.serializer_disabled(header.serializer) {
+    let Some(serializer) = server.serializer(header.serializer) else {
+        let message = if server.serializer_disabled(header.serializer) {
             format!(
                 "serializer id {} is disabled on this server",
                 header.serializer
@@ -722,7 +734,7 @@ fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: boo
         };
         return reject(StatusCode::UnsupportedSerializer, &message);
     };
-    let body = match RequestBody::parse_limited(frame.body, conn.server.config.metadata_limits) {
+    let body = match RequestBody::parse_limited(frame.body, conn.env.config.metadata_limits) {
         Ok(body) => body,
         Err(e) => {
             reject(StatusCode::BadRequest, &e.to_string());
@@ -734,18 +746,17 @@ fn handle_request(conn: &Arc<ConnShared>, frame: Frame, size: usize, oneway: boo
             };
         }
     };
-    let Some((&service_name, service)) = conn.server.services.get_key_value(body.service.as_str())
-    else {
+    let Some((service_name, service)) = server.router.route(body.service.as_str()) else {
         let message = format!("unknown service `{}`", body.service);
         return reject(StatusCode::UnknownService, &message);
     };
     // The connection's slot first, then the server's admission (released
     // in the opposite order), so the server never counts more calls than
     // the connections hold.
-    let admission = &conn.server.admission;
+    let admission = &conn.env.admission;
     let reserved = match conn
         .slots
-        .reserve(request_id, conn.server.config.max_in_flight_per_connection)
+        .reserve(request_id, conn.env.config.max_in_flight_per_connection)
     {
         Ok(reserved) => reserved,
         Err(ReserveError::Full) => {

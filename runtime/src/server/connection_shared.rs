@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
+use super::environment::ServerEnv;
 use super::memory::{Charge, ConnMemory, FRAME_OVERHEAD};
 use super::respond::Responder;
-use super::shared::ServerShared;
 use super::slots::CallSlots;
 use crate::error::StatusCode;
 use crate::protocol::outbox::Outbox;
@@ -18,12 +18,12 @@ use crate::tls::PeerIdentity;
 
 /// The state of one connection.
 pub(crate) struct ConnShared {
-    /// The server this connection belongs to.
-    pub server: Arc<ServerShared>,
+    /// What the connection and its calls need from their server.
+    pub env: Arc<ServerEnv>,
     /// Encoded frames for the writer task.
     pub outbox: Outbox,
     /// The bytes the connection holds (see `memory.rs`).
-    pub memory: ConnMemory,
+    pub memory: Arc<ConnMemory>,
     /// The calls in flight.
     pub slots: CallSlots,
     /// The client's address.
@@ -37,24 +37,24 @@ pub(crate) struct ConnShared {
     /// and now runs in a task of its own, not yet ended: producers of
     /// answers the writer may wait one turn for.
     call_tasks: AtomicUsize,
-    /// This connection in the server's registry.
+    /// This connection in the server's register of bytes held.
     id: u64,
 }
 
 impl ConnShared {
     pub fn new(
-        server: Arc<ServerShared>,
+        env: Arc<ServerEnv>,
         peer: SocketAddr,
         peer_identity: Option<Arc<PeerIdentity>>,
     ) -> Arc<ConnShared> {
-        let config = &server.config;
-        let memory = ConnMemory::new(
+        let config = &env.config;
+        let memory = Arc::new(ConnMemory::new(
             config.reserved_bytes_per_connection,
             config.connection_memory_limit(),
-        );
-        let id = server.new_connection_id();
-        let conn = Arc::new(ConnShared {
-            server: Arc::clone(&server),
+        ));
+        let id = env.register(&memory);
+        Arc::new(ConnShared {
+            env,
             outbox: Outbox::default(),
             memory,
             slots: CallSlots::default(),
@@ -63,21 +63,18 @@ impl ConnShared {
             writer_waiting: AtomicBool::new(false),
             call_tasks: AtomicUsize::new(0),
             id,
-        });
-        server.register(id, &conn);
-        conn
+        })
     }
 
     /// Charges `bytes` to the connection, however many it already holds
     /// (bytes that were read, a request frame).
     pub fn charge_forced(&self, bytes: usize) {
-        self.memory
-            .charge(&self.server.memory, bytes, Charge::Forced);
+        self.memory.charge(&self.env.memory, bytes, Charge::Forced);
     }
 
     /// Releases `bytes` charged to the connection.
     pub fn release(&self, bytes: usize) {
-        self.memory.release(&self.server.memory, bytes);
+        self.memory.release(&self.env.memory, bytes);
     }
 
     /// Whether the writer is waiting for the socket to take bytes: the
@@ -124,7 +121,7 @@ impl ConnShared {
     /// bytes stay bounded however large the answers its calls produce.
     pub fn send_answer(&self, frame: Bytes, responder: &Responder) {
         let cost = frame.len() + FRAME_OVERHEAD;
-        let pool = &self.server.memory;
+        let pool = &self.env.memory;
         let check = if self.outbox.unwritten() == 0 {
             Charge::PoolOnly
         } else {
@@ -165,7 +162,7 @@ impl ConnShared {
 
 impl Drop for ConnShared {
     fn drop(&mut self) {
-        self.server.unregister(self.id);
+        self.env.unregister(self.id);
         // Nothing refers to the connection any more: whatever is still
         // charged to it would be lost to the pool for good.
         let left = self.memory.charged();
@@ -229,7 +226,7 @@ impl SlotGuard {
         Responder::new(
             self.request_id,
             serializer,
-            self.conn.server.config.max_frame_size,
+            self.conn.env.config.max_frame_size,
         )
     }
 
@@ -266,12 +263,12 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         let conn = &self.conn;
         conn.release(self.charged);
-        conn.server.admission.end();
+        conn.env.admission.end();
         if conn
             .slots
             .release(self.request_id, self.token, self.claimed)
         {
-            conn.server.admission.connection_idle();
+            conn.env.admission.connection_idle();
         }
     }
 }

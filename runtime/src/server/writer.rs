@@ -152,7 +152,7 @@ where
         queue: WriteQueue::default(),
         conn: &conn,
     };
-    let mut clock = StallClock::new(conn.server.config.write_stall_timeout, &conn);
+    let mut clock = StallClock::new(conn.env.config.write_stall_timeout, &conn);
     let end = loop {
         let mut deferred = false;
         let open = poll_fn(|cx| {
