@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use courier::client::{CallOptions, Channel, RawMethod, RawReply};
+use courier::client::{CallOptions, Channel, MethodDescriptor, RawReply};
 use courier::{Metadata, RpcError, Serializer, StatusCode};
 use courier_cli::duration;
 use courier_cli::dynamic::{self, MethodCodec};
@@ -79,8 +79,10 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn raw(&self) -> RawMethod<'_> {
-        RawMethod {
+    /// The method called: a descriptor that borrows the names (nothing is
+    /// kept after the call).
+    fn method(&self) -> MethodDescriptor<'_> {
+        MethodDescriptor {
             service: &self.service,
             method: &self.method,
             idempotent: self.idempotent,
@@ -169,14 +171,14 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
     let what = format!("{service}/{method}");
     if prepared.oneway {
         channel
-            .oneway_raw(&prepared.raw(), &prepared.payload, &options)
+            .oneway_raw(&prepared.method(), &prepared.payload, &options)
             .await
             .map_err(|e| CliError::from_rpc(e, &what))?;
         eprintln!("sent (one-way: no answer comes back)");
         return Ok(Exit::Ok);
     }
     let reply = channel
-        .call_raw(&prepared.raw(), &prepared.payload, &options)
+        .call_raw(&prepared.method(), &prepared.payload, &options)
         .await
         .map_err(|e| {
             let deadline = matches!(&e, RpcError::Status(s) if s.code() == StatusCode::DeadlineExceeded);
@@ -380,12 +382,12 @@ async fn repeat(
                 let call_started = Instant::now();
                 let result = if prepared.oneway {
                     channel
-                        .oneway_raw(&prepared.raw(), &prepared.payload, &options)
+                        .oneway_raw(&prepared.method(), &prepared.payload, &options)
                         .await
                         .map(|()| RawReply::Ok(Default::default()))
                 } else {
                     channel
-                        .call_raw(&prepared.raw(), &prepared.payload, &options)
+                        .call_raw(&prepared.method(), &prepared.payload, &options)
                         .await
                 };
                 latencies.record(call_started.elapsed());

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use courier::client::{CallOptions, Channel, RawMethod, RawReply};
+use courier::client::{CallOptions, Channel, MethodDescriptor, RawReply};
 use courier::{RpcError, Serializer, StatusCode};
 use courier_cli::duration;
 use courier_cli::dynamic;
@@ -175,9 +175,9 @@ async fn reflection_call(
         timeout: Some(timeout.unwrap_or(REFLECTION_TIMEOUT)),
         ..CallOptions::default()
     };
-    let raw = RawMethod {
+    let raw = MethodDescriptor {
         idempotent: true,
-        ..RawMethod::new(REFLECTION, method)
+        ..MethodDescriptor::new(REFLECTION, method)
     };
     let what = format!("{REFLECTION}/{method}");
     match channel.call_raw(&raw, &payload, &options).await {

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courier::client::{
-    BalanceOptions, CallOptions, Channel, ClientInterceptor, OutgoingRequest, RawMethod, RawReply,
+    BalanceOptions, CallOptions, Channel, ClientInterceptor, MethodDescriptor, OutgoingRequest,
+    RawReply,
 };
 use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::server::{Server, ServerHandle, ServerInterceptor};
@@ -68,7 +69,7 @@ async fn raw_calls_to_an_endpoint_run_the_interceptors() {
         .await
         .expect("connect")
         .with_interceptor(Tag);
-    let say_hello = RawMethod::new("hello.Greeter", "say_hello");
+    let say_hello = MethodDescriptor::new("hello.Greeter", "say_hello");
     let ok = channel
         .call_raw(&say_hello, br#"{"name":"Bob"}"#, &json())
         .await
@@ -89,13 +90,17 @@ async fn raw_calls_to_an_endpoint_run_the_interceptors() {
         "{payload:?}"
     );
     let unknown = channel
-        .call_raw(&RawMethod::new("hello.Greeter", "nope"), b"{}", &json())
+        .call_raw(
+            &MethodDescriptor::new("hello.Greeter", "nope"),
+            b"{}",
+            &json(),
+        )
         .await
         .expect_err("unknown method");
     assert_eq!(unknown.code(), StatusCode::UnknownMethod);
-    let sleep = RawMethod {
+    let sleep = MethodDescriptor {
         default_timeout: Some(Duration::from_millis(50)),
-        ..RawMethod::new("hello.Greeter", "sleep")
+        ..MethodDescriptor::new("hello.Greeter", "sleep")
     };
     let late = channel
         .call_raw(&sleep, br#"{"ms":10000}"#, &json())
@@ -116,7 +121,7 @@ async fn raw_calls_to_an_endpoint_run_the_interceptors() {
     }
     channel
         .oneway_raw(
-            &RawMethod::new("hello.Greeter", "notify"),
+            &MethodDescriptor::new("hello.Greeter", "notify"),
             br#"{"event":"raw"}"#,
             &json(),
         )
@@ -156,9 +161,9 @@ async fn raw_calls_through_a_balanced_channel() {
     let channel = Channel::balanced(shared, "hello.Greeter", BalanceOptions::default())
         .await
         .expect("balanced");
-    let method = RawMethod {
+    let method = MethodDescriptor {
         idempotent: true,
-        ..RawMethod::new("hello.Greeter", "say_hello")
+        ..MethodDescriptor::new("hello.Greeter", "say_hello")
     };
     // PROTOCOL.md's example, byte for byte.
     let options = CallOptions::default();
@@ -181,7 +186,7 @@ async fn raw_calls_through_a_balanced_channel() {
     .await
     .expect("balanced");
     let none = nobody
-        .call_raw(&RawMethod::new("hello.Nobody", "x"), b"", &options)
+        .call_raw(&MethodDescriptor::new("hello.Nobody", "x"), b"", &options)
         .await
         .expect_err("no instance");
     assert!(
@@ -194,4 +199,44 @@ async fn raw_calls_through_a_balanced_channel() {
     for server in servers {
         server.shutdown().await;
     }
+}
+
+/// Raw calls keep nothing of their method: past the 1,024 distinct methods
+/// the runtime once interned (leaked) for balanced channels and
+/// interceptors, every call still goes out and gets the server's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_distinct_raw_methods_keep_nothing() {
+    let registry = MemoryRegistry::new();
+    let server = server(HelloGreeter::default(), Seen::default()).await;
+    registry
+        .register(ServiceInstance::new("hello.Greeter", server.local_addr()))
+        .await
+        .expect("registered");
+    let shared: Arc<dyn Registry> = Arc::new(registry);
+    let channel = Channel::balanced(shared, "hello.Greeter", BalanceOptions::default())
+        .await
+        .expect("balanced")
+        .with_interceptor(Tag);
+    let options = CallOptions {
+        timeout: Some(Duration::from_secs(10)),
+        ..json()
+    };
+    for i in 0..1_100 {
+        // A name that lives only for this call.
+        let name = format!("no_such_method_{i}");
+        let method = MethodDescriptor::new("hello.Greeter", &name);
+        let unknown = channel
+            .call_raw(&method, b"{}", &options)
+            .await
+            .expect_err("no such method");
+        match unknown {
+            RpcError::Status(status) => {
+                assert_eq!(status.code(), StatusCode::UnknownMethod, "call {i}")
+            }
+            other => panic!("call {i}: {other:?}"),
+        }
+        drop(name);
+    }
+    assert_eq!(channel.pending_len(), 0);
+    server.shutdown().await;
 }

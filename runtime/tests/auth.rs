@@ -88,7 +88,7 @@ async fn channel(server: &ServerHandle, token: Option<&str>) -> Channel {
 
 async fn call(
     channel: &Channel,
-    method: &'static MethodDescriptor,
+    method: &'static MethodDescriptor<'static>,
 ) -> Result<String, RpcError<NoDeclaredError>> {
     within(
         "a call",

@@ -187,7 +187,10 @@ async fn balanced(registry: &MemoryRegistry, options: BalanceOptions) -> Channel
         .expect("a balanced channel")
 }
 
-async fn echo(channel: &Channel, method: &'static MethodDescriptor) -> Result<Text, RpcError> {
+async fn echo(
+    channel: &Channel,
+    method: &'static MethodDescriptor<'static>,
+) -> Result<Text, RpcError> {
     channel
         .unary(method, &Text::default(), &CallOptions::default())
         .await

@@ -31,7 +31,7 @@ fn outcome<E: std::fmt::Debug>(result: Result<EchoReply, RpcError<E>>) -> Outcom
 
 /// One case: the method, its args and options, and what must come back.
 type Case = (
-    &'static courier::client::MethodDescriptor,
+    &'static courier::client::MethodDescriptor<'static>,
     EchoArgs,
     CallOptions,
     fn(&Outcome) -> bool,
@@ -65,7 +65,7 @@ fn cases() -> Vec<Case> {
 /// A call as a generated stub makes it: a future that owns what it needs.
 fn call(
     channel: &Channel,
-    method: &'static courier::client::MethodDescriptor,
+    method: &'static courier::client::MethodDescriptor<'static>,
     args: EchoArgs,
     options: CallOptions,
 ) -> impl Future<Output = Result<EchoReply, RpcError<EchoError>>> + Send + 'static {

@@ -163,12 +163,12 @@ async fn provider_with(
 /// A balanced channel and how its calls are made.
 struct Caller {
     channel: Channel,
-    method: &'static MethodDescriptor,
+    method: &'static MethodDescriptor<'static>,
     options: CallOptions,
 }
 
 impl Caller {
-    async fn new(registry: &MemoryRegistry, method: &'static MethodDescriptor) -> Caller {
+    async fn new(registry: &MemoryRegistry, method: &'static MethodDescriptor<'static>) -> Caller {
         let channel = Channel::balanced(Arc::new(registry.clone()), method.service, options())
             .await
             .expect("a balanced channel");

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use super::generated::health::health::{CheckError, Health, HealthClient, HealthServer};
 pub use super::generated::health::{NoSuchService, ServingStatus};
+pub use super::health_probe::HealthCheckProbe;
 use crate::context::CallContext;
 use crate::error::RpcError;
 

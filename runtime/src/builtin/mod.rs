@@ -24,6 +24,7 @@ pub mod generated {
     pub mod reflection;
 }
 pub mod health;
+mod health_probe;
 pub mod reflection;
 
 use std::sync::Arc;

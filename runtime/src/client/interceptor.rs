@@ -36,26 +36,28 @@ pub trait ClientInterceptor: Send + Sync + 'static {
     /// Looks at (and may change) one outgoing call; `Err` rejects it.
     fn intercept<'a>(
         &'a self,
-        request: &'a mut OutgoingRequest,
+        request: &'a mut OutgoingRequest<'_>,
     ) -> BoxFuture<'a, Result<(), Status>>;
 }
 
-/// An outgoing call as interceptors see it.
+/// An outgoing call as interceptors see it. It borrows the call's
+/// [`MethodDescriptor`], which lives as long as the call: an interceptor
+/// that keeps the names copies them.
 #[derive(Debug, Clone)]
-pub struct OutgoingRequest {
-    method: &'static MethodDescriptor,
+pub struct OutgoingRequest<'m> {
+    method: &'m MethodDescriptor<'m>,
     serializer: Serializer,
     metadata: Metadata,
     timeout: Option<Duration>,
 }
 
-impl OutgoingRequest {
+impl<'m> OutgoingRequest<'m> {
     pub(crate) fn new(
-        method: &'static MethodDescriptor,
+        method: &'m MethodDescriptor<'m>,
         serializer: Serializer,
         metadata: Metadata,
         timeout: Option<Duration>,
-    ) -> OutgoingRequest {
+    ) -> OutgoingRequest<'m> {
         OutgoingRequest {
             method,
             serializer,
@@ -65,7 +67,7 @@ impl OutgoingRequest {
     }
 
     /// The method called.
-    pub fn method(&self) -> &'static MethodDescriptor {
+    pub fn method(&self) -> &'m MethodDescriptor<'m> {
         self.method
     }
 

@@ -1,22 +1,50 @@
-//! What a call is: [`MethodDescriptor`] (static, generated) and
-//! [`CallOptions`] (per call).
+//! What a call is: [`MethodDescriptor`] (the method: generated as a
+//! `static`, or named at run time) and [`CallOptions`] (per call).
 
 use std::time::Duration;
 
 use crate::context::Metadata;
 use crate::serializer::Serializer;
 
-/// Static facts about a method, generated as a `static` per method.
+/// Facts about a method: its wire names, `@idempotent` and `@timeout`.
+///
+/// Generated code has one `static` per method (a `MethodDescriptor<'static>`);
+/// tools that learn the methods they call at run time (the `courier` CLI,
+/// gateways) make one that borrows its names, for as long as the call:
+///
+/// ```
+/// use courier::client::MethodDescriptor;
+///
+/// let service = String::from("hello.Greeter");
+/// let method = MethodDescriptor { idempotent: true, ..MethodDescriptor::new(&service, "say_hello") };
+/// assert_eq!(method.service, "hello.Greeter");
+/// ```
+///
+/// Nothing keeps a descriptor beyond the call it is given to: typed and
+/// raw calls, interceptors and balanced channels all borrow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MethodDescriptor {
+pub struct MethodDescriptor<'a> {
     /// The service's wire name (`hello.Greeter`, `shop.Orders:2`).
-    pub service: &'static str,
+    pub service: &'a str,
     /// The method's wire name.
-    pub method: &'static str,
-    /// `@idempotent`: may be retried on another instance.
+    pub method: &'a str,
+    /// `@idempotent`: a balanced channel may retry the call on another
+    /// instance after a connection loss.
     pub idempotent: bool,
-    /// `@timeout(ms = N)`: the default deadline of the call.
+    /// `@timeout(ms = N)`: the call's timeout when its options set none.
     pub default_timeout: Option<Duration>,
+}
+
+impl<'a> MethodDescriptor<'a> {
+    /// `service/method`, not idempotent, with no default timeout.
+    pub const fn new(service: &'a str, method: &'a str) -> MethodDescriptor<'a> {
+        MethodDescriptor {
+            service,
+            method,
+            idempotent: false,
+            default_timeout: None,
+        }
+    }
 }
 
 /// How one call is made.
@@ -43,7 +71,7 @@ impl CallOptions {
     /// else the channel's default.
     pub fn effective_timeout(
         &self,
-        method: &MethodDescriptor,
+        method: &MethodDescriptor<'_>,
         channel_default: Option<Duration>,
     ) -> Option<Duration> {
         self.timeout.or(method.default_timeout).or(channel_default)
@@ -54,11 +82,9 @@ impl CallOptions {
 mod tests {
     use super::*;
 
-    const METHOD: MethodDescriptor = MethodDescriptor {
-        service: "s",
-        method: "m",
-        idempotent: false,
+    const METHOD: MethodDescriptor<'static> = MethodDescriptor {
         default_timeout: Some(Duration::from_secs(2)),
+        ..MethodDescriptor::new("s", "m")
     };
 
     #[test]

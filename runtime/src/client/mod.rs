@@ -1,19 +1,28 @@
-//! The multiplexing client: a [`Channel`] carries any number of concurrent
-//! calls over a small pool of connections; generated stubs call
-//! [`Channel::unary`] and [`Channel::oneway`] with a static
-//! [`MethodDescriptor`] per method (a channel reaches one server, or, made
-//! with [`Channel::balanced`], every instance of a service), and the call modes
+//! The multiplexing client. A [`Channel`] carries any number of concurrent
+//! calls over a small pool of connections, to one server or (made with
+//! [`Channel::balanced`]) to every instance of a service. Generated stubs
+//! call [`Channel::unary`] and [`Channel::oneway`] with a static
+//! [`MethodDescriptor`] per method; tools call [`Channel::call_raw`] and
+//! [`Channel::oneway_raw`] with one that borrows its names. The call modes
 //! ([`Channel::call_blocking`], [`Channel::spawn_call`],
 //! [`Channel::spawn_call_with_callback`]) take the futures they return.
+//!
+//! One path for every call, from the top: `channel` (the public API) →
+//! `call` (interceptors, timeout, one request id, one encoding, span) →
+//! `transport` (one endpoint, or `balanced`: pick, fail over with the same
+//! frame, eject, probe) → `endpoint` → `pool` (the connection engine below
+//! the seam).
 
 mod backoff;
 mod balanced;
+mod call;
 mod call_modes;
 mod channel;
 mod command;
 mod config;
 mod connection;
 mod dial;
+mod endpoint;
 mod heartbeat;
 mod interceptor;
 mod method;
@@ -22,9 +31,11 @@ mod pending_call;
 mod pool;
 mod raw;
 mod request;
+mod route;
 mod send_room;
 mod stream;
 mod task;
+mod transport;
 
 /// The configuration API of generated clients (`new`, `with_timeout`, ...).
 pub use crate::codegen::Stub;
@@ -32,7 +43,7 @@ pub use backoff::Backoff;
 pub use balanced::{
     BalanceOptions, DEFAULT_EJECT_AFTER, DEFAULT_EJECT_BASE, DEFAULT_EJECT_MAX,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MIN_RETRIES_PER_SECOND, DEFAULT_RETRY_RATIO,
-    HEALTH_PROBE_TIMEOUT, InstanceState,
+    HEALTH_PROBE_TIMEOUT, HealthProbe, InstanceState, ProbeOutcome, ProbeTarget,
 };
 pub use channel::Channel;
 pub use config::{
@@ -42,4 +53,4 @@ pub use config::{
 pub use interceptor::{ClientInterceptor, OutgoingRequest};
 pub use method::{CallOptions, MethodDescriptor};
 pub use pending_call::PendingCall;
-pub use raw::{RawMethod, RawReply};
+pub use raw::RawReply;

@@ -1,9 +1,11 @@
 //! Encoding a request frame (one buffer: header, request body, payload)
-//! and turning a response into a call's result.
+//! and turning a response into a call's result. A typed call and a raw
+//! call differ only here: in their [`RequestPayload`] and in how they read
+//! the response.
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::command::RawResponse;
 use super::method::MethodDescriptor;
@@ -18,16 +20,56 @@ use crate::serializer::{DeclaredError, Serializer, WireMessage};
 pub(crate) struct RequestHead<'a> {
     pub kind: MessageKind,
     pub id: u64,
-    pub method: &'a MethodDescriptor,
+    pub method: &'a MethodDescriptor<'a>,
     pub serializer: Serializer,
     pub metadata: &'a Metadata,
     pub timeout: Option<Duration>,
 }
 
+/// The args message of a request, as it goes into the frame.
+pub(crate) trait RequestPayload {
+    /// About how many bytes it takes (room is reserved for them).
+    fn size_hint(&self, serializer: Serializer) -> usize;
+
+    /// Appends it to the frame's body.
+    fn encode(&self, serializer: Serializer, body: &mut BytesMut) -> Result<(), RpcError>;
+}
+
+/// The args of a typed call, encoded by the call's serializer.
+pub(crate) struct Typed<'a, Args>(pub &'a Args);
+
+impl<Args: WireMessage> RequestPayload for Typed<'_, Args> {
+    #[inline]
+    fn size_hint(&self, serializer: Serializer) -> usize {
+        serializer.size_hint(self.0)
+    }
+
+    #[inline]
+    fn encode(&self, serializer: Serializer, body: &mut BytesMut) -> Result<(), RpcError> {
+        Ok(serializer.encode(self.0, body)?)
+    }
+}
+
+/// The args of a raw call: already encoded by the caller, copied as given.
+pub(crate) struct Encoded<'a>(pub &'a [u8]);
+
+impl RequestPayload for Encoded<'_> {
+    #[inline]
+    fn size_hint(&self, _: Serializer) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    fn encode(&self, _: Serializer, body: &mut BytesMut) -> Result<(), RpcError> {
+        body.extend_from_slice(self.0);
+        Ok(())
+    }
+}
+
 /// Encodes a whole request frame in one buffer.
-pub(crate) fn encode_request<Args: WireMessage>(
+pub(crate) fn encode_request(
     head: &RequestHead<'_>,
-    args: &Args,
+    payload: &impl RequestPayload,
     max_frame_size: u32,
 ) -> Result<Bytes, RpcError> {
     let RequestHead {
@@ -47,7 +89,7 @@ pub(crate) fn encode_request<Args: WireMessage>(
             request_id: id,
             body_len: 0,
         },
-        prefix_len + serializer.size_hint(args),
+        prefix_len + payload.size_hint(serializer),
     );
     encode_request_prefix(
         builder.body_mut(),
@@ -60,13 +102,13 @@ pub(crate) fn encode_request<Args: WireMessage>(
         what: "request body",
         reason: e.to_string(),
     })?;
-    serializer.encode(args, builder.body_mut())?;
+    payload.encode(serializer, builder.body_mut())?;
     builder
         .finish(max_frame_size)
         .map_err(|e| RpcError::Status(Status::new(StatusCode::FrameTooLarge, e.to_string())))
 }
 
-/// Turns a response into the call's result.
+/// Turns a response into a typed call's result.
 pub(crate) fn decode_response<Reply: WireMessage, E: DeclaredError>(
     response: RawResponse,
     serializer: Serializer,

@@ -72,7 +72,7 @@ pub const fn method(
     method: &'static str,
     idempotent: bool,
     default_timeout_ms: Option<u64>,
-) -> MethodDescriptor {
+) -> MethodDescriptor<'static> {
     MethodDescriptor {
         service,
         method,

@@ -83,7 +83,7 @@ impl StubCore {
     /// the declared error.
     pub async fn unary<A: Args, T: Field, E: DeclaredError>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> RpcResult<T, E> {
         let keyed = self.keyed_options(&args);
@@ -95,7 +95,7 @@ impl StubCore {
     /// A one-way call: returns once the request is written.
     pub async fn oneway<A: Args>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> RpcResult<()> {
         let keyed = self.keyed_options(&args);
@@ -107,7 +107,7 @@ impl StubCore {
     /// an async runtime's worker it fails at once instead).
     pub fn blocking<A: Args, T: Field, E: DeclaredError>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> RpcResult<T, E> {
         self.channel.call_blocking(self.unary(method, args))
@@ -117,7 +117,7 @@ impl StubCore {
     /// once (future mode).
     pub fn future<A: Args, T: Field, E: DeclaredError>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> PendingCall<T, E> {
         let core = self.clone();
@@ -129,7 +129,7 @@ impl StubCore {
     /// with its outcome (callback mode).
     pub fn callback<A: Args, T: Field, E: DeclaredError>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
         on_result: impl FnOnce(RpcResult<T, E>) + Send + 'static,
     ) {
@@ -141,7 +141,7 @@ impl StubCore {
     /// [`oneway`](Self::oneway), blocking the calling thread.
     pub fn oneway_blocking<A: Args>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> RpcResult<()> {
         self.channel.call_blocking(self.oneway(method, args))
@@ -150,7 +150,7 @@ impl StubCore {
     /// [`oneway`](Self::oneway) on a task of its own.
     pub fn oneway_future<A: Args>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
     ) -> PendingCall<(), NoDeclaredError> {
         let core = self.clone();
@@ -161,7 +161,7 @@ impl StubCore {
     /// [`oneway`](Self::oneway) on a task of its own; `on_result` runs once.
     pub fn oneway_callback<A: Args>(
         &self,
-        method: &'static MethodDescriptor,
+        method: &'static MethodDescriptor<'static>,
         args: A,
         on_result: impl FnOnce(RpcResult<()>) + Send + 'static,
     ) {
