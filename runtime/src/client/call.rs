@@ -44,6 +44,11 @@ impl<'a, R: Route> Caller<'a, R> {
         options: &CallOptions,
     ) -> Result<RawResponse, RpcError> {
         let timeout = options.effective_timeout(method, self.default_timeout);
+        if self.interceptors.is_empty() {
+            return self
+                .send_unary(method, payload, options, &options.metadata, timeout)
+                .await;
+        }
         let (metadata, timeout) = self.intercept(method, options, timeout).await?;
         self.send_unary(method, payload, options, &metadata, timeout)
             .await
@@ -65,6 +70,7 @@ impl<'a, R: Route> Caller<'a, R> {
             options,
             &metadata,
             timeout,
+            Instant::now(),
         )?;
         self.route.send_oneway(&head, id, frame).await
     }
@@ -125,6 +131,7 @@ impl<'a, R: Route> Caller<'a, R> {
             options,
             metadata,
             timeout,
+            started,
         )?;
         let span = tracing::debug_span!(
             "courier.call",
@@ -153,7 +160,12 @@ impl<'a, R: Route> Caller<'a, R> {
     }
 
     /// Draws the call's request id and encodes its frame, once: the route
-    /// sends these same bytes on every attempt.
+    /// sends these same bytes on every attempt. The deadline runs from
+    /// `started`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one call, each used once"
+    )]
     fn encode<'h>(
         &self,
         kind: MessageKind,
@@ -162,6 +174,7 @@ impl<'a, R: Route> Caller<'a, R> {
         options: &CallOptions,
         metadata: &Metadata,
         timeout: Option<Duration>,
+        started: Instant,
     ) -> Result<(CallHead<'h>, u64, Bytes), RpcError>
     where
         'a: 'h,
@@ -170,7 +183,7 @@ impl<'a, R: Route> Caller<'a, R> {
         if timeout == Some(Duration::ZERO) {
             return Err(deadline_exceeded(method, "before it was sent").into());
         }
-        let deadline = request_deadline(Instant::now(), timeout);
+        let deadline = request_deadline(started, timeout);
         let id = self.route.next_id();
         let head = RequestHead {
             kind,
