@@ -16,9 +16,12 @@ use super::command::RawResponse;
 use super::interceptor::OutgoingRequest;
 use super::method::{CallOptions, MethodDescriptor};
 use super::request::{RequestHead, RequestPayload, encode_request};
-use super::route::{CallHead, Interceptors, Route, deadline_exceeded, request_deadline};
+use super::route::{
+    CallHead, Interceptors, Route, deadline_exceeded, no_answer_in_time, not_written_in_time,
+    request_deadline,
+};
 use crate::context::{Metadata, cap_timeout};
-use crate::error::{RpcError, Status};
+use crate::error::{RpcError, Status, TransportError};
 use crate::protocol::MessageKind;
 
 /// Makes calls over a route as a channel does: with its interceptors and
@@ -72,7 +75,10 @@ impl<'a, R: Route> Caller<'a, R> {
             timeout,
             Instant::now(),
         )?;
-        self.route.send_oneway(&head, id, frame).await
+        match self.route.send_oneway(&head, id, frame).await? {
+            Some(()) => Ok(()),
+            None => Err(not_written_in_time(&head).into()),
+        }
     }
 
     /// The call's metadata and timeout after the interceptors: the
@@ -143,13 +149,15 @@ impl<'a, R: Route> Caller<'a, R> {
             latency_us = Empty,
         );
         if span.is_disabled() {
-            return self.route.round_trip(&head, id, frame).await;
+            return answer_of(&head, self.route.round_trip(&head, id, frame).await);
         }
-        let answer = self
-            .route
-            .round_trip(&head, id, frame)
-            .instrument(span.clone())
-            .await;
+        let answer = answer_of(
+            &head,
+            self.route
+                .round_trip(&head, id, frame)
+                .instrument(span.clone())
+                .await,
+        );
         let status = match &answer {
             Ok(response) => response.status,
             Err(error) => error.code().as_u8(),
@@ -203,6 +211,18 @@ impl<'a, R: Route> Caller<'a, R> {
             interceptors: self.interceptors,
         };
         Ok((call, id, frame))
+    }
+}
+
+/// A route's answer as the call's: status 6 if the deadline passed first.
+#[inline]
+fn answer_of(
+    call: &CallHead<'_>,
+    answer: Result<Option<RawResponse>, TransportError>,
+) -> Result<RawResponse, RpcError> {
+    match answer? {
+        Some(response) => Ok(response),
+        None => Err(no_answer_in_time(call).into()),
     }
 }
 

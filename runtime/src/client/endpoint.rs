@@ -2,6 +2,7 @@
 //! a call to it.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use super::connection::ConnectionSettings;
 use super::dial::DialTls;
 use super::dial::Dialer;
 use super::pool::Pool;
-use super::route::{CallHead, RequestIds, Route, no_answer_in_time, not_written_in_time};
-use crate::error::{RpcError, TransportError};
+use super::route::{CallHead, RequestIds, Route};
+use crate::error::TransportError;
 use crate::tls::TlsError;
 
 /// The connections to one server ([`ChannelConfig::connections`] of them,
@@ -165,36 +166,25 @@ impl Route for Endpoint {
         self.max_frame_size
     }
 
-    async fn round_trip(
+    #[inline]
+    fn round_trip(
         &self,
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<RawResponse, RpcError> {
-        match self
-            .pool
-            .round_trip(id, frame, call.deadline, &self.target)
-            .await?
-        {
-            Some(response) => Ok(response),
-            None => Err(no_answer_in_time(call).into()),
-        }
+    ) -> impl Future<Output = Result<Option<RawResponse>, TransportError>> + Send {
+        self.pool.round_trip(id, frame, call.deadline, &self.target)
     }
 
-    async fn send_oneway(
+    #[inline]
+    fn send_oneway(
         &self,
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<(), RpcError> {
-        match self
-            .pool
+    ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send {
+        self.pool
             .send_oneway(id, frame, call.deadline, &self.target)
-            .await?
-        {
-            Some(()) => Ok(()),
-            None => Err(not_written_in_time(call).into()),
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::command::RawResponse;
 use super::interceptor::ClientInterceptor;
 use super::method::MethodDescriptor;
-use crate::error::{RpcError, Status};
+use crate::error::{Status, TransportError};
 use crate::serializer::Serializer;
 
 /// The interceptors of a channel, in the order they run.
@@ -53,24 +53,25 @@ pub(crate) trait Route: Sync {
     /// The largest request body the route sends.
     fn max_frame_size(&self) -> u32;
 
-    /// Sends a request frame (request id `id`) and waits for its response,
-    /// until `call.deadline` (status 6 after that). Dropping the future
-    /// cancels the call.
+    /// Sends a request frame (request id `id`) and waits for its response
+    /// until `call.deadline`: `None` once it has passed. Dropping the
+    /// future cancels the call. (The pool's own answer: an endpoint adds
+    /// nothing to it.)
     fn round_trip(
         &self,
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> impl Future<Output = Result<RawResponse, RpcError>> + Send;
+    ) -> impl Future<Output = Result<Option<RawResponse>, TransportError>> + Send;
 
     /// Sends a one-way frame (request id `id`); returns once it is written,
-    /// within `call.deadline` (status 6 after that).
+    /// or `None` if `call.deadline` passed first.
     fn send_oneway(
         &self,
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send;
 }
 
 /// The request ids of one channel: shared by all its endpoints, so a call

@@ -10,7 +10,7 @@ use super::balanced::{Balanced, InstanceState};
 use super::command::RawResponse;
 use super::endpoint::Endpoint;
 use super::route::{CallHead, Route};
-use crate::error::RpcError;
+use crate::error::TransportError;
 
 /// Where a channel's calls go.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ impl Route for Transport {
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<RawResponse, RpcError> {
+    ) -> Result<Option<RawResponse>, TransportError> {
         match self {
             Transport::Endpoint(endpoint) => endpoint.round_trip(call, id, frame).await,
             Transport::Balanced(balanced) => balanced.round_trip(call, id, frame).await,
@@ -97,7 +97,7 @@ impl Route for Transport {
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<(), RpcError> {
+    ) -> Result<Option<()>, TransportError> {
         match self {
             Transport::Endpoint(endpoint) => endpoint.send_oneway(call, id, frame).await,
             Transport::Balanced(balanced) => balanced.send_oneway(call, id, frame).await,

@@ -16,12 +16,12 @@ use super::instance::InFlight;
 use super::policy::{ATTEMPTS_CAP, Outcome, Retry, Tried};
 use crate::client::command::RawResponse;
 use crate::client::endpoint::Endpoint;
-use crate::client::route::{CallHead, Route, deadline_exceeded};
-use crate::error::{RpcError, TransportError};
+use crate::client::route::{CallHead, Route};
+use crate::error::TransportError;
 
 /// One attempt of a call on an endpoint.
 trait Attempt: Sync {
-    /// What a successful attempt returns.
+    /// What an answered attempt returns (`None`: the deadline passed).
     type Output: Send;
 
     /// Sends the call's frame to `endpoint`.
@@ -29,7 +29,7 @@ trait Attempt: Sync {
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
-    ) -> impl Future<Output = Result<Self::Output, RpcError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Option<Self::Output>, TransportError>> + Send + 'a;
 }
 
 /// A request that waits for its response.
@@ -45,7 +45,7 @@ impl Attempt for RoundTrip {
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
-    ) -> impl Future<Output = Result<RawResponse, RpcError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Option<RawResponse>, TransportError>> + Send + 'a {
         endpoint.round_trip(call, self.id, self.frame.clone())
     }
 }
@@ -63,7 +63,7 @@ impl Attempt for Oneway {
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send + 'a {
         endpoint.send_oneway(call, self.id, self.frame.clone())
     }
 }
@@ -83,7 +83,7 @@ impl Route for Balanced {
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<RawResponse, RpcError> {
+    ) -> Result<Option<RawResponse>, TransportError> {
         self.balance(call, &RoundTrip { id, frame }).await
     }
 
@@ -92,7 +92,7 @@ impl Route for Balanced {
         call: &CallHead<'_>,
         id: u64,
         frame: Bytes,
-    ) -> Result<(), RpcError> {
+    ) -> Result<Option<()>, TransportError> {
         self.balance(call, &Oneway { id, frame }).await
     }
 }
@@ -101,24 +101,28 @@ impl Balanced {
     /// Runs one call: picks an instance, makes the attempt on its endpoint
     /// within the call's deadline, and fails over while the outcome
     /// allows, attempts remain, the deadline has not passed and the retry
-    /// budget has a retry.
-    async fn balance<A>(&self, call: &CallHead<'_>, attempt: &A) -> Result<A::Output, RpcError>
+    /// budget has a retry. `Ok(None)`: the deadline passed (before an
+    /// answer, or before an attempt could be sent).
+    async fn balance<A>(
+        &self,
+        call: &CallHead<'_>,
+        attempt: &A,
+    ) -> Result<Option<A::Output>, TransportError>
     where
         A: Attempt,
-        Result<A::Output, RpcError>: Outcome,
+        Result<Option<A::Output>, TransportError>: Outcome,
     {
         let instances = self.snapshot();
         self.budget.deposit();
         let max_attempts = (self.options.max_attempts as usize).clamp(1, ATTEMPTS_CAP);
         let mut tried = Tried::default();
-        let mut last: Option<Result<A::Output, RpcError>> = None;
+        let mut last: Option<Result<Option<A::Output>, TransportError>> = None;
         loop {
             let Some((index, probe)) = self.pick(&instances, call, &tried) else {
                 return last.unwrap_or_else(|| {
                     Err(TransportError::NoInstance {
                         service: self.service.clone(),
-                    }
-                    .into())
+                    })
                 });
             };
             let instance = &instances[index];
@@ -127,9 +131,7 @@ impl Balanced {
                 .deadline
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if remaining == Some(Duration::ZERO) {
-                return last.unwrap_or_else(|| {
-                    Err(deadline_exceeded(call.method, "before it was sent").into())
-                });
+                return last.unwrap_or(Ok(None));
             }
             let guard = InFlight::start(instance, probe);
             let connecting = instance.endpoint(&self.options.channel, &self.ids);
@@ -146,7 +148,7 @@ impl Balanced {
             };
             let result = match connected {
                 Ok(endpoint) => attempt.send(endpoint, call).await,
-                Err(error) => Err(error.into()),
+                Err(error) => Err(error),
             };
             let (verdict, retry) = result.classify();
             self.record(&instances, instance, verdict, probe);
@@ -161,11 +163,8 @@ impl Balanced {
             {
                 return result;
             }
-            let code = match &result {
-                Ok(_) => None,
-                Err(error) => Some(error.code().as_u8()),
-            };
-            tracing::debug!(service = %self.service, instance = %instance.instance_id, ?code, "retrying on another instance");
+            let error = result.as_ref().err();
+            tracing::debug!(service = %self.service, instance = %instance.instance_id, ?verdict, ?error, "retrying on another instance");
             last = Some(result);
         }
     }

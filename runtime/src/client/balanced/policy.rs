@@ -3,7 +3,7 @@
 //! the instances one call has [`Tried`].
 
 use crate::client::command::RawResponse;
-use crate::error::{RpcError, StatusCode, TransportError};
+use crate::error::{StatusCode, TransportError};
 
 /// The most attempts a call can make, whatever the options say.
 pub(super) const ATTEMPTS_CAP: usize = 8;
@@ -38,43 +38,41 @@ pub(super) trait Outcome {
     fn classify(&self) -> (Verdict, Retry);
 }
 
-impl Outcome for Result<RawResponse, RpcError> {
+impl Outcome for Result<Option<RawResponse>, TransportError> {
     fn classify(&self) -> (Verdict, Retry) {
         match self {
-            Ok(response) => classify_status(StatusCode::from_u8(response.status)),
+            Ok(Some(response)) => classify_status(StatusCode::from_u8(response.status)),
+            Ok(None) => classify_status(StatusCode::DeadlineExceeded),
             Err(error) => classify_error(error),
         }
     }
 }
 
-impl Outcome for Result<(), RpcError> {
+impl Outcome for Result<Option<()>, TransportError> {
     fn classify(&self) -> (Verdict, Retry) {
         match self {
-            Ok(()) => (Verdict::Healthy, Retry::Never),
+            Ok(Some(())) => (Verdict::Healthy, Retry::Never),
+            Ok(None) => classify_status(StatusCode::DeadlineExceeded),
             Err(error) => classify_error(error),
         }
     }
 }
 
-/// Sorts a failed attempt.
-fn classify_error(error: &RpcError) -> (Verdict, Retry) {
+/// Sorts an attempt that failed before an answer.
+fn classify_error(error: &TransportError) -> (Verdict, Retry) {
     match error {
-        RpcError::Declared(_) => (Verdict::Healthy, Retry::Never),
-        RpcError::Status(status) => classify_status(status.code()),
-        RpcError::Transport(error) => match error {
-            // A TLS failure happens before the server reads any request.
-            TransportError::Connect { .. } | TransportError::Tls { .. } => {
-                (Verdict::Failed, Retry::Always)
-            }
-            // No room in the send queue before the deadline: nothing was
-            // sent (but no time is left). Like overload, it may be the
-            // client's own burst, so it says nothing about the instance.
-            TransportError::SendQueueFull { .. } => (Verdict::Neutral, Retry::Always),
-            TransportError::ConnectionLost(_) | TransportError::HeartbeatTimeout { .. } => {
-                (Verdict::Failed, Retry::IfIdempotent)
-            }
-            _ => (Verdict::Neutral, Retry::Never),
-        },
+        // A TLS failure happens before the server reads any request.
+        TransportError::Connect { .. } | TransportError::Tls { .. } => {
+            (Verdict::Failed, Retry::Always)
+        }
+        // No room in the send queue before the deadline: nothing was sent
+        // (but no time is left). Like overload, it may be the client's own
+        // burst, so it says nothing about the instance.
+        TransportError::SendQueueFull { .. } => (Verdict::Neutral, Retry::Always),
+        TransportError::ConnectionLost(_) | TransportError::HeartbeatTimeout { .. } => {
+            (Verdict::Failed, Retry::IfIdempotent)
+        }
+        _ => (Verdict::Neutral, Retry::Never),
     }
 }
 
@@ -121,18 +119,18 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::error::Status;
 
-    fn answer(code: StatusCode) -> Result<RawResponse, RpcError> {
-        Ok(RawResponse {
+    fn answer(code: StatusCode) -> Result<Option<RawResponse>, TransportError> {
+        Ok(Some(RawResponse {
             status: code.as_u8(),
             body: Bytes::new(),
-        })
+        }))
     }
 
     #[test]
     fn outcomes_are_classified() {
-        let lost: Result<(), RpcError> = Err(TransportError::ConnectionLost("reset".into()).into());
+        let lost: Result<Option<()>, TransportError> =
+            Err(TransportError::ConnectionLost("reset".into()));
         assert_eq!(lost.classify(), (Verdict::Failed, Retry::IfIdempotent));
         let overloaded = answer(StatusCode::Overloaded);
         assert_eq!(overloaded.classify(), (Verdict::Neutral, Retry::Always));
@@ -140,18 +138,21 @@ mod tests {
         assert_eq!(stopping.classify(), (Verdict::Failed, Retry::Always));
         let unavailable = answer(StatusCode::Unavailable);
         assert_eq!(unavailable.classify(), (Verdict::Failed, Retry::Always));
-        let stalled: Result<(), RpcError> = Err(TransportError::SendQueueFull {
+        let stalled: Result<Option<()>, TransportError> = Err(TransportError::SendQueueFull {
             addr: "127.0.0.1:1".into(),
             waited: std::time::Duration::from_millis(50),
             queued_calls: 1024,
             queued_bytes: 1 << 20,
-        }
-        .into());
+        });
         assert_eq!(stalled.classify(), (Verdict::Neutral, Retry::Always));
+        let refused: Result<Option<RawResponse>, TransportError> = Err(TransportError::Connect {
+            addr: "127.0.0.1:1".into(),
+            source: std::sync::Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
+        });
+        assert_eq!(refused.classify(), (Verdict::Failed, Retry::Always));
         let internal = answer(StatusCode::Internal);
         assert_eq!(internal.classify(), (Verdict::Failed, Retry::Never));
-        let timed_out: Result<RawResponse, RpcError> =
-            Err(Status::deadline_exceeded("no answer").into());
+        let timed_out: Result<Option<RawResponse>, TransportError> = Ok(None);
         assert_eq!(timed_out.classify(), (Verdict::Neutral, Retry::Never));
         for served in [
             StatusCode::Ok,
@@ -161,7 +162,7 @@ mod tests {
             assert_eq!(answer(served).classify(), (Verdict::Healthy, Retry::Never));
         }
         assert_eq!(
-            Ok::<(), RpcError>(()).classify(),
+            Ok::<_, TransportError>(Some(())).classify(),
             (Verdict::Healthy, Retry::Never)
         );
     }
