@@ -26,6 +26,8 @@ use crate::protocol::{MessageKind, empty_frame};
 pub(crate) struct Unsent {
     frames: AtomicUsize,
     bytes: AtomicUsize,
+    /// Writes (syscalls that took bytes) so far.
+    writes: AtomicUsize,
 }
 
 impl Unsent {
@@ -35,6 +37,12 @@ impl Unsent {
             self.frames.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// Writes (syscalls that took bytes) so far.
+    #[cfg(test)]
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
     }
 
     fn set(&self, frames: usize, bytes: usize) {
@@ -202,9 +210,10 @@ impl Outbox {
             frames,
             bytes,
             cancels,
+            mirror,
             ..
         } = self;
-        stream.write_queued(cx, queue, |queued| {
+        let writes = stream.write_queued(cx, queue, |queued| {
             *frames -= 1;
             *bytes -= queued.len();
             match queued {
@@ -214,7 +223,12 @@ impl Outbox {
                 Queued::Control { cancel: true, .. } => *cancels -= 1,
                 _ => {}
             }
-        })
+        })?;
+        if writes == 0 {
+            return Ok(false);
+        }
+        mirror.writes.fetch_add(writes, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// Empties the queue: one-way senders hear `error`, all room goes back.
@@ -228,6 +242,11 @@ impl Outbox {
         self.bytes = 0;
         self.cancels = 0;
         self.publish();
+    }
+
+    /// Bytes of the frames queued (whole).
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Mirrors the counts for the `Channel`.

@@ -272,6 +272,12 @@ impl Pool {
     pub fn len(&self) -> usize {
         self.links.len()
     }
+
+    /// Writes (syscalls that took bytes) on all connections so far.
+    #[cfg(test)]
+    fn writes(&self) -> usize {
+        self.links.iter().map(|link| link.unsent.writes()).sum()
+    }
 }
 
 /// The error of a call whose connection task is gone.
@@ -293,5 +299,154 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             self.link.cancel(self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::time::Instant;
+
+    use super::Pool;
+    use crate::client::backoff::Backoff;
+    use crate::client::connection::ConnectionSettings;
+    use crate::client::dial::Dialer;
+    use crate::protocol::{Frame, FrameDecoder, FrameHeader, MessageKind, empty_frame};
+
+    const SETTINGS: ConnectionSettings = ConnectionSettings {
+        max_frame_size: 1 << 20,
+        heartbeat_interval: None,
+        max_queued_calls: 1024,
+        max_queued_bytes: 4 << 20,
+    };
+
+    /// A server on a real socket that answers each request with an empty
+    /// status-0 response (and each ping with a pong), all the answers to
+    /// one read in one write.
+    async fn answering_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut decoder = FrameDecoder::new(1 << 20);
+                    let mut buf = BytesMut::with_capacity(64 * 1024);
+                    let mut answers = BytesMut::new();
+                    loop {
+                        match socket.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        while let Some(Frame { header, .. }) =
+                            decoder.decode(&mut buf).expect("a valid frame")
+                        {
+                            let kind = match header.kind {
+                                MessageKind::Request => MessageKind::Response,
+                                MessageKind::Ping => MessageKind::Pong,
+                                _ => continue,
+                            };
+                            answers.extend_from_slice(&empty_frame(kind, 1, header.request_id));
+                        }
+                        if socket.write_all(&answers).await.is_err() {
+                            return;
+                        }
+                        answers.clear();
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn pool_to(addr: SocketAddr) -> Pool {
+        let dialer = Dialer {
+            addrs: vec![addr],
+            target: addr.to_string(),
+            connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        Pool::connect(dialer, 1, SETTINGS, Backoff::default())
+            .await
+            .expect("connect")
+    }
+
+    fn request(id: u64, body: &[u8]) -> Bytes {
+        let mut frame = BytesMut::new();
+        FrameHeader {
+            serializer: 1,
+            kind: MessageKind::Request,
+            status: 0,
+            request_id: id,
+            body_len: u32::try_from(body.len()).expect("small"),
+        }
+        .encode_into(&mut frame);
+        frame.extend_from_slice(body);
+        frame.freeze()
+    }
+
+    /// `callers` tasks each make `calls` calls in a closed loop; ids are
+    /// spread over the whole u64 range (not contiguous, not from 1).
+    async fn closed_loop(pool: &Arc<Pool>, callers: u64, calls: u64) {
+        let tasks: Vec<_> = (0..callers)
+            .map(|caller| {
+                let pool = Arc::clone(pool);
+                tokio::spawn(async move {
+                    for call in 0..calls {
+                        let id = (caller << 40 | call).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                        let deadline = Instant::now() + Duration::from_secs(30);
+                        let answer = pool
+                            .round_trip(id, request(id, &[7; 1024]), Some(deadline), "test")
+                            .await
+                            .expect("no transport error")
+                            .expect("answered in time");
+                        assert_eq!(answer.status, 0);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("caller");
+        }
+    }
+
+    // One worker: tokio's LIFO slot would run the connection task right
+    // after each caller that wakes it, the case the batching is for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn frames_of_runnable_callers_leave_in_few_writes() {
+        let pool = Arc::new(pool_to(answering_server().await).await);
+        let (callers, calls) = (64, 40);
+        // Run on the worker (the test body runs on another thread).
+        let measured = Arc::clone(&pool);
+        tokio::spawn(async move { closed_loop(&measured, callers, calls).await })
+            .await
+            .expect("callers");
+        let writes = pool.writes();
+        let total = usize::try_from(callers * calls).expect("small");
+        // One write per call without batching (1.0); a handful per round
+        // of answers with it.
+        assert!(
+            writes * 5 < total,
+            "{writes} writes for {total} calls: more than 0.2 per call"
+        );
+        assert_eq!(pool.pending_len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_lone_caller_is_answered_call_after_call() {
+        let pool = Arc::new(pool_to(answering_server().await).await);
+        let measured = Arc::clone(&pool);
+        tokio::spawn(async move { closed_loop(&measured, 1, 200).await })
+            .await
+            .expect("caller");
+        // Each lone frame went out by itself (plus the first ping).
+        assert!(pool.writes() >= 200, "{} writes", pool.writes());
+        assert_eq!(pool.pending_len(), 0);
     }
 }

@@ -23,14 +23,14 @@ pub(crate) enum ClientStream {
 impl ClientStream {
     /// Writes queued frames until the queue is empty or the socket is full
     /// (then the waker is registered); `done` gets each fully written
-    /// frame's token. `Ok(true)` if anything was written.
+    /// frame's token. Returns the number of writes that took bytes.
     pub fn write_queued<T>(
         &mut self,
         cx: &mut Context<'_>,
         queue: &mut WriteQueue<T>,
         mut done: impl FnMut(T),
-    ) -> io::Result<bool> {
-        let mut progressed = false;
+    ) -> io::Result<usize> {
+        let mut writes = 0;
         match self {
             ClientStream::Tcp(stream) => {
                 while !queue.is_empty() {
@@ -44,7 +44,7 @@ impl ClientStream {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(written) => {
                             queue.advance(written, &mut done);
-                            progressed = true;
+                            writes += 1;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
@@ -63,7 +63,7 @@ impl ClientStream {
                         Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                         Poll::Ready(Ok(written)) => {
                             queue.advance(written, &mut done);
-                            progressed = true;
+                            writes += 1;
                         }
                         Poll::Ready(Err(e)) => return Err(e),
                     }
@@ -75,7 +75,7 @@ impl ClientStream {
                 }
             }
         }
-        Ok(progressed)
+        Ok(writes)
     }
 
     /// Reads once into `buf` if bytes are ready: `Ready(Ok(0))` at the end
