@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::answers::{Answers, Ticket};
 use super::send_room::SendPermit;
 use crate::error::TransportError;
 
@@ -16,22 +17,20 @@ pub(crate) struct RawResponse {
     pub body: Bytes,
 }
 
-/// Where a call's response goes.
-pub(crate) type ReplySender = oneshot::Sender<Result<RawResponse, TransportError>>;
 /// Told once a one-way frame is written.
 pub(crate) type WrittenSender = oneshot::Sender<Result<(), TransportError>>;
 
 /// A request to the connection task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send `frame` and route the response with `id` to `reply`.
+    /// Send `frame` and route the response with `id` to `ticket`'s slot.
     Call {
         /// The request id in `frame`.
         id: u64,
         /// The whole encoded request frame.
         frame: Bytes,
-        /// Where the response goes.
-        reply: ReplySender,
+        /// The call's slot in the connection's [`Answers`].
+        ticket: Ticket,
         /// The frame's room in the connection's send queue.
         room: SendPermit,
     },
@@ -57,19 +56,19 @@ pub(crate) enum Command {
 
 impl Command {
     /// Nothing to do any more: a cancel, or a call whose caller is gone.
-    pub fn is_abandoned(&self) -> bool {
+    pub fn is_abandoned(&self, answers: &Answers) -> bool {
         match self {
-            Command::Call { reply, .. } => reply.is_closed(),
+            Command::Call { ticket, .. } => !answers.is_waiting(*ticket),
             Command::Oneway { written, .. } => written.is_closed(),
             Command::Cancel { .. } => true,
         }
     }
 
     /// Completes the command with `error` (it could not be carried).
-    pub fn fail(self, error: TransportError) {
+    pub fn fail(self, answers: &Answers, error: TransportError) {
         match self {
-            Command::Call { reply, .. } => {
-                let _ = reply.send(Err(error));
+            Command::Call { ticket, .. } => {
+                answers.answer(ticket, Err(error));
             }
             Command::Oneway { written, .. } => {
                 let _ = written.send(Err(error));

@@ -24,7 +24,8 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::command::{Command, RawResponse, ReplySender};
+use super::answers::{Answer, Answers, Ticket};
+use super::command::{Command, RawResponse};
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::{Outbox, Unsent};
 use super::stream::ClientStream;
@@ -67,19 +68,22 @@ pub(crate) enum ConnectionEnd {
     Lost(TransportError),
 }
 
-/// The calls waiting for a response, by request id. Its size is mirrored
-/// into a counter the `Channel` can read (a test hook).
+/// The calls waiting for a response, by request id: the slot of each in
+/// the connection's [`Answers`]. Its size is mirrored into a counter the
+/// `Channel` can read (a test hook).
 #[derive(Debug)]
 pub(crate) struct Pending {
     /// foldhash: SipHash cost more than the rest of the bookkeeping.
-    map: foldhash::HashMap<u64, ReplySender>,
+    map: foldhash::HashMap<u64, Ticket>,
+    answers: Arc<Answers>,
     len: Arc<AtomicUsize>,
 }
 
 impl Pending {
-    pub fn new(len: Arc<AtomicUsize>) -> Pending {
+    pub fn new(answers: Arc<Answers>, len: Arc<AtomicUsize>) -> Pending {
         Pending {
             map: foldhash::HashMap::default(),
+            answers,
             len,
         }
     }
@@ -88,20 +92,31 @@ impl Pending {
         self.len.store(self.map.len(), Ordering::Release);
     }
 
-    fn insert(&mut self, id: u64, reply: ReplySender) {
-        if let Some(previous) = self.map.insert(id, reply) {
-            // Ids come from a 64-bit counter; a clash means a bug upstream.
-            let _ = previous.send(Err(TransportError::Protocol(format!(
-                "request id {id} reused"
-            ))));
+    fn insert(&mut self, id: u64, ticket: Ticket) {
+        if let Some(previous) = self.map.insert(id, ticket) {
+            // Ids are unique among the calls in flight; a clash means a
+            // bug upstream.
+            self.answers.answer(
+                previous,
+                Err(TransportError::Protocol(format!("request id {id} reused"))),
+            );
         }
         self.sync_len();
     }
 
-    fn remove(&mut self, id: u64) -> Option<ReplySender> {
-        let reply = self.map.remove(&id);
+    fn remove(&mut self, id: u64) -> Option<Ticket> {
+        let ticket = self.map.remove(&id);
         self.sync_len();
-        reply
+        ticket
+    }
+
+    /// Answers call `id`, if it waits; `true` if its caller was still
+    /// there.
+    fn answer(&mut self, id: u64, answer: Answer) -> bool {
+        match self.remove(id) {
+            Some(ticket) => self.answers.answer(ticket, answer),
+            None => false,
+        }
     }
 
     fn fail_all(&mut self, error: &TransportError) {
@@ -109,8 +124,8 @@ impl Pending {
         // its own call still pending.
         let failed = std::mem::take(&mut self.map);
         self.sync_len();
-        for (_, reply) in failed {
-            let _ = reply.send(Err(error.clone()));
+        for (_, ticket) in failed {
+            self.answers.answer(ticket, Err(error.clone()));
         }
     }
 
@@ -119,11 +134,14 @@ impl Pending {
     fn answer_all(&mut self, status: u8, body: &bytes::Bytes) {
         let answered = std::mem::take(&mut self.map);
         self.sync_len();
-        for (_, reply) in answered {
-            let _ = reply.send(Ok(RawResponse {
-                status,
-                body: body.clone(),
-            }));
+        for (_, ticket) in answered {
+            self.answers.answer(
+                ticket,
+                Ok(RawResponse {
+                    status,
+                    body: body.clone(),
+                }),
+            );
         }
     }
 }
@@ -215,6 +233,7 @@ impl<'a> Connection<'a> {
         stream: ClientStream,
         target: &'a str,
         commands: &'a mut mpsc::UnboundedReceiver<Command>,
+        answers: Arc<Answers>,
         pending_len: Arc<AtomicUsize>,
         unsent: Arc<Unsent>,
         settings: ConnectionSettings,
@@ -228,7 +247,7 @@ impl<'a> Connection<'a> {
             stream,
             target,
             commands,
-            pending: Pending::new(pending_len),
+            pending: Pending::new(answers, pending_len),
             outbox,
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
             decoder: FrameDecoder::new(settings.max_frame_size),
@@ -253,16 +272,13 @@ impl<'a> Connection<'a> {
             Command::Call {
                 id,
                 frame,
-                reply,
+                ticket,
                 room,
             } => {
                 self.batch.handed_over();
-                if reply.is_closed() {
-                    // The caller already gave up (its cancel follows): the
-                    // frame is dropped, its room given back.
-                    return;
-                }
-                self.pending.insert(id, reply);
+                // A caller that gave up already has its cancel behind this
+                // command: the frame leaves the queue again then.
+                self.pending.insert(id, ticket);
                 self.outbox.request(id, frame, room);
             }
             Command::Oneway {
@@ -388,16 +404,12 @@ impl<'a> Connection<'a> {
                 MessageKind::Response => {
                     self.served = true;
                     // Unknown ids are answers to calls already given up.
-                    if let Some(reply) = self.pending.remove(header.request_id) {
-                        if reply
-                            .send(Ok(RawResponse {
-                                status: header.status,
-                                body,
-                            }))
-                            .is_ok()
-                        {
-                            self.batch.answered();
-                        }
+                    let response = RawResponse {
+                        status: header.status,
+                        body,
+                    };
+                    if self.pending.answer(header.request_id, Ok(response)) {
+                        self.batch.answered();
                     }
                 }
                 MessageKind::Pong => self.served = true,

@@ -13,6 +13,7 @@
 //! frame, eject, probe) → `endpoint` → `pool` (the connection engine below
 //! the seam).
 
+mod answers;
 mod backoff;
 mod balanced;
 mod call;

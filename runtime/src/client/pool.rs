@@ -2,21 +2,25 @@
 //! its pending map (one owner per connection), with a bounded send queue
 //! its callers take room in; calls are spread over them in turn.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::answers::{Answer, Answers, Ticket};
 use super::backoff::Backoff;
 use super::command::{Command, RawResponse};
 use super::connection::ConnectionSettings;
 use super::dial::Dialer;
 use super::outbox::Unsent;
 use super::send_room::{SendPermit, SendRoom};
-use super::task::run_connection;
+use super::task::{Shared, run_connection};
 use crate::error::{StatusCode, TransportError};
 
 /// The caller's end of one connection task.
@@ -28,6 +32,8 @@ pub(crate) struct Link {
     commands: mpsc::UnboundedSender<Command>,
     /// Room in the connection's send queue.
     room: Arc<SendRoom>,
+    /// Where its calls' answers come.
+    answers: Arc<Answers>,
     /// The size of the connection's pending map (a test hook).
     pending_len: Arc<AtomicUsize>,
     /// What the connection holds unwritten, by its own count (a test hook).
@@ -84,20 +90,24 @@ impl Pool {
             .into_iter()
             .map(|stream| {
                 let (commands, receiver) = mpsc::unbounded_channel();
-                let pending_len = Arc::new(AtomicUsize::new(0));
-                let unsent = Arc::new(Unsent::default());
+                let shared = Shared::default();
                 tokio::spawn(run_connection(
                     receiver,
                     stream,
                     Arc::clone(&dialer),
                     settings,
                     backoff,
-                    Arc::clone(&pending_len),
-                    Arc::clone(&unsent),
+                    shared.clone(),
                 ));
+                let Shared {
+                    answers,
+                    pending_len,
+                    unsent,
+                } = shared;
                 Link {
                     commands,
                     room: SendRoom::new(settings.max_queued_calls, settings.max_queued_bytes),
+                    answers,
                     pending_len,
                     unsent,
                 }
@@ -165,28 +175,27 @@ impl Pool {
             Some(admitted) => admitted,
             None => self.admit(frame.len(), deadline, target).await?,
         };
-        let (reply, response) = oneshot::channel();
+        let ticket = link.answers.open();
+        let mut waiting = WaitForAnswer {
+            link,
+            id,
+            ticket,
+            done: false,
+        };
         link.send(Command::Call {
             id,
             frame,
-            reply,
+            ticket,
             room,
         })?;
-        let mut cancel = CancelOnDrop {
-            link,
-            id,
-            armed: true,
-        };
         let response = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
+            Some(deadline) => match tokio::time::timeout_at(deadline, &mut waiting).await {
                 Ok(response) => response,
-                // `cancel` is dropped armed.
+                // `waiting` is dropped unanswered: the call is cancelled.
                 Err(_) => return Ok(None),
             },
-            None => response.await,
+            None => (&mut waiting).await,
         };
-        cancel.armed = false;
-        let response = response.map_err(|_| task_gone())?;
         match response {
             // The server's deadline is the call's own (it travels in the
             // request), so its status 6 can arrive in the same instant as
@@ -273,6 +282,12 @@ impl Pool {
         self.links.len()
     }
 
+    /// Answer slots held by calls on all connections.
+    #[cfg(test)]
+    fn answer_slots_held(&self) -> usize {
+        self.links.iter().map(|link| link.answers.held()).sum()
+    }
+
     /// Writes (syscalls that took bytes) on all connections so far.
     #[cfg(test)]
     fn writes(&self) -> usize {
@@ -283,6 +298,39 @@ impl Pool {
 /// The error of a call whose connection task is gone.
 pub(crate) fn task_gone() -> TransportError {
     TransportError::ConnectionLost("the channel's connection task stopped".to_owned())
+}
+
+/// A call's wait for its answer, in its slot of the connection's
+/// [`Answers`]. Dropped unanswered (the caller gave up, or its deadline
+/// passed), it frees the slot and tells the connection task to forget the
+/// call: its frame leaves the queue if none of it is written yet, else the
+/// server gets a cancel.
+struct WaitForAnswer<'a> {
+    link: &'a Link,
+    id: u64,
+    ticket: Ticket,
+    done: bool,
+}
+
+impl Future for WaitForAnswer<'_> {
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let this = self.get_mut();
+        let answer = this.link.answers.poll(this.ticket, cx);
+        this.done = answer.is_ready();
+        answer
+    }
+}
+
+impl Drop for WaitForAnswer<'_> {
+    fn drop(&mut self) {
+        // If the send failed, the slot is freed here too (and the cancel
+        // goes nowhere).
+        if !self.done && self.link.answers.close(self.ticket) {
+            self.link.cancel(self.id);
+        }
+    }
 }
 
 /// Tells the connection task to forget a call whose future was dropped
@@ -317,6 +365,7 @@ mod tests {
     use crate::client::backoff::Backoff;
     use crate::client::connection::ConnectionSettings;
     use crate::client::dial::Dialer;
+    use crate::error::TransportError;
     use crate::protocol::{Frame, FrameDecoder, FrameHeader, MessageKind, empty_frame};
 
     const SETTINGS: ConnectionSettings = ConnectionSettings {
@@ -447,6 +496,137 @@ mod tests {
             .expect("caller");
         // Each lone frame went out by itself (plus the first ping).
         assert!(pool.writes() >= 200, "{} writes", pool.writes());
+        assert_eq!(pool.pending_len(), 0);
+    }
+
+    /// A server that tells the test each frame's kind and id, and answers
+    /// the requests it holds (those given up on included) when told to.
+    async fn holding_server() -> (
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<(MessageKind, u64)>,
+        tokio::sync::mpsc::UnboundedSender<Option<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
+        // `Some`: answer what is held; `None`: close the connection.
+        let (control, mut control_rx) = tokio::sync::mpsc::unbounded_channel::<Option<()>>();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut decoder = FrameDecoder::new(1 << 20);
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    read = socket.read_buf(&mut buf) => {
+                        if !matches!(read, Ok(n) if n > 0) {
+                            return;
+                        }
+                        while let Some(Frame { header, .. }) =
+                            decoder.decode(&mut buf).expect("a valid frame")
+                        {
+                            let _ = seen_tx.send((header.kind, header.request_id));
+                            if header.kind == MessageKind::Request {
+                                held.push(header.request_id);
+                            }
+                        }
+                    }
+                    order = control_rx.recv() => match order {
+                        Some(Some(())) => {
+                            let mut answers = BytesMut::new();
+                            for id in held.drain(..) {
+                                answers.extend_from_slice(&empty_frame(MessageKind::Response, 1, id));
+                            }
+                            socket.write_all(&answers).await.expect("write");
+                        }
+                        _ => return,
+                    },
+                }
+            }
+        });
+        (addr, seen, control)
+    }
+
+    /// Waits until the server has seen a frame of `kind` with `id`.
+    async fn seen(
+        seen: &mut tokio::sync::mpsc::UnboundedReceiver<(MessageKind, u64)>,
+        kind: MessageKind,
+        id: u64,
+    ) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(frame) = seen.recv().await {
+                if frame == (kind, id) {
+                    return;
+                }
+            }
+            panic!("the server ended before {kind:?} {id}");
+        })
+        .await
+        .expect("the frame reached the server");
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_frees_its_slot_and_its_late_answer_is_dropped() {
+        let (addr, mut frames, control) = holding_server().await;
+        let pool = Arc::new(pool_to(addr).await);
+        // Call 41 is written, then its deadline passes.
+        let soon = Instant::now() + Duration::from_millis(50);
+        let given_up = pool.round_trip(41, request(41, b"a"), Some(soon), "test");
+        assert!(given_up.await.expect("no transport error").is_none());
+        assert_eq!(pool.answer_slots_held(), 0);
+        // Its request was written, so the server hears of the cancel.
+        seen(&mut frames, MessageKind::Request, 41).await;
+        seen(&mut frames, MessageKind::Cancel, 41).await;
+        assert_eq!(pool.pending_len(), 0);
+        // The next call reuses the slot; the late answer to 41 comes first
+        // and must not be taken for its own.
+        let next = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.round_trip(7, request(7, b"b"), None, "test").await }
+        });
+        seen(&mut frames, MessageKind::Request, 7).await;
+        assert_eq!(pool.answer_slots_held(), 1);
+        control.send(Some(())).expect("server");
+        let answer = next
+            .await
+            .expect("caller")
+            .expect("answered")
+            .expect("in time");
+        assert_eq!(answer.status, 0);
+        assert_eq!(pool.answer_slots_held(), 0);
+        assert_eq!(pool.pending_len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_wakes_every_caller_with_an_error() {
+        let (addr, mut frames, control) = holding_server().await;
+        let pool = Arc::new(pool_to(addr).await);
+        let callers: Vec<_> = (1..=50u64)
+            .map(|id| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    pool.round_trip(id * 3, request(id * 3, b"c"), None, "test")
+                        .await
+                })
+            })
+            .collect();
+        for id in 1..=50u64 {
+            seen(&mut frames, MessageKind::Request, id * 3).await;
+        }
+        assert_eq!(pool.pending_len(), 50);
+        // The server goes away without answering.
+        control.send(None).expect("server");
+        for caller in callers {
+            let ended = tokio::time::timeout(Duration::from_secs(10), caller)
+                .await
+                .expect("woken, not hanging")
+                .expect("caller");
+            assert!(
+                matches!(ended, Err(TransportError::ConnectionLost(_))),
+                "{ended:?}"
+            );
+        }
+        assert_eq!(pool.answer_slots_held(), 0);
         assert_eq!(pool.pending_len(), 0);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicUsize;
 
 use tokio::sync::mpsc;
 
+use super::answers::Answers;
 use super::backoff::{Backoff, Reconnect};
 use super::command::Command;
 use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
@@ -15,6 +16,17 @@ use super::outbox::Unsent;
 use super::stream::ClientStream;
 use crate::error::TransportError;
 
+/// What a connection task shares with its callers' end (`pool.rs`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shared {
+    /// The answer slots its callers wait on.
+    pub answers: Arc<Answers>,
+    /// The size of its pending map (a test hook).
+    pub pending_len: Arc<AtomicUsize>,
+    /// What it holds unwritten (a test hook).
+    pub unsent: Arc<Unsent>,
+}
+
 /// Runs until every `Channel` is dropped.
 pub(crate) async fn run_connection(
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -22,9 +34,15 @@ pub(crate) async fn run_connection(
     dialer: Arc<Dialer>,
     settings: ConnectionSettings,
     backoff: Backoff,
-    pending_len: Arc<AtomicUsize>,
-    unsent: Arc<Unsent>,
+    shared: Shared,
 ) {
+    let Shared {
+        answers,
+        pending_len,
+        unsent,
+    } = shared;
+    // However the task ends (a bug may panic), no caller waits on forever.
+    let _fail_waiting = FailWaiting(Arc::clone(&answers));
     let mut stream = Some(first);
     let mut reconnect = Reconnect::new(backoff);
     // A command taken while disconnected, for the next connection.
@@ -35,6 +53,7 @@ pub(crate) async fn run_connection(
                 stream,
                 &dialer.target,
                 &mut commands,
+                Arc::clone(&answers),
                 Arc::clone(&pending_len),
                 Arc::clone(&unsent),
                 settings,
@@ -62,7 +81,7 @@ pub(crate) async fn run_connection(
         let Some(command) = commands.recv().await else {
             return;
         };
-        if command.is_abandoned() {
+        if command.is_abandoned(&answers) {
             continue;
         }
         // After failed attempts, wait out the backoff; commands that come
@@ -70,7 +89,7 @@ pub(crate) async fn run_connection(
         // their callers' timeouts).
         if let Some(at) = reconnect.next_attempt() {
             tokio::time::sleep_until(at).await;
-            if command.is_abandoned() {
+            if command.is_abandoned(&answers) {
                 // Its caller gave up while waiting: no attempt for nobody.
                 continue;
             }
@@ -84,9 +103,18 @@ pub(crate) async fn run_connection(
             Err(e) => {
                 reconnect.failed();
                 tracing::debug!(target = %dialer.target, error = %e, "reconnect failed");
-                fail_queued(command, &mut commands, &e);
+                fail_queued(command, &mut commands, &answers, &e);
             }
         }
+    }
+}
+
+/// Answers the calls still waiting when the task ends.
+struct FailWaiting(Arc<Answers>);
+
+impl Drop for FailWaiting {
+    fn drop(&mut self) {
+        self.0.fail_waiting(&super::pool::task_gone());
     }
 }
 
@@ -98,16 +126,17 @@ pub(crate) async fn run_connection(
 fn fail_queued(
     command: Command,
     commands: &mut mpsc::UnboundedReceiver<Command>,
+    answers: &Answers,
     error: &TransportError,
 ) {
     let queued = commands.len();
-    command.fail(error.clone());
+    command.fail(answers, error.clone());
     for _ in 0..queued {
         // The channel is FIFO, so these are the ones counted (a send still
         // being written is waited for, briefly, by `try_recv`).
         let Ok(command) = commands.try_recv() else {
             break;
         };
-        command.fail(error.clone());
+        command.fail(answers, error.clone());
     }
 }
