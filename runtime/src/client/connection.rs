@@ -494,6 +494,7 @@ impl Future for Connection<'_> {
                 // `Batch`); every source's waker is registered by now or
                 // the next poll comes from this wake.
                 cx.waker().wake_by_ref();
+                this.outbox.note_batch_wait();
                 this.outbox.publish();
                 return Poll::Pending;
             }

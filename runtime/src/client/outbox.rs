@@ -28,6 +28,8 @@ pub(crate) struct Unsent {
     bytes: AtomicUsize,
     /// Writes (syscalls that took bytes) so far.
     writes: AtomicUsize,
+    /// Times the connection waited for runnable callers before writing.
+    batch_waits: AtomicUsize,
 }
 
 impl Unsent {
@@ -43,6 +45,12 @@ impl Unsent {
     #[cfg(test)]
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Times the connection waited for runnable callers before writing.
+    #[cfg(test)]
+    pub fn batch_waits(&self) -> usize {
+        self.batch_waits.load(Ordering::Relaxed)
     }
 
     fn set(&self, frames: usize, bytes: usize) {
@@ -247,6 +255,11 @@ impl Outbox {
     /// Bytes of the frames queued (whole).
     pub fn queued_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Counts a wait for runnable callers before a write (a test hook).
+    pub fn note_batch_wait(&self) {
+        self.mirror.batch_waits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Mirrors the counts for the `Channel`.

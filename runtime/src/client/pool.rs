@@ -288,6 +288,15 @@ impl Pool {
         self.links.iter().map(|link| link.answers.held()).sum()
     }
 
+    /// Times the connections waited for runnable callers before writing.
+    #[cfg(test)]
+    fn batch_waits(&self) -> usize {
+        self.links
+            .iter()
+            .map(|link| link.unsent.batch_waits())
+            .sum()
+    }
+
     /// Writes (syscalls that took bytes) on all connections so far.
     #[cfg(test)]
     fn writes(&self) -> usize {
@@ -442,7 +451,7 @@ mod tests {
 
     /// `callers` tasks each make `calls` calls in a closed loop; ids are
     /// spread over the whole u64 range (not contiguous, not from 1).
-    async fn closed_loop(pool: &Arc<Pool>, callers: u64, calls: u64) {
+    async fn closed_loop(pool: &Arc<Pool>, callers: u64, calls: u64, body: usize) {
         let tasks: Vec<_> = (0..callers)
             .map(|caller| {
                 let pool = Arc::clone(pool);
@@ -451,7 +460,7 @@ mod tests {
                         let id = (caller << 40 | call).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                         let deadline = Instant::now() + Duration::from_secs(30);
                         let answer = pool
-                            .round_trip(id, request(id, &[7; 1024]), Some(deadline), "test")
+                            .round_trip(id, request(id, &vec![7; body]), Some(deadline), "test")
                             .await
                             .expect("no transport error")
                             .expect("answered in time");
@@ -473,7 +482,7 @@ mod tests {
         let (callers, calls) = (64, 40);
         // Run on the worker (the test body runs on another thread).
         let measured = Arc::clone(&pool);
-        tokio::spawn(async move { closed_loop(&measured, callers, calls).await })
+        tokio::spawn(async move { closed_loop(&measured, callers, calls, 1024).await })
             .await
             .expect("callers");
         let writes = pool.writes();
@@ -484,18 +493,32 @@ mod tests {
             writes * 5 < total,
             "{writes} writes for {total} calls: more than 0.2 per call"
         );
+        assert!(pool.batch_waits() > 0);
         assert_eq!(pool.pending_len(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_lone_caller_is_answered_call_after_call() {
+    async fn a_lone_callers_frames_go_out_at_once() {
         let pool = Arc::new(pool_to(answering_server().await).await);
         let measured = Arc::clone(&pool);
-        tokio::spawn(async move { closed_loop(&measured, 1, 200).await })
+        tokio::spawn(async move { closed_loop(&measured, 1, 200, 1024).await })
             .await
             .expect("caller");
-        // Each lone frame went out by itself (plus the first ping).
+        // Nobody else to wait for: each frame went out at once.
+        assert_eq!(pool.batch_waits(), 0);
         assert!(pool.writes() >= 200, "{} writes", pool.writes());
+        assert_eq!(pool.pending_len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn large_frames_go_out_at_once() {
+        let pool = Arc::new(pool_to(answering_server().await).await);
+        let measured = Arc::clone(&pool);
+        tokio::spawn(async move { closed_loop(&measured, 16, 5, 64 * 1024).await })
+            .await
+            .expect("callers");
+        // Each queue held a 64 KiB frame: worth its own write, no waiting.
+        assert_eq!(pool.batch_waits(), 0);
         assert_eq!(pool.pending_len(), 0);
     }
 
