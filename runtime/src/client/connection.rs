@@ -35,9 +35,6 @@ use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
 const MIN_READ_ROOM: usize = 8 * 1024;
-/// Body bytes buffered past which a body is a large one (the decoder
-/// copies bodies up to 32 KiB out of the buffer and splits longer ones).
-const LARGE_BODY_BUFFERED: usize = 32 * 1024;
 /// Commands taken per round before the socket gets a turn.
 const COMMANDS_PER_ROUND: usize = 256;
 /// While the queue holds fewer bytes than this, a new frame may wait one
@@ -332,8 +329,13 @@ impl<'a> Connection<'a> {
     /// Reads once (if the socket has bytes) and completes the calls whose
     /// responses arrived.
     fn read_responses(&mut self, cx: &mut Context<'_>) -> Result<bool, TransportError> {
-        reserve_read_room(&self.decoder, &mut self.read_buf);
-        match self.stream.poll_read(cx, &mut self.read_buf) {
+        // Room for the next read: in the read buffer, or in the own buffer
+        // of a large body being read (exact-size, grown only as its bytes
+        // arrive: no doubling, no copy of a partial body).
+        self.decoder
+            .reserve_for_read(&mut self.read_buf, MIN_READ_ROOM);
+        let mut room = self.decoder.read_buffer(&mut self.read_buf);
+        match self.stream.poll_read(cx, &mut room) {
             Poll::Pending => Ok(false),
             Poll::Ready(Ok(0)) => {
                 // A TLS server answers a plaintext client with a TLS alert
@@ -511,25 +513,6 @@ impl Future for Connection<'_> {
                 return Poll::Pending;
             }
         }
-    }
-}
-
-/// Makes room in the read buffer before a read: 8 KiB at a frame boundary
-/// and inside a small body, so one read takes many small frames.
-///
-/// Inside a large body (32 KiB or more of it already buffered, so it is
-/// longer than the decoder copies), the decoder has reserved what the body
-/// still needs, at most 64 KiB ahead: room on top of that would make
-/// `BytesMut` double the buffer (and copy the partial body) for the few
-/// bytes of the next frame. (When the decoder can say exactly what the
-/// frame still needs, this asks it instead.)
-fn reserve_read_room(decoder: &FrameDecoder, buf: &mut BytesMut) {
-    let room = buf.capacity() - buf.len();
-    if room > 0 && decoder.in_body() && buf.len() >= LARGE_BODY_BUFFERED {
-        return;
-    }
-    if room < MIN_READ_ROOM {
-        buf.reserve(MIN_READ_ROOM);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::BufMut;
 use tokio::net::TcpStream;
 
 use crate::protocol::write_queue::{WriteQueue, empty_slices};
@@ -80,10 +80,10 @@ impl ClientStream {
 
     /// Reads once into `buf` if bytes are ready: `Ready(Ok(0))` at the end
     /// of the stream.
-    pub fn poll_read(
+    pub fn poll_read<B: BufMut>(
         &mut self,
         cx: &mut Context<'_>,
-        buf: &mut BytesMut,
+        buf: &mut B,
     ) -> Poll<io::Result<usize>> {
         match self {
             ClientStream::Tcp(stream) => loop {
