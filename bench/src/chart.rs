@@ -18,8 +18,12 @@ fn colour(system: System) -> RGBColor {
         System::CourierPostcard => RGBColor(0x6b, 0xae, 0xd6),
         System::Tonic => RGBColor(0xd6, 0x27, 0x28),
         System::TarpcJson => RGBColor(0xff, 0x7f, 0x0e),
+        System::TarpcBincode => RGBColor(0xff, 0xbb, 0x78),
+        System::RawRpc => RGBColor(0x98, 0xdf, 0x8a),
         System::RawTokio => RGBColor(0x2c, 0xa0, 0x2c),
         System::FloorStd => RGBColor(0x7f, 0x7f, 0x7f),
+        System::CourierProtobufBaseline => RGBColor(0x94, 0x67, 0xbd),
+        System::CourierPostcardBaseline => RGBColor(0xc5, 0xb0, 0xd5),
     }
 }
 

@@ -32,7 +32,7 @@ use crate::machine::Machine;
 use crate::orchestrate::{Placement, Plan};
 use crate::report::{PlacementInfo, Results, RunConfig};
 use crate::syscalls::WriteCounter;
-use crate::systems::{ClientSpec, System};
+use crate::systems::{ClientSpec, Runtime, System};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -69,6 +69,13 @@ enum Cmd {
         /// Tokio worker threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// A current-thread runtime instead (overrides --workers).
+        #[arg(long)]
+        current_thread: bool,
+        /// The payload of the run's calls (systems a user would tune for
+        /// large messages are tuned from it).
+        #[arg(long, default_value_t = 0)]
+        payload: usize,
     },
     /// (Internal) the client of one run.
     #[command(hide = true)]
@@ -90,8 +97,9 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// A few seconds in all: one tiny cell per system (16 B, 1 in flight,
-    /// one run each), to check that the harness works. Writes to
+    /// Half a minute at most: one tiny cell per system (16 B, 1 in flight,
+    /// one run each, plus its writes run), and the same cell on the other
+    /// runtimes, to check that the harness works. Writes to
     /// target/courier-bench-quick unless --out is given.
     #[arg(long)]
     quick: bool,
@@ -99,28 +107,46 @@ struct RunArgs {
     /// target/courier-bench-quick with --quick].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Systems to run, comma-separated [default: all].
+    /// Systems to run, comma-separated [default: all of this build, plus
+    /// courier-protobuf@baseline with --baseline-bin].
     #[arg(long, value_delimiter = ',')]
     systems: Option<Vec<System>>,
-    /// Payload sizes in bytes [default: 16,1024,65536].
+    /// Payload sizes in bytes, on the split placement [default: 16,1024,65536].
     #[arg(long, value_delimiter = ',')]
     payloads: Option<Vec<usize>>,
     /// Calls in flight [default: 1,32,256].
     #[arg(long, value_delimiter = ',')]
     concurrency: Option<Vec<usize>>,
-    /// Runs per cell [default: 3].
+    /// Runs per cell [default: 5].
     #[arg(long)]
     repeats: Option<usize>,
-    /// Warm-up per run in ms [default: 500].
+    /// Warm-up per run in ms [default: 400].
     #[arg(long)]
     warmup_ms: Option<u64>,
-    /// Measured window per run in ms [default: 2000].
+    /// Measured window per run in ms [default: 1500].
     #[arg(long)]
     window_ms: Option<u64>,
+    /// Window of each run of the writes pass in ms [default: 1000].
+    #[arg(long)]
+    writes_window_ms: Option<u64>,
+    /// Other runtimes, each as its own placement: `current-thread` (split,
+    /// current-thread runtimes), `multi-2` (two workers each); `none` for
+    /// none [default: current-thread,multi-2].
+    #[arg(long, value_delimiter = ',')]
+    runtimes: Option<Vec<String>>,
+    /// Payloads measured on the other runtimes; `none` for none
+    /// [default: 1024].
+    #[arg(long, value_delimiter = ',')]
+    runtime_payloads: Option<Vec<String>>,
     /// Payloads also measured with server and client sharing one core,
-    /// comma-separated; `none` for none [default: 1024].
+    /// comma-separated; `none` for none [default: none].
     #[arg(long, value_delimiter = ',')]
     shared_core_payloads: Option<Vec<String>>,
+    /// A second build of courier-bench (an older commit, see bench/ab.sh):
+    /// its courier systems run as `courier-protobuf@baseline` rows,
+    /// interleaved with this build's in the same run.
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +172,18 @@ struct ClientArgs {
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// A current-thread runtime instead (overrides --workers).
+    #[arg(long)]
+    current_thread: bool,
+}
+
+/// The runtime the `server` and `client` subcommands were asked for.
+fn child_runtime(workers: usize, current_thread: bool) -> Runtime {
+    if current_thread {
+        Runtime::CurrentThread
+    } else {
+        Runtime::MultiThread(workers.max(1))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +191,9 @@ struct CallgrindArgs {
     /// Payload sizes in bytes [default: 16,1024,65536].
     #[arg(long, value_delimiter = ',')]
     payloads: Option<Vec<usize>>,
+    /// Operations to count, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    ops: Option<Vec<microbench::Op>>,
     /// Where callgrind.md and callgrind.json go [default: book/src/performance].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -167,14 +208,20 @@ fn main() -> ExitCode {
             .and_then(|exe| {
                 let payloads = args.payloads.unwrap_or_else(|| vec![16, 1024, 65536]);
                 let out = args.out.unwrap_or_else(|| orchestrate::default_out(false));
-                microbench::callgrind(&exe, &payloads, &out)
+                let ops = args.ops.unwrap_or_else(|| microbench::Op::ALL.to_vec());
+                microbench::callgrind(&exe, &payloads, &ops, &out)
                     .map(|()| eprintln!("wrote {}", out.join("callgrind.md").display()))
             }),
         Cmd::Render { dir } => {
             let dir = dir.unwrap_or_else(|| orchestrate::default_out(false));
             report::render(&dir)
         }
-        Cmd::Server { system, workers } => systems::serve(system, workers),
+        Cmd::Server {
+            system,
+            workers,
+            current_thread,
+            payload,
+        } => systems::serve(system, child_runtime(workers, current_thread), payload),
         Cmd::Client(args) => systems::run_client(&ClientSpec {
             system: args.system,
             addr: args.addr,
@@ -184,7 +231,7 @@ fn main() -> ExitCode {
                 warmup: Duration::from_millis(args.warmup_ms),
                 window: Duration::from_millis(args.window_ms),
             },
-            workers: args.workers,
+            runtime: child_runtime(args.workers, args.current_thread),
         }),
         Cmd::Microbench { op, iters, payload } => microbench::run(op, iters, payload),
     };
@@ -199,20 +246,57 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses a list of payload sizes where `none` means none.
+fn payload_list(list: Option<Vec<String>>, default: &[usize]) -> Result<Vec<usize>, String> {
+    match list {
+        None => Ok(default.to_vec()),
+        Some(list) => list
+            .iter()
+            .filter(|p| p.as_str() != "none")
+            .map(|p| p.parse().map_err(|_| format!("bad payload size `{p}`")))
+            .collect(),
+    }
+}
+
 /// The `run` command.
 fn run(args: RunArgs) -> Result<(), String> {
     let quick = args.quick;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut machine = Machine::detect();
     let mut notes = Vec::new();
-    let mut systems = args.systems.unwrap_or_else(|| System::ALL.to_vec());
-    systems.retain(|s| match s.available() {
-        Ok(()) => true,
-        Err(why) => {
+    let baseline_bin = match args.baseline_bin {
+        Some(path) if path.is_file() => Some(
+            path.canonicalize()
+                .map_err(|e| format!("--baseline-bin {}: {e}", path.display()))?,
+        ),
+        Some(path) => return Err(format!("--baseline-bin {}: no such file", path.display())),
+        None => None,
+    };
+    let mut systems = args.systems.unwrap_or_else(|| {
+        let mut all = System::ALL.to_vec();
+        if baseline_bin.is_some() {
+            all.insert(1, System::CourierProtobufBaseline);
+        }
+        all
+    });
+    systems.dedup();
+    systems.retain(|s| match (s.of_baseline(), &baseline_bin, s.available()) {
+        (Some(_), Some(_), _) | (None, _, Ok(())) => true,
+        (Some(_), None, _) => {
+            notes.push(format!("{} skipped: no --baseline-bin.", s.name()));
+            false
+        }
+        (None, _, Err(why)) => {
             notes.push(format!("{} skipped: {why}.", s.name()));
             false
         }
     });
+    if let Some(bin) = &baseline_bin {
+        notes.push(format!(
+            "`@baseline` rows: the same system run by a second build of the harness, {} (not on current-thread runtimes: older builds have no such option).",
+            bin.display()
+        ));
+    }
     let payloads = args.payloads.unwrap_or_else(|| {
         if quick {
             vec![16]
@@ -223,58 +307,112 @@ fn run(args: RunArgs) -> Result<(), String> {
     let concurrency = args
         .concurrency
         .unwrap_or_else(|| if quick { vec![1] } else { vec![1, 32, 256] });
-    let shared_payloads: Vec<usize> = match args.shared_core_payloads {
-        Some(list) => list.iter().filter_map(|p| p.parse().ok()).collect(),
-        None if quick => Vec::new(),
-        None => vec![1024],
-    };
+    let shared_payloads = payload_list(args.shared_core_payloads, &[])?;
+    let runtime_payloads =
+        payload_list(args.runtime_payloads, if quick { &[16] } else { &[1024] })?;
+    let runtimes = args
+        .runtimes
+        .unwrap_or_else(|| vec!["current-thread".to_owned(), "multi-2".to_owned()]);
     let timing = Timing {
-        warmup: Duration::from_millis(args.warmup_ms.unwrap_or(if quick { 100 } else { 500 })),
-        window: Duration::from_millis(args.window_ms.unwrap_or(if quick { 200 } else { 2000 })),
+        warmup: Duration::from_millis(args.warmup_ms.unwrap_or(if quick { 100 } else { 400 })),
+        window: Duration::from_millis(args.window_ms.unwrap_or(if quick { 200 } else { 1500 })),
     };
-    let repeats = args.repeats.unwrap_or(if quick { 1 } else { 3 }).max(1);
+    let writes_timing = Timing {
+        warmup: timing.warmup,
+        window: Duration::from_millis(args.writes_window_ms.unwrap_or(if quick {
+            200
+        } else {
+            1000
+        })),
+    };
+    let repeats = args.repeats.unwrap_or(if quick { 1 } else { 5 }).max(1);
     let split = Placement::split(&machine);
     if split.server_cpus.is_none() {
         notes.push("Processes are not pinned (taskset missing or fewer than 2 CPUs).".to_owned());
     }
     let mut placements = vec![(split, payloads.clone())];
+    if !runtime_payloads.is_empty() {
+        for runtime in runtimes.iter().filter(|r| r.as_str() != "none") {
+            match runtime.as_str() {
+                "current-thread" => placements.push((
+                    Placement::split_current_thread(&machine),
+                    runtime_payloads.clone(),
+                )),
+                "multi-2" => match Placement::multi_2(&machine) {
+                    Some(p) => placements.push((p, runtime_payloads.clone())),
+                    None => notes.push(
+                        "No multi-2 runs: taskset is missing or there is one CPU.".to_owned(),
+                    ),
+                },
+                other => {
+                    return Err(format!(
+                        "--runtimes: `{other}` is not current-thread, multi-2 or none"
+                    ));
+                }
+            }
+        }
+    }
     if !shared_payloads.is_empty() {
         match Placement::shared(&machine) {
             Some(shared) => placements.push((shared, shared_payloads)),
             None => notes.push("No shared-core runs: taskset is missing.".to_owned()),
         }
     }
-    notes.push("tarpc uses its serde transport with the JSON codec (feature serde-transport-json; its other built-in codec, bincode, is unmaintained): a bytes payload travels as a JSON array of numbers.".to_owned());
-    notes.push("tonic: transport::Server and Channel with default settings (HTTP/2 windows included), a hand-written prost message and service (no protoc), no router.".to_owned());
+    if machine.cpu_ids().len() < 3 {
+        notes.push("This machine has 2 CPUs: both are measured on the split placements, so the orchestrator and perf have no core of their own there. The orchestrator sleeps in a blocking read during each window; perf is attached only in the writes pass, whose calls/s are not reported.".to_owned());
+    }
+    notes.push("tarpc runs its serde transport with each of its two built-in codecs: JSON (a bytes payload travels as a JSON array of numbers) and bincode 1 (length and raw bytes; bincode is unmaintained, and used here only because tarpc's users use it).".to_owned());
+    notes.push(format!("tonic: transport::Server and Channel, a hand-written prost message and service (no protoc), no router; default settings, except `http2_adaptive_window(true)` on both sides for payloads from {} on (as a competent user sending large messages would set it).", report::size_label(systems::tonic_sys::ADAPTIVE_WINDOW_FROM)));
+    notes.push("raw-rpc: the raw echo's framing and server, called by the same closed-loop callers as the RPC systems (a task per call in flight) with a request id, a pending map and a oneshot per call: the RPC-shaped ceiling. raw-tokio: one task per side, no per-call state: the ceiling of the wire.".to_owned());
     let writes = WriteCounter::detect();
     let plan = Plan {
         systems: systems.clone(),
         concurrency: concurrency.clone(),
         repeats,
         timing,
+        writes_timing,
         placements: placements.clone(),
+        // Quick runs count writes on the first placement only.
+        writes_pass_on: if writes != WriteCounter::Perf {
+            Vec::new()
+        } else if quick {
+            vec![placements[0].0.name.clone()]
+        } else {
+            placements.iter().map(|(p, _)| p.name.clone()).collect()
+        },
+        baseline_bin: baseline_bin.clone(),
     };
     let jobs = plan.jobs().len();
-    let per_run = timing.warmup + timing.window + Duration::from_millis(700);
+    let estimate = plan.estimate().as_secs_f64();
     eprintln!(
-        "courier-bench: {jobs} runs, about {:.0} s; {}; write syscalls via {}",
-        (per_run * jobs as u32).as_secs_f64(),
+        "courier-bench: {jobs} runs, about {}; {}; write syscalls via {}{}",
+        if estimate < 120.0 {
+            format!("{estimate:.0} s")
+        } else {
+            format!("{:.0} min", estimate / 60.0)
+        },
         placements
             .iter()
             .map(|(p, _)| format!("{}: {}", p.name, p.describe()))
             .collect::<Vec<_>>()
             .join("; "),
-        writes.describe()
+        writes.describe(),
+        if !plan.writes_pass_on.is_empty() {
+            " (in a separate pass)"
+        } else {
+            ""
+        }
     );
-    let runs = orchestrate::run_all(&plan, &exe, writes);
+    let runs = orchestrate::run_all(&plan, &exe, writes, &machine);
     machine.load_after = procfs::load_average();
+    let out = args.out.unwrap_or_else(|| orchestrate::default_out(quick));
     let cells = report::summarize(&runs);
     let ratios = report::ratios(&cells);
-    let targets = report::targets(&cells, &placements[0].0.name);
-    let mut command = "cargo run --release -p courier-bench -- run".to_owned();
-    if quick {
-        command.push_str(" --quick");
-    }
+    let targets = report::all_targets(&cells, &placements[0].0.name, &out);
+    let command = std::iter::once("cargo run --release -p courier-bench --".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
     let results = Results {
         schema: report::SCHEMA,
         machine,
@@ -286,6 +424,8 @@ fn run(args: RunArgs) -> Result<(), String> {
             repeats,
             warmup_ms: timing.warmup.as_millis() as u64,
             window_ms: timing.window.as_millis() as u64,
+            writes_window_ms: (!plan.writes_pass_on.is_empty())
+                .then_some(writes_timing.window.as_millis() as u64),
             write_counter: writes.describe().to_owned(),
         },
         placements: placements
@@ -302,12 +442,11 @@ fn run(args: RunArgs) -> Result<(), String> {
         targets,
         runs,
     };
-    let out = args.out.unwrap_or_else(|| orchestrate::default_out(quick));
     report::write_all(&results, &out)?;
     println!("{}", report::ratios_markdown(&results));
     println!("{}", report::targets_markdown(&results));
     eprintln!(
-        "wrote results.md, results.json and chart.svg to {}",
+        "wrote results.md, targets.md, results.json and chart.svg to {}",
         out.display()
     );
     Ok(())

@@ -9,7 +9,9 @@
 //! collected only inside their `measured_*` function (`--toggle-collect`),
 //! so building their inputs is not counted; calls are counted whole (the
 //! client and server tasks of a current-thread runtime, user space only:
-//! the kernel's loopback work is not in the count).
+//! the kernel's loopback work is not in the count), with one call in
+//! flight, and for courier also with 64 (`courier-call-64`: 64 caller
+//! tasks on one connection, where reads and writes can carry many frames).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -27,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::load::Caller;
 use crate::systems::courier_sys::echo_idl::echo::{ECHO, EchoArgs};
-use crate::systems::{courier_sys, payload, raw, tarpc_sys, tonic_sys};
+use crate::systems::{courier_sys, payload, raw, raw_rpc, tarpc_sys, tonic_sys};
 
 /// An operation counted under callgrind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -41,23 +43,35 @@ pub enum Op {
     Decode,
     /// One whole courier call (protobuf), client and server in one process.
     CourierCall,
+    /// The same with 64 calls in flight on the one connection (64 caller
+    /// tasks): what a call costs when frames can share reads and writes.
+    #[value(name = "courier-call-64")]
+    CourierCall64,
+    /// One call of the RPC-shaped ceiling (raw framing, oneshot and pending
+    /// map per call), in one process.
+    RawRpcCall,
     /// One raw-echo round trip (same framing, no RPC), in one process.
     RawCall,
     /// One tonic call, client and server in one process.
     TonicCall,
     /// One tarpc (JSON) call, client and server in one process.
     TarpcCall,
+    /// One tarpc (bincode) call, client and server in one process.
+    TarpcBincodeCall,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 9] = [
         Op::Encode,
         Op::Decode,
         Op::CourierCall,
+        Op::CourierCall64,
+        Op::RawRpcCall,
         Op::RawCall,
         Op::TonicCall,
         Op::TarpcCall,
+        Op::TarpcBincodeCall,
     ];
 
     fn name(self) -> &'static str {
@@ -65,9 +79,12 @@ impl Op {
             Op::Encode => "encode",
             Op::Decode => "decode",
             Op::CourierCall => "courier-call",
+            Op::CourierCall64 => "courier-call-64",
+            Op::RawRpcCall => "raw-rpc-call",
             Op::RawCall => "raw-call",
             Op::TonicCall => "tonic-call",
             Op::TarpcCall => "tarpc-call",
+            Op::TarpcBincodeCall => "tarpc-bincode-call",
         }
     }
 
@@ -80,12 +97,21 @@ impl Op {
         }
     }
 
+    /// Calls in flight (1 but for the `-64` operation).
+    fn in_flight(self) -> u64 {
+        match self {
+            Op::CourierCall64 => 64,
+            _ => 1,
+        }
+    }
+
     /// (N1, N2) iterations for a `len`-byte payload (a tenth for large
     /// payloads: tarpc's JSON of 64 KiB costs tens of millions of
-    /// instructions per call).
+    /// instructions per call); multiples of the calls in flight.
     fn iterations(self, len: usize) -> (u64, u64) {
         let (n1, n2) = match self {
             Op::Encode | Op::Decode => (1_000, 11_000),
+            Op::CourierCall64 => (640, 3_840),
             _ => (200, 1_200),
         };
         if len > 16 * 1024 {
@@ -174,29 +200,54 @@ pub fn run(op: Op, iters: u64, len: usize) -> Result<(), String> {
 }
 
 async fn calls(op: Op, iters: u64, payload: Bytes) -> Result<(), String> {
-    async fn repeat<C: Caller>(mut caller: C, iters: u64, payload: Bytes) -> Result<(), String> {
-        for _ in 0..iters {
-            caller.call(payload.clone()).await?;
+    /// `iters` calls in all, by `in_flight` tasks each calling in a loop.
+    async fn repeat<C: Caller>(
+        caller: C,
+        iters: u64,
+        in_flight: u64,
+        payload: Bytes,
+    ) -> Result<(), String> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..in_flight {
+            let mut caller = caller.clone();
+            let payload = payload.clone();
+            tasks.spawn(async move {
+                for _ in 0..iters / in_flight {
+                    caller.call(payload.clone()).await?;
+                }
+                Ok::<(), String>(())
+            });
+        }
+        while let Some(task) = tasks.join_next().await {
+            task.map_err(|e| e.to_string())??;
         }
         Ok(())
     }
+    let n = op.in_flight();
     match op {
-        Op::CourierCall => {
+        Op::CourierCall | Op::CourierCall64 => {
             let addr = courier_sys::serve().await?;
-            repeat(
-                courier_sys::connect(addr, Serializer::Protobuf).await?,
-                iters,
-                payload,
-            )
-            .await
+            let caller = courier_sys::connect(addr, Serializer::Protobuf).await?;
+            repeat(caller, iters, n, payload).await
+        }
+        Op::RawRpcCall => {
+            let addr = raw::serve().await?;
+            repeat(raw_rpc::connect(addr).await?, iters, n, payload).await
         }
         Op::TonicCall => {
-            let addr = tonic_sys::serve().await?;
-            repeat(tonic_sys::connect(addr).await?, iters, payload).await
+            let adaptive = tonic_sys::adaptive_window(payload.len());
+            let addr = tonic_sys::serve(adaptive).await?;
+            let caller = tonic_sys::connect(addr, adaptive).await?;
+            repeat(caller, iters, n, payload).await
         }
-        Op::TarpcCall => {
-            let addr = tarpc_sys::serve().await?;
-            repeat(tarpc_sys::connect(addr).await?, iters, payload).await
+        Op::TarpcCall | Op::TarpcBincodeCall => {
+            let codec = if op == Op::TarpcCall {
+                tarpc_sys::Codec::Json
+            } else {
+                tarpc_sys::Codec::Bincode
+            };
+            let addr = tarpc_sys::serve(codec).await?;
+            repeat(tarpc_sys::connect(addr, codec).await?, iters, n, payload).await
         }
         Op::RawCall => {
             let addr = raw::serve().await?;
@@ -269,7 +320,7 @@ fn collected(exe: &Path, op: Op, iters: u64, len: usize) -> Result<u64, String> 
 
 /// The `callgrind` subcommand: counts every operation for each payload and
 /// writes callgrind.md and callgrind.json into `out`.
-pub fn callgrind(exe: &Path, payloads: &[usize], out: &Path) -> Result<(), String> {
+pub fn callgrind(exe: &Path, payloads: &[usize], ops: &[Op], out: &Path) -> Result<(), String> {
     let version = Command::new("valgrind")
         .arg("--version")
         .output()
@@ -277,7 +328,7 @@ pub fn callgrind(exe: &Path, payloads: &[usize], out: &Path) -> Result<(), Strin
     let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
     let mut counts = Vec::new();
     for &len in payloads {
-        for op in Op::ALL {
+        for &op in ops {
             let (n1, n2) = op.iterations(len);
             let result = collected(exe, op, n1, len)
                 .and_then(|a| Ok((a, collected(exe, op, n2, len)?)))
@@ -315,13 +366,13 @@ pub fn callgrind(exe: &Path, payloads: &[usize], out: &Path) -> Result<(), Strin
     .map_err(|e| e.to_string())?;
     fs::write(
         out.join("callgrind.md"),
-        callgrind_markdown(&version, payloads, &counts),
+        callgrind_markdown(&version, payloads, ops, &counts),
     )
     .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-fn callgrind_markdown(version: &str, payloads: &[usize], counts: &[Count]) -> String {
+fn callgrind_markdown(version: &str, payloads: &[usize], ops: &[Op], counts: &[Count]) -> String {
     let mut md = format!(
         "<!-- Generated by `bench/callgrind.sh`: do not edit. -->\n\nInstructions per operation ({version}, `--tool=callgrind`, (Ir(N2) − Ir(N1)) / (N2 − N1)); user space only.\n\n| operation |"
     );
@@ -333,7 +384,7 @@ fn callgrind_markdown(version: &str, payloads: &[usize], counts: &[Count]) -> St
         md.push_str("--:|");
     }
     md.push('\n');
-    for op in Op::ALL {
+    for &op in ops {
         let _ = write!(md, "| {} |", op.name());
         for &p in payloads {
             let cell = counts

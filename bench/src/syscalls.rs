@@ -56,11 +56,20 @@ impl WriteCounter {
         }
     }
 
-    /// Starts counting the writes of `pid`.
-    pub fn attach(self, pid: u32) -> Attached {
+    /// Starts counting the writes of `pid`; perf itself runs pinned to
+    /// `cpus` when given (off the measured cores).
+    pub fn attach(self, pid: u32, cpus: Option<&str>) -> Attached {
         match self {
             WriteCounter::Perf => {
-                let child = Command::new("perf")
+                let mut command = match cpus {
+                    Some(cpus) => {
+                        let mut c = Command::new("taskset");
+                        c.args(["-c", cpus, "perf"]);
+                        c
+                    }
+                    None => Command::new("perf"),
+                };
+                let child = command
                     .args(["stat", "-x", ",", "-e", EVENTS, "-p", &pid.to_string()])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())

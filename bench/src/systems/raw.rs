@@ -29,7 +29,7 @@ pub const MAGIC: u16 = 0xCA11;
 /// The largest body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// How much room a read gets at least.
-const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 /// Stop reading while this much is waiting to be written.
 const MAX_QUEUED: usize = 8 * 1024 * 1024;
 /// Slices per vectored write.
@@ -67,7 +67,7 @@ pub fn complete_frame(buf: &[u8]) -> io::Result<Option<usize>> {
 }
 
 /// The request id of the frame at the start of `buf` (its header is there).
-fn request_id(buf: &[u8]) -> u64 {
+pub fn request_id(buf: &[u8]) -> u64 {
     let mut id = [0; 8];
     id.copy_from_slice(&buf[6..14]);
     u64::from_be_bytes(id)

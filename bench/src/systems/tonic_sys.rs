@@ -4,8 +4,12 @@
 //! with `bytes = "bytes"`), and the service is the hand-written form of
 //! tonic-build's generated server (`tonic::server::Grpc::unary` behind a
 //! tower `Service`) and client (`tonic::client::Grpc::unary`). The server is
-//! tonic's own `transport::Server` with its default settings (no router:
-//! one service needs none), `TCP_NODELAY` on both sides.
+//! tonic's own `transport::Server` (no router: one service needs none),
+//! `TCP_NODELAY` on both sides, default settings except one: for large
+//! payloads (≥ [`ADAPTIVE_WINDOW_FROM`]) both sides set
+//! `http2_adaptive_window(true)`, as a competent user sending large
+//! messages would (HTTP/2 flow control then sizes its windows to the
+//! measured bandwidth-delay product instead of the 64 KiB default).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -20,6 +24,15 @@ use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
 use crate::load::Caller;
+
+/// Payloads from this size on run with `http2_adaptive_window(true)` on
+/// both sides.
+pub const ADAPTIVE_WINDOW_FROM: usize = 32 * 1024;
+
+/// Whether a run with `payload`-byte calls sets the adaptive window.
+pub fn adaptive_window(payload: usize) -> bool {
+    payload >= ADAPTIVE_WINDOW_FROM
+}
 
 /// The gRPC path of the one method.
 const ECHO_PATH: &str = "/bench.Echo/Echo";
@@ -80,8 +93,9 @@ where
     }
 }
 
-/// Starts tonic's server on 127.0.0.1 (an ephemeral port).
-pub async fn serve() -> Result<SocketAddr, String> {
+/// Starts tonic's server on 127.0.0.1 (an ephemeral port), with HTTP/2's
+/// adaptive window if `adaptive_window`.
+pub async fn serve(adaptive_window: bool) -> Result<SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("tonic: cannot bind: {e}"))?;
@@ -89,6 +103,7 @@ pub async fn serve() -> Result<SocketAddr, String> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(async move {
         if let Err(e) = Server::builder()
+            .http2_adaptive_window(adaptive_window.then_some(true))
             .serve_with_incoming(EchoService, incoming)
             .await
         {
@@ -102,11 +117,16 @@ pub async fn serve() -> Result<SocketAddr, String> {
 #[derive(Clone)]
 pub struct TonicCaller(tonic::client::Grpc<Channel>);
 
-/// Connects one channel (one HTTP/2 connection) to `addr`.
-pub async fn connect(addr: SocketAddr) -> Result<TonicCaller, String> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
+/// Connects one channel (one HTTP/2 connection) to `addr`, with HTTP/2's
+/// adaptive window if `adaptive_window`.
+pub async fn connect(addr: SocketAddr, adaptive_window: bool) -> Result<TonicCaller, String> {
+    let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| format!("tonic: {e}"))?
-        .tcp_nodelay(true)
+        .tcp_nodelay(true);
+    if adaptive_window {
+        endpoint = endpoint.http2_adaptive_window(true);
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("tonic: cannot connect: {e}"))?;
