@@ -18,16 +18,24 @@
 #
 # The baseline's source is exported with `git archive` (no worktree, no
 # checkout) into target/ab/src-COMMIT and built with
-# CARGO_TARGET_DIR=target/ab/target (its own, so the two builds do not
-# overwrite each other: ~2 GB, and several minutes the first time; later
-# builds reuse it). `rm -rf target/ab` removes everything.
+# CARGO_TARGET_DIR=target/ab/target: its own, so the two builds do not
+# overwrite each other. The first time, that directory is seeded with hard
+# links to target/release's compiled crates.io dependencies (no copy, no
+# extra disk: a dependency of the same version and features has the same
+# file names and contents in both), but never with the workspace's own
+# crates (courier, idlc, ...), whose artifacts are removed from the seed
+# and whose exported sources are touched: cargo would otherwise take this
+# tree's runtime for the baseline's (a path crate's artifact name does not
+# depend on where it is, and `git archive` gives old mtimes). So only the
+# workspace's crates and changed dependencies are compiled. `rm -rf
+# target/ab` removes everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 target="${CARGO_TARGET_DIR:-$root/target}"
 
 usage() {
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set /p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -48,6 +56,26 @@ build() {
     if [[ ! -f "$src/bench/Cargo.toml" ]]; then
         echo "ab.sh: commit $sha has no bench/ crate" >&2
         exit 1
+    fi
+    # Newer than any artifact: every workspace crate is rebuilt from it.
+    find "$src" -type f -exec touch {} +
+    local seed="$target/ab/target/release"
+    if [[ ! -d "$seed" && -d "$target/release/deps" ]]; then
+        mkdir -p "$seed"
+        for dir in deps build .fingerprint; do
+            if [[ -d "$target/release/$dir" ]]; then
+                cp -al "$target/release/$dir" "$seed/"
+            fi
+        done
+        # The workspace's own crates (of this tree and of the baseline) are
+        # never taken from the seed.
+        local name crate
+        for name in $(cat "$root"/Cargo.toml "$root"/*/Cargo.toml "$src"/Cargo.toml "$src"/*/Cargo.toml 2>/dev/null |
+            sed -n 's/^name = "\([A-Za-z0-9_-]*\)"$/\1/p' | sort -u); do
+            crate=${name//-/_}
+            rm -rf "$seed/deps/lib$crate-"* "$seed/deps/$crate-"* \
+                "$seed/.fingerprint/$name-"* "$seed/build/$name-"*
+        done
     fi
     echo "ab.sh: building courier-bench at $sha (CARGO_TARGET_DIR=$target/ab/target)" >&2
     (cd "$src" && CARGO_TARGET_DIR="$target/ab/target" cargo build --release --locked -p courier-bench >&2)

@@ -29,7 +29,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::load::Timing;
 use crate::machine::Machine;
-use crate::orchestrate::{Placement, Plan};
+use crate::orchestrate::{Pass, Placement, Plan};
 use crate::report::{PlacementInfo, Results, RunConfig};
 use crate::syscalls::WriteCounter;
 use crate::systems::{ClientSpec, Runtime, System};
@@ -111,7 +111,8 @@ struct RunArgs {
     /// courier-protobuf@baseline with --baseline-bin].
     #[arg(long, value_delimiter = ',')]
     systems: Option<Vec<System>>,
-    /// Payload sizes in bytes, on the split placement [default: 16,1024,65536].
+    /// Payload sizes in bytes, on the split placement [default: 1024,65536;
+    /// 16 B adds about 5 minutes to a full run].
     #[arg(long, value_delimiter = ',')]
     payloads: Option<Vec<usize>>,
     /// Calls in flight [default: 1,32,256].
@@ -142,6 +143,9 @@ struct RunArgs {
     /// comma-separated; `none` for none [default: none].
     #[arg(long, value_delimiter = ',')]
     shared_core_payloads: Option<Vec<String>>,
+    /// Prints the plan (placements, runs, estimated duration) and exits.
+    #[arg(long)]
+    dry_run: bool,
     /// A second build of courier-bench (an older commit, see bench/ab.sh):
     /// its courier systems run as `courier-protobuf@baseline` rows,
     /// interleaved with this build's in the same run.
@@ -297,13 +301,9 @@ fn run(args: RunArgs) -> Result<(), String> {
             bin.display()
         ));
     }
-    let payloads = args.payloads.unwrap_or_else(|| {
-        if quick {
-            vec![16]
-        } else {
-            vec![16, 1024, 65536]
-        }
-    });
+    let payloads =
+        args.payloads
+            .unwrap_or_else(|| if quick { vec![16] } else { vec![1024, 65536] });
     let concurrency = args
         .concurrency
         .unwrap_or_else(|| if quick { vec![1] } else { vec![1, 32, 256] });
@@ -382,10 +382,13 @@ fn run(args: RunArgs) -> Result<(), String> {
         },
         baseline_bin: baseline_bin.clone(),
     };
-    let jobs = plan.jobs().len();
+    let jobs = plan.jobs();
+    let writes_runs = jobs.iter().filter(|j| j.pass == Pass::Writes).count();
     let estimate = plan.estimate().as_secs_f64();
     eprintln!(
-        "courier-bench: {jobs} runs, about {}; {}; write syscalls via {}{}",
+        "courier-bench: {} runs ({} measured, {writes_runs} counting writes), about {}; {}; write syscalls via {}{}",
+        jobs.len(),
+        jobs.len() - writes_runs,
         if estimate < 120.0 {
             format!("{estimate:.0} s")
         } else {
@@ -403,6 +406,9 @@ fn run(args: RunArgs) -> Result<(), String> {
             ""
         }
     );
+    if args.dry_run {
+        return Ok(());
+    }
     let runs = orchestrate::run_all(&plan, &exe, writes, &machine);
     machine.load_after = procfs::load_average();
     let out = args.out.unwrap_or_else(|| orchestrate::default_out(quick));

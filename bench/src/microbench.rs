@@ -335,12 +335,12 @@ pub fn callgrind(exe: &Path, payloads: &[usize], ops: &[Op], out: &Path) -> Resu
                 .map(|(a, b)| b.saturating_sub(a) as f64 / (n2 - n1) as f64);
             match &result {
                 Ok(ir) => eprintln!(
-                    "{:>6} {:<13} {ir:>12.0} instructions",
+                    "{:>6} {:<18} {ir:>12.0} instructions",
                     crate::report::size_label(len),
                     op.name()
                 ),
                 Err(e) => eprintln!(
-                    "{:>6} {:<13} failed: {e}",
+                    "{:>6} {:<18} failed: {e}",
                     crate::report::size_label(len),
                     op.name()
                 ),

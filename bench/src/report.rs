@@ -355,7 +355,7 @@ pub fn targets(cells: &[Cell], placement: &str) -> Vec<Target> {
         out.push(Target {
             goal,
             measured: format!(
-                "{:.2}× ({} vs {} calls/s), spread {spread:.0}% over {} runs; {}",
+                "{:.2}× ({} vs {} calls/s), spread {spread:.1}% over {} runs; {}",
                 a / b,
                 int(a),
                 int(b),
