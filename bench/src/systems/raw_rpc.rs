@@ -7,6 +7,16 @@
 //! connection task reads the answers, completes each call through its
 //! oneshot, and writes whatever the callers queued with one write.
 //!
+//! A ceiling has to batch as well as an RPC client can: a caller that
+//! queues a frame wakes the connection task, and tokio runs a task woken
+//! by the running task next (its LIFO slot), so the connection would
+//! write after every single caller. When other calls are in flight (so
+//! other callers may be about to queue theirs), the connection task
+//! therefore yields once before it takes the queue, by waking itself and
+//! returning `Pending` (which puts it at the back of the run queue, behind
+//! the callers that are ready), never with a timer; a lone call (one in
+//! flight) is written at once.
+//!
 //! The server is the raw echo's ([`super::raw::serve`]): so the difference
 //! between `raw-tokio` and `raw-rpc` is exactly the client's per-call
 //! machinery (task wake-ups, the map, the oneshot), which any RPC client
@@ -38,6 +48,8 @@ struct State {
     pending: PendingMap,
     /// Frames queued by callers, not yet taken by the connection task.
     output: BytesMut,
+    /// How many frames `output` holds.
+    queued: usize,
     /// The next request id.
     next_id: u64,
     /// The connection task, when it parked with nothing to write.
@@ -67,6 +79,7 @@ pub async fn connect(addr: SocketAddr) -> Result<RawRpcCaller, String> {
     let shared = Arc::new(Mutex::new(State {
         pending: PendingMap::default(),
         output: BytesMut::with_capacity(READ_CHUNK),
+        queued: 0,
         next_id: 1,
         writer: None,
         closed: None,
@@ -78,6 +91,7 @@ pub async fn connect(addr: SocketAddr) -> Result<RawRpcCaller, String> {
             shared: Arc::clone(&task_shared),
             input: BytesMut::with_capacity(READ_CHUNK),
             sending: BytesMut::with_capacity(READ_CHUNK),
+            yielded: false,
         };
         let why = match poll_fn(|cx| connection.poll(cx)).await {
             Ok(()) => "connection closed".to_owned(),
@@ -103,6 +117,7 @@ impl Caller for RawRpcCaller {
             state.next_id += 1;
             state.pending.insert(id, tx);
             put_frame(&mut state.output, 1, id, &payload);
+            state.queued += 1;
             state.writer.take()
         };
         if let Some(writer) = writer {
@@ -123,23 +138,26 @@ struct Connection {
     input: BytesMut,
     /// Frames taken from the callers, being written.
     sending: BytesMut,
+    /// Whether the task has yielded once since it last took the queue.
+    yielded: bool,
 }
 
 impl Connection {
     /// Reads and writes until neither can go on; `Ready` when the
-    /// connection ends.
+    /// connection ends. It returns `Pending` only once both readiness polls
+    /// have (so the task is registered for both): a readiness poll that
+    /// returns `Ready` registers nothing, and the `WouldBlock` of the
+    /// `try_*` that follows only clears the readiness.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let mut progress = false;
+            let mut again = false;
             if let Poll::Ready(ready) = self.stream.poll_read_ready(cx) {
                 ready?;
+                again = true;
                 match self.read()? {
                     None => return Poll::Ready(Ok(())),
                     Some(0) => {}
-                    Some(_) => {
-                        self.complete()?;
-                        progress = true;
-                    }
+                    Some(_) => self.complete()?,
                 }
             }
             if self.sending.is_empty() {
@@ -152,24 +170,31 @@ impl Connection {
                     {
                         state.writer = Some(cx.waker().clone());
                     }
+                } else if !self.yielded && state.pending.len() > state.queued {
+                    // Other calls are in flight: let the callers that are
+                    // ready queue their frames first (see the module docs).
+                    self.yielded = true;
+                    drop(state);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 } else {
                     std::mem::swap(&mut state.output, &mut self.sending);
+                    state.queued = 0;
+                    self.yielded = false;
                 }
             }
             if !self.sending.is_empty()
                 && let Poll::Ready(ready) = self.stream.poll_write_ready(cx)
             {
                 ready?;
+                again = true;
                 match self.stream.try_write(&self.sending) {
-                    Ok(written) => {
-                        self.sending.advance(written);
-                        progress = true;
-                    }
+                    Ok(written) => self.sending.advance(written),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            if !progress {
+            if !again {
                 return Poll::Pending;
             }
         }
