@@ -301,9 +301,9 @@ fn run(args: RunArgs) -> Result<(), String> {
             bin.display()
         ));
     }
-    let payloads =
-        args.payloads
-            .unwrap_or_else(|| if quick { vec![16] } else { vec![1024, 65536] });
+    let payloads = args
+        .payloads
+        .unwrap_or_else(|| if quick { vec![16] } else { vec![1024, 65536] });
     let concurrency = args
         .concurrency
         .unwrap_or_else(|| if quick { vec![1] } else { vec![1, 32, 256] });

@@ -239,3 +239,63 @@ impl Connection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::systems::{payload, raw};
+
+    /// Many large calls in flight at once (the socket buffers fill both
+    /// ways, so reads and writes must interleave) all complete.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn many_large_calls_in_flight_complete() {
+        let addr = raw::serve().await.expect("serve");
+        let caller = connect(addr).await.expect("connect");
+        let body = payload(64 * 1024);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..128 {
+            let mut caller = caller.clone();
+            let body = body.clone();
+            tasks.spawn(async move {
+                for _ in 0..4 {
+                    assert_eq!(caller.call(body.clone()).await, Ok(body.len()));
+                }
+            });
+        }
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(task) = tasks.join_next().await {
+                task.expect("caller task");
+            }
+        })
+        .await
+        .expect("every call answered");
+        assert!(lock(&caller.shared).pending.is_empty());
+    }
+
+    /// A peer that closes the connection fails the calls waiting on it and
+    /// every later one, with a reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_closed_connection_fails_calls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            // Accept, read a little, hang up without answering.
+            let (stream, _) = listener.accept().await.expect("accept");
+            let _ = stream.readable().await;
+            drop(stream);
+        });
+        let mut caller = connect(addr).await.expect("connect");
+        let first = tokio::time::timeout(Duration::from_secs(30), caller.call(payload(16)))
+            .await
+            .expect("the call ends");
+        assert!(first.is_err(), "{first:?}");
+        let later = tokio::time::timeout(Duration::from_secs(30), caller.call(payload(16)))
+            .await
+            .expect("the call ends");
+        assert!(later.is_err_and(|e| e.contains("raw-rpc")));
+    }
+}
