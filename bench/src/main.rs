@@ -265,6 +265,23 @@ fn payload_list(list: Option<Vec<String>>, default: &[usize]) -> Result<Vec<usiz
 /// The `run` command.
 fn run(args: RunArgs) -> Result<(), String> {
     let quick = args.quick;
+    // A run that changes what is measured is not the full run, whatever
+    // else it is (`--out`, `--baseline-bin` and `--dry-run` change nothing).
+    let narrowed = args.systems.is_some()
+        || args.payloads.is_some()
+        || args.concurrency.is_some()
+        || args.repeats.is_some()
+        || args.warmup_ms.is_some()
+        || args.window_ms.is_some()
+        || args.writes_window_ms.is_some()
+        || args.runtimes.is_some()
+        || args.runtime_payloads.is_some()
+        || args.shared_core_payloads.is_some();
+    let mode = match (quick, narrowed) {
+        (true, _) => "quick",
+        (false, true) => "custom",
+        (false, false) => "full",
+    };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut machine = Machine::detect();
     let mut notes = Vec::new();
@@ -423,7 +440,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         schema: report::SCHEMA,
         machine,
         config: RunConfig {
-            mode: if quick { "quick" } else { "full" }.to_owned(),
+            mode: mode.to_owned(),
             command,
             systems,
             concurrency,

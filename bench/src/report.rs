@@ -379,10 +379,13 @@ pub fn targets(cells: &[Cell], placement: &str) -> Vec<Target> {
         );
         let baseline = System::CourierProtobufBaseline;
         let (Some(a), Some(b)) = (get(courier, 1024, c), get(baseline, 1024, c)) else {
-            out.push(not_measured(
-                goal,
-                " (needs --baseline-bin, see bench/ab.sh)",
-            ));
+            let any_baseline = cells.iter().any(|x| x.system == baseline);
+            let why = if any_baseline {
+                ""
+            } else {
+                " (needs --baseline-bin, see bench/ab.sh)"
+            };
+            out.push(not_measured(goal, why));
             continue;
         };
         let (Some(pa), Some(pb)) = (a.p99_us, b.p99_us) else {
@@ -464,7 +467,8 @@ pub fn callgrind_targets(callgrind_json: Option<&str>) -> Vec<Target> {
 /// How the run was configured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// `full` or `quick`.
+    /// `full` (the defaults), `custom` (some of what is measured changed on
+    /// the command line) or `quick`.
     pub mode: String,
     /// The command that produced these results.
     pub command: String,
