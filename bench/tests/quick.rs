@@ -89,15 +89,15 @@ fn quick_run_writes_parsable_results() {
             ok_cell(&results, "multi-2", system);
         }
     }
-    // Writes are counted (by perf in a run of their own, or from /proc)
-    // for the first placement.
+    // Writes are counted for the first placement: by perf in a run of
+    // their own, or (where perf is not usable) from /proc, which does not
+    // see send(2) and so may count none.
     let courier = ok_cell(&results, first, "courier-protobuf");
-    assert!(
-        courier["client_writes_per_call"]
-            .as_f64()
-            .is_some_and(|w| w > 0.0),
-        "{courier}"
-    );
+    let writes = courier["client_writes_per_call"].as_f64();
+    let by_perf = results["config"]["write_counter"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("perf"));
+    assert!(writes.is_some_and(|w| w > 0.0 || !by_perf), "{courier}");
     let targets = results["targets"].as_array().expect("targets");
     assert!(targets.iter().any(|t| {
         t["goal"]
