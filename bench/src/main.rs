@@ -431,12 +431,12 @@ fn run(args: RunArgs) -> Result<(), String> {
     let out = args.out.unwrap_or_else(|| orchestrate::default_out(quick));
     let cells = report::summarize(&runs);
     let ratios = report::ratios(&cells);
-    let targets = report::all_targets(&cells, &placements[0].0.name, &out);
+
     let command = std::iter::once("cargo run --release -p courier-bench --".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    let results = Results {
+    let mut results = Results {
         schema: report::SCHEMA,
         machine,
         config: RunConfig {
@@ -450,6 +450,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             writes_window_ms: (!plan.writes_pass_on.is_empty())
                 .then_some(writes_timing.window.as_millis() as u64),
             write_counter: writes.describe().to_owned(),
+            tonic_adaptive_window_from: Some(systems::tonic_sys::ADAPTIVE_WINDOW_FROM),
         },
         placements: placements
             .iter()
@@ -462,9 +463,11 @@ fn run(args: RunArgs) -> Result<(), String> {
         notes,
         cells,
         ratios,
-        targets,
+        targets: Vec::new(),
         runs,
     };
+    results.targets =
+        report::all_targets(&results.cells, &placements[0].0.name, &results.config, &out);
     report::write_all(&results, &out)?;
     println!("{}", report::ratios_markdown(&results));
     println!("{}", report::targets_markdown(&results));

@@ -289,7 +289,12 @@ pub const MAX_SPREAD_PCT: f64 = 10.0;
 
 /// Checks the targets of issue 14 on the cells of `placement` (courier =
 /// courier-protobuf of this build).
-pub fn targets(cells: &[Cell], placement: &str) -> Vec<Target> {
+pub fn targets(cells: &[Cell], placement: &str, tonic_adaptive_from: Option<usize>) -> Vec<Target> {
+    let tonic_64k = if tonic_adaptive_from.is_some_and(|from| 65536 >= from) {
+        "tonic (with `http2_adaptive_window`)"
+    } else {
+        "tonic"
+    };
     let courier = System::CourierProtobuf;
     let get = |s: System, p: usize, c: usize| find(cells, placement, s, p, c);
     let rate = |s: System, p: usize, c: usize| get(s, p, c).and_then(|c| c.calls_per_sec);
@@ -340,8 +345,9 @@ pub fn targets(cells: &[Cell], placement: &str) -> Vec<Target> {
         _ => out.push(not_measured(goal, "")),
     }
     for c in [1, 32, 256] {
-        let goal =
-            format!("64 KiB, {c} in flight: ≥ 1.5× tonic calls/s, spread ≤ {MAX_SPREAD_PCT:.0}%");
+        let goal = format!(
+            "64 KiB, {c} in flight: ≥ 1.5× {tonic_64k} calls/s, spread ≤ {MAX_SPREAD_PCT:.0}%"
+        );
         let (Some(cell), Some(b)) = (get(courier, 65536, c), rate(System::Tonic, 65536, c)) else {
             out.push(not_measured(goal, ""));
             continue;
@@ -488,6 +494,10 @@ pub struct RunConfig {
     pub writes_window_ms: Option<u64>,
     /// How write syscalls were counted.
     pub write_counter: String,
+    /// tonic ran with `http2_adaptive_window(true)` from this payload on
+    /// (`None`: never, as in runs before it did).
+    #[serde(default)]
+    pub tonic_adaptive_window_from: Option<usize>,
 }
 
 /// A placement as reported.
@@ -575,6 +585,20 @@ fn run_line(results: &Results) -> String {
     )
 }
 
+/// A system's name in a table row: tonic's says when it ran with HTTP/2's
+/// adaptive window (large payloads, see `systems::tonic_sys`).
+fn row_name(system: System, payload: usize, config: &RunConfig) -> String {
+    if system == System::Tonic
+        && config
+            .tonic_adaptive_window_from
+            .is_some_and(|from| payload >= from)
+    {
+        "tonic (`http2_adaptive_window`)".to_owned()
+    } else {
+        system.name().to_owned()
+    }
+}
+
 /// results.md: the run's facts, one table per placement and payload, and
 /// the ratios (the targets go to targets.md).
 pub fn markdown(results: &Results) -> String {
@@ -627,7 +651,7 @@ pub fn markdown(results: &Results) -> String {
                         let _ = writeln!(
                             md,
                             "| {} | {} | failed: {} | | | | | | | | | | | | | |",
-                            system.name(),
+                            row_name(system, payload, c),
                             conc,
                             why.replace('|', "/")
                         );
@@ -640,7 +664,7 @@ pub fn markdown(results: &Results) -> String {
                     let _ = writeln!(
                         md,
                         "| {} | {} | {} | {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                        system.name(),
+                        row_name(system, payload, c),
                         conc,
                         int(cell.calls_per_sec.unwrap_or(0.0)),
                         opt(cell.spread_pct, 0),
@@ -728,8 +752,8 @@ pub fn targets_file(results: &Results) -> String {
 
 /// Every target: those of the run, and the instruction counts from the
 /// callgrind.json in `dir`, if there is one.
-pub fn all_targets(cells: &[Cell], placement: &str, dir: &Path) -> Vec<Target> {
-    let mut out = targets(cells, placement);
+pub fn all_targets(cells: &[Cell], placement: &str, config: &RunConfig, dir: &Path) -> Vec<Target> {
+    let mut out = targets(cells, placement, config.tonic_adaptive_window_from);
     let callgrind = fs::read_to_string(dir.join("callgrind.json")).ok();
     out.extend(callgrind_targets(callgrind.as_deref()));
     out.push(Target {
@@ -756,7 +780,7 @@ pub fn render(dir: &Path) -> Result<(), String> {
         .first()
         .map_or(String::new(), |p| p.name.clone());
     results.ratios = ratios(&results.cells);
-    results.targets = all_targets(&results.cells, &placement, dir);
+    results.targets = all_targets(&results.cells, &placement, &results.config, dir);
     write_views(&results, dir)
 }
 
@@ -856,7 +880,7 @@ mod tests {
             cell(CourierProtobuf, 1024, 32, 10_000.0, 5.0, 120.0),
             cell(CourierProtobufBaseline, 1024, 32, 10_000.0, 5.0, 100.0),
         ];
-        let t = targets(&cells, "split");
+        let t = targets(&cells, "split", Some(32 * 1024));
         assert_eq!(verdict(&t, "≥ 4× tonic"), Some(true));
         assert_eq!(verdict(&t, "≥ 2× tarpc-bincode"), Some(false));
         assert_eq!(verdict(&t, "≥ 0.5× raw-rpc"), Some(true));
@@ -868,7 +892,7 @@ mod tests {
         assert_eq!(verdict(&t, "1 KiB, 32 in flight: p99"), Some(false));
 
         // Nothing measured: every target says so instead of guessing.
-        let none = targets(&[], "split");
+        let none = targets(&[], "split", None);
         assert!(none.iter().all(|t| t.met.is_none()), "{none:?}");
         assert!(none.iter().any(|t| t.measured.contains("--baseline-bin")));
     }
