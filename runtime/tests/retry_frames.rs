@@ -1,5 +1,6 @@
 //! A balanced channel that fails a call over resends the frame it sent
-//! first: the same request id and the same bytes, encoded once. Observed on
+//! first: the same request id and payload, encoded once (its timeout field
+//! set to the time the caller has left). Observed on
 //! two real peers (raw sockets that record every request frame they read),
 //! with a serializer that counts its encodes.
 
@@ -7,11 +8,12 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::*;
 use courier::client::{BalanceOptions, CallOptions, Channel, MethodDescriptor};
-use courier::protocol::{FrameHeader, MessageKind};
+use courier::protocol::{FrameHeader, HEADER_LEN, MessageKind};
 use courier::registry::{MemoryRegistry, Registry, ServiceInstance};
 use courier::serializer::{CodecError, DecodeSink, PayloadCodec, erased_serde};
 use courier::{NoDeclaredError, RpcError, Serializer, StatusCode};
@@ -60,8 +62,12 @@ static COUNTING: CountingJson = CountingJson {
 type Frames = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// A peer on a real socket that records each request frame and answers it
-/// with `status` (and `body`).
-async fn peer(status: StatusCode, body: &'static [u8]) -> (std::net::SocketAddr, Frames) {
+/// with `status` (and `body`), `delay` after reading it.
+async fn peer(
+    status: StatusCode,
+    body: &'static [u8],
+    delay: Duration,
+) -> (std::net::SocketAddr, Frames) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let frames = Frames::default();
@@ -85,6 +91,7 @@ async fn peer(status: StatusCode, body: &'static [u8]) -> (std::net::SocketAddr,
                         continue; // not a request (byte 4 is the kind: a ping, a cancel)
                     }
                     recorded.lock().expect("lock").push(frame);
+                    tokio::time::sleep(delay).await;
                     let mut answer = BytesMut::new();
                     FrameHeader {
                         serializer: header[3],
@@ -105,12 +112,17 @@ async fn peer(status: StatusCode, body: &'static [u8]) -> (std::net::SocketAddr,
     (addr, frames)
 }
 
+/// How long the busy peer takes to refuse a call.
+const BUSY_FOR: Duration = Duration::from_millis(20);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_resends_the_same_frame_without_encoding_again() {
+async fn a_retry_resends_the_frame_without_encoding_again_with_the_time_left() {
     let counting = Serializer::custom(&COUNTING).expect("a free id");
     // Status 19: safe to retry elsewhere, whatever the method.
-    let (busy, busy_frames) = peer(StatusCode::Unavailable, b"busy").await;
-    let (ok, ok_frames) = peer(StatusCode::Ok, br#"{"value":"done"}"#).await;
+    // The busy peer answers after 20 ms: a retry's timeout is that much
+    // shorter than the first attempt's.
+    let (busy, busy_frames) = peer(StatusCode::Unavailable, b"busy", BUSY_FOR).await;
+    let (ok, ok_frames) = peer(StatusCode::Ok, br#"{"value":"done"}"#, Duration::ZERO).await;
     let registry = MemoryRegistry::new();
     for addr in [busy, ok] {
         registry
@@ -157,7 +169,24 @@ async fn a_retry_resends_the_same_frame_without_encoding_again() {
             let first = busy_seen.last().expect("a frame");
             let resent = ok_seen.last().expect("a frame");
             assert_eq!(first[6..14], resent[6..14], "the same request id");
-            assert_eq!(first, resent, "the same bytes");
+            // The same bytes but for the timeout field, which carries the
+            // time the caller has left: no more than the first attempt's.
+            let at = HEADER_LEN + 2 + SERVICE.len() + 2 + "echo".len();
+            let timeout =
+                |frame: &[u8]| u32::from_be_bytes(frame[at..at + 4].try_into().expect("4 bytes"));
+            let spent = BUSY_FOR.as_millis() as u32;
+            assert!(
+                (1..=timeout(first) - spent).contains(&timeout(resent)),
+                "the retry's timeout {} ms, the first's {} ms",
+                timeout(resent),
+                timeout(first)
+            );
+            assert_eq!(first[..at], resent[..at], "the same header and names");
+            assert_eq!(
+                first[at + 4..],
+                resent[at + 4..],
+                "the same metadata and payload"
+            );
         }
         if retried >= 3 {
             break;

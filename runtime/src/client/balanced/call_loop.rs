@@ -1,14 +1,15 @@
 //! The call loop of a balanced channel: pick an instance, send the call's
 //! frame to it, record the outcome, and fail over while the outcome
 //! allows, attempts remain, the deadline has not passed and the retry
-//! budget has a retry. Every attempt sends the same frame (same request
-//! id, same bytes: a `Bytes` clone, no new encoding).
+//! budget has a retry. Every attempt sends the call's one encoded frame
+//! (same request id, same payload, no new encoding); a retry's carries the
+//! time the caller has left in its timeout field.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::Balanced;
@@ -18,17 +19,22 @@ use crate::client::command::RawResponse;
 use crate::client::endpoint::Endpoint;
 use crate::client::route::{CallHead, Route};
 use crate::error::TransportError;
+use crate::protocol::{HEADER_LEN, timeout_to_ms};
 
 /// One attempt of a call on an endpoint.
 trait Attempt: Sync {
     /// What an answered attempt returns (`None`: the deadline passed).
     type Output: Send;
 
-    /// Sends the call's frame to `endpoint`.
+    /// The call's frame, as encoded for its first attempt.
+    fn frame(&self) -> &Bytes;
+
+    /// Sends `frame` (the call's, see [`retry_frame`]) to `endpoint`.
     fn send<'a>(
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
+        frame: Bytes,
     ) -> impl Future<Output = Result<Option<Self::Output>, TransportError>> + Send + 'a;
 }
 
@@ -41,12 +47,17 @@ struct RoundTrip {
 impl Attempt for RoundTrip {
     type Output = RawResponse;
 
+    fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
     fn send<'a>(
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
+        frame: Bytes,
     ) -> impl Future<Output = Result<Option<RawResponse>, TransportError>> + Send + 'a {
-        endpoint.round_trip(call, self.id, self.frame.clone())
+        endpoint.round_trip(call, self.id, frame)
     }
 }
 
@@ -59,12 +70,17 @@ struct Oneway {
 impl Attempt for Oneway {
     type Output = ();
 
+    fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
     fn send<'a>(
         &'a self,
         endpoint: &'a Endpoint,
         call: &'a CallHead<'a>,
+        frame: Bytes,
     ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send + 'a {
-        endpoint.send_oneway(call, self.id, self.frame.clone())
+        endpoint.send_oneway(call, self.id, frame)
     }
 }
 
@@ -146,8 +162,12 @@ impl Balanced {
                     }),
                 None => connecting.await,
             };
+            let frame = match tried.len() {
+                1 => attempt.frame().clone(),
+                _ => retry_frame(attempt.frame(), call),
+            };
             let result = match connected {
-                Ok(endpoint) => attempt.send(endpoint, call).await,
+                Ok(endpoint) => attempt.send(endpoint, call, frame).await,
                 Err(error) => Err(error),
             };
             let (verdict, retry) = result.classify();
@@ -168,4 +188,29 @@ impl Balanced {
             last = Some(result);
         }
     }
+}
+
+/// The frame of a retry: the first attempt's, with its timeout field set
+/// to the time the caller has left (PROTOCOL: "u32 milliseconds the caller
+/// will wait"), so the next server's deadline, and the deadlines it passes
+/// on, are the caller's. The same request id and payload: one copy of the
+/// frame per retry, no new encoding. A call without a timeout resends the
+/// frame as it is.
+fn retry_frame(first: &Bytes, call: &CallHead<'_>) -> Bytes {
+    let Some(deadline) = call.deadline else {
+        return first.clone();
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    // Header, then the request body: service and method (u16 length +
+    // UTF-8 each), then the timeout.
+    let at = HEADER_LEN + 2 + call.method.service.len() + 2 + call.method.method.len();
+    let Some(field) = first.get(at..at + 4) else {
+        return first.clone();
+    };
+    debug_assert_ne!(field, [0; 4], "a call with a deadline has a timeout");
+    let mut frame = BytesMut::from(&first[..]);
+    // At least 1 ms: 0 would mean "no timeout".
+    let millis = timeout_to_ms(Some(left)).max(1);
+    frame[at..at + 4].copy_from_slice(&millis.to_be_bytes());
+    frame.freeze()
 }
