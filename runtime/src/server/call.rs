@@ -316,14 +316,14 @@ where
     let CallTask {
         service,
         method,
-        serializer,
+        serializer: _,
         responder,
         deadline,
         answer,
         mut slot,
     } = call;
     let conn = Arc::clone(&slot.conn);
-    let (request_id, token) = (slot.request_id, slot.token);
+    let (request_id, slot_id) = (slot.request_id, slot.slot);
     let span = tracing::debug_span!(
         "courier.serve",
         service,
@@ -337,17 +337,13 @@ where
     let recorder = traced.then(|| span.clone());
     slot.charge(returned_size(run_call::<W>) + TASK_OVERHEAD + metadata_bytes);
     let task = run_call(work, slot, responder, deadline, answer, recorder);
-    let to_task = || {
-        conn.slots
-            .to_task(request_id, token, serializer.id(), !answer)
-    };
     let handle = if traced {
-        run_inline_or_spawn(&conn, task.instrument(span), to_task)
+        run_inline_or_spawn(&conn, task.instrument(span))
     } else {
-        run_inline_or_spawn(&conn, task, to_task)
+        run_inline_or_spawn(&conn, task)
     };
     if let Some(handle) = handle {
-        conn.slots.attach(request_id, token, handle.abort_handle());
+        conn.slots.attach(slot_id, handle.abort_handle());
     }
 }
 
@@ -358,13 +354,10 @@ where
 /// panic guard and deadline are inside it (`run_call`), so they hold
 /// inline as in a task. Polled with a no-op waker: a task that is spawned
 /// is polled again at once by the runtime, with its own waker, and looks
-/// at everything again then. `to_task` registers the call as one a task
-/// runs (see `slots.rs`), before the task is spawned.
-fn run_inline_or_spawn<F>(
-    conn: &Arc<ConnShared>,
-    task: F,
-    to_task: impl FnOnce(),
-) -> Option<JoinHandle<()>>
+/// at everything again then. The call's slot is the same either way: the
+/// reader puts it in the connection's index of request ids once it has
+/// handled the request, if the call has not ended by then (see `slots.rs`).
+fn run_inline_or_spawn<F>(conn: &Arc<ConnShared>, task: F) -> Option<JoinHandle<()>>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -373,7 +366,6 @@ where
     if task.as_mut().poll(&mut cx).is_ready() {
         return None;
     }
-    to_task();
     let running = conn.call_task_started();
     Some(tokio::spawn(async move {
         let _running = running;

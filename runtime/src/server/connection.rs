@@ -25,7 +25,7 @@ use super::limits::{
 };
 use super::respond::Responder;
 use super::shared::{ConnectionPermit, Phase, ServerShared, closing};
-use super::slots::ReserveError;
+use super::slots::{ReserveError, SlotTable};
 use super::writer::{WriterEnd, write_frames};
 use crate::error::StatusCode;
 use crate::protocol::{
@@ -199,9 +199,20 @@ async fn serve_halves<R, W>(
     let mut phase = server.subscribe();
     let conn = ConnShared::new(Arc::clone(&server.env), peer, identity);
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, Arc::clone(&conn))));
+    // The connection's own half of its slot table: only this task (the
+    // reader, then the code below) touches it.
+    let mut table = SlotTable::default();
 
-    let end = read_frames(&server, &conn, &mut read_half, &mut phase, &mut writer.0).await;
-    let after = end_calls(&conn, end);
+    let end = read_frames(
+        &server,
+        &conn,
+        &mut table,
+        &mut read_half,
+        &mut phase,
+        &mut writer.0,
+    )
+    .await;
+    let after = end_calls(&conn, &mut table, end);
     conn.outbox.close();
     match after {
         // The writer is gone already.
@@ -230,7 +241,7 @@ async fn serve_halves<R, W>(
     drop(read_half);
     drop(writer);
     tracing::debug!(%peer, "connection closed");
-    finish_orphaned_oneway_calls(&conn, &mut phase).await;
+    finish_orphaned_oneway_calls(&conn, &mut table, &mut phase).await;
     // Only now does the connection stop counting against the limit: its
     // one-way calls hold their slots and request bytes, and its reserved
     // share, until they end. (Released at once, a peer could park one-way
@@ -264,7 +275,7 @@ enum After {
 /// [`orphaned_oneway_timeout`](super::ServerBuilder::orphaned_oneway_timeout).
 /// A server shutdown cuts every call and answers the ones that wait
 /// status 6.
-fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
+fn end_calls(conn: &ConnShared, table: &mut SlotTable, end: ReadEnd) -> After {
     let peer = conn.peer;
     let after = match end {
         ReadEnd::Eof => {
@@ -277,7 +288,7 @@ fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
         }
         ReadEnd::Closing => {
             tracing::debug!(%peer, "server closing the connection");
-            for cut in conn.slots.cut_all() {
+            for cut in table.cut_all(&conn.slots) {
                 let responder = Responder::new(
                     cut.request_id,
                     cut.serializer,
@@ -337,14 +348,18 @@ fn end_calls(conn: &ConnShared, end: ReadEnd) -> After {
             After::FlushAndLinger
         }
     };
-    conn.slots.abort_answerable();
+    table.abort_answerable(&conn.slots);
     after
 }
 
 /// Lets the one-way calls of a closed connection finish, for at most the
 /// orphaned one-way timeout (or until the server closes), then stops them;
 /// returns once every call of the connection has ended.
-async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Receiver<Phase>) {
+async fn finish_orphaned_oneway_calls(
+    conn: &ConnShared,
+    table: &mut SlotTable,
+    phase: &mut watch::Receiver<Phase>,
+) {
     if conn.slots.live() == 0 {
         return;
     }
@@ -356,7 +371,7 @@ async fn finish_orphaned_oneway_calls(conn: &ConnShared, phase: &mut watch::Rece
         }
         () = closing(phase) => {}
     }
-    conn.slots.abort_all();
+    table.abort_all(&conn.slots);
     // An aborted task ends at its next turn on the runtime, where its
     // handler is dropped and its slot and bytes released: waited for, so
     // that no call outlives its connection's task (nor the server's
@@ -383,6 +398,7 @@ fn configure(stream: &TcpStream, peer: SocketAddr) {
 async fn read_frames<R: ReadSide>(
     server: &ServerShared,
     conn: &Arc<ConnShared>,
+    table: &mut SlotTable,
     socket: &mut R,
     phase: &mut watch::Receiver<Phase>,
     writer: &mut JoinHandle<WriterEnd>,
@@ -429,7 +445,7 @@ async fn read_frames<R: ReadSide>(
                     any_frame = true;
                     let size = HEADER_LEN + frame.body.len();
                     unframed = unframed.saturating_sub(size);
-                    let handled = handle_frame(server, conn, frame, size);
+                    let handled = handle_frame(server, conn, table, frame, size);
                     answered = conn.outbox.unwritten() > before;
                     if let Handled::ProtocolError = handled {
                         errors += 1;
@@ -649,13 +665,16 @@ enum Handled {
 fn handle_frame(
     server: &ServerShared,
     conn: &Arc<ConnShared>,
+    table: &mut SlotTable,
     frame: Frame,
     size: usize,
 ) -> Handled {
     let header = frame.header;
     let handled = match header.kind {
-        MessageKind::Request => return handle_request(server, conn, frame, size, false),
-        MessageKind::OnewayRequest => return handle_request(server, conn, frame, size, true),
+        MessageKind::Request => return handle_request(server, conn, table, frame, size, false),
+        MessageKind::OnewayRequest => {
+            return handle_request(server, conn, table, frame, size, true);
+        }
         MessageKind::Ping => {
             conn.send_control(empty_frame(
                 MessageKind::Pong,
@@ -665,7 +684,7 @@ fn handle_frame(
             Handled::Fine
         }
         MessageKind::Cancel => {
-            conn.slots.cancel(header.request_id);
+            table.cancel(&conn.slots, header.request_id);
             Handled::Fine
         }
         MessageKind::Unknown(kind) if STREAM_FRAME_TYPES.contains(&kind) => {
@@ -699,6 +718,7 @@ fn handle_frame(
 fn handle_request(
     server: &ServerShared,
     conn: &Arc<ConnShared>,
+    table: &mut SlotTable,
     frame: Frame,
     size: usize,
     oneway: bool,
@@ -754,10 +774,8 @@ fn handle_request(
     // in the opposite order), so the server never counts more calls than
     // the connections hold.
     let admission = &conn.env.admission;
-    let reserved = match conn
-        .slots
-        .reserve(request_id, conn.env.config.max_in_flight_per_connection)
-    {
+    let limit = conn.env.config.max_in_flight_per_connection;
+    let reserved = match table.reserve(&conn.slots, request_id, limit) {
         Ok(reserved) => reserved,
         Err(ReserveError::Full) => {
             return reject(
@@ -774,10 +792,12 @@ fn handle_request(
     if reserved.held == 0 {
         admission.connection_busy();
     }
+    let slot = reserved.slot;
     if !admission.try_start(reserved.held) {
-        if conn.slots.release(request_id, reserved.token, false) {
+        if conn.slots.release(slot) {
             admission.connection_idle();
         }
+        table.settle(&conn.slots, request_id, slot, header.serializer, oneway);
         return reject(
             StatusCode::Overloaded,
             "too many calls in flight on this server (and this connection holds its fair share)",
@@ -794,13 +814,17 @@ fn handle_request(
         payload: body.payload,
         metadata: body.metadata,
         deadline,
-        slot: SlotGuard::new(Arc::clone(conn), request_id, reserved.token, size),
+        slot: SlotGuard::new(Arc::clone(conn), request_id, slot, size),
     });
     // A panicking `dispatch` drops the call while unwinding, which answers
     // it status 8; the connection goes on.
     if catch_unwind(AssertUnwindSafe(|| service.dispatch(call))).is_err() {
         tracing::warn!(request_id, "a service's dispatch panicked");
     }
+    // Most calls have ended by now (their handler finished when first
+    // polled): their slot is free again. The others enter the index, where
+    // a cancel frame finds them.
+    table.settle(&conn.slots, request_id, slot, header.serializer, oneway);
     Handled::Fine
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::environment::ServerEnv;
 use super::memory::{Charge, ConnMemory, FRAME_OVERHEAD};
 use super::respond::Responder;
-use super::slots::CallSlots;
+use super::slots::{CallSlots, SlotId};
 use crate::error::StatusCode;
 use crate::protocol::outbox::Outbox;
 use crate::tls::PeerIdentity;
@@ -24,7 +24,8 @@ pub(crate) struct ConnShared {
     pub outbox: Outbox,
     /// The bytes the connection holds (see `memory.rs`).
     pub memory: Arc<ConnMemory>,
-    /// The calls in flight.
+    /// The slots of the calls in flight (the table of which is free, and
+    /// of the request ids, is the connection task's own: `SlotTable`).
     pub slots: CallSlots,
     /// The client's address.
     pub peer: SocketAddr,
@@ -191,8 +192,8 @@ pub(crate) struct SlotGuard {
     pub conn: Arc<ConnShared>,
     /// The call's request id.
     pub request_id: u64,
-    /// The slot's token.
-    pub token: u64,
+    /// The call's slot.
+    pub slot: SlotId,
     /// Bytes still charged to the connection for the call.
     charged: usize,
     /// Whether the call's entry was claimed to answer it.
@@ -200,14 +201,14 @@ pub(crate) struct SlotGuard {
 }
 
 impl SlotGuard {
-    /// Takes the slot reserved with `token`, for a call already admitted by
-    /// the server ([`Admission::try_start`](super::admission::Admission::try_start)),
+    /// Takes the reserved `slot`, for a call already admitted by the
+    /// server ([`Admission::try_start`](super::admission::Admission::try_start)),
     /// with its request frame's `charged` bytes.
-    pub fn new(conn: Arc<ConnShared>, request_id: u64, token: u64, charged: usize) -> SlotGuard {
+    pub fn new(conn: Arc<ConnShared>, request_id: u64, slot: SlotId, charged: usize) -> SlotGuard {
         SlotGuard {
             conn,
             request_id,
-            token,
+            slot,
             charged,
             claimed: false,
         }
@@ -239,7 +240,7 @@ impl SlotGuard {
         }
         self.claimed = true;
         self.conn.release(std::mem::take(&mut self.charged));
-        self.conn.slots.claim(self.request_id, self.token)
+        self.conn.slots.claim(self.slot)
     }
 
     /// Answers the call with a handler's answer (see
@@ -264,10 +265,7 @@ impl Drop for SlotGuard {
         let conn = &self.conn;
         conn.release(self.charged);
         conn.env.admission.end();
-        if conn
-            .slots
-            .release(self.request_id, self.token, self.claimed)
-        {
+        if conn.slots.release(self.slot) {
             conn.env.admission.connection_idle();
         }
     }

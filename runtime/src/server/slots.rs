@@ -1,28 +1,46 @@
-//! The calls in flight on one connection: request id -> the handler task's
-//! abort handle, so a cancel frame can stop it, and the count of calls
-//! whose handler has not ended yet, so the in-flight limit can be enforced.
-//! Locked only briefly, never across an `.await`.
+//! The calls in flight on one connection, in a slot table the connection
+//! owns: no mutex and no map operation per call.
 //!
-//! A cancelled call leaves the map at once (its id may be reused) but
-//! counts against the limit until its task has really stopped: a flood of
-//! request + cancel pairs ("rapid reset") can't pile up dying tasks.
+//! Two halves:
 //!
-//! The map also decides who answers a call: the task that ends it
-//! [claims](CallSlots::claim) its entry before answering, and a cancel, a
-//! closed connection or a shutdown that cuts the call removes the entry
-//! first; whoever removes it owns the call's answer, so a call is never
-//! answered twice.
+//! - [`CallSlots`], shared by the connection's tasks: a slab of slots that
+//!   grows in segments and never moves, so a call reaches its slot by a
+//!   small index ([`SlotId`]) with no lock. A slot's state is one atomic
+//!   word (the call's token and its phase: live, claimed, stopped, ended);
+//!   the few transitions are compare-and-swaps between the call (claim its
+//!   answer, end) and the connection's task (stop it). The count of calls
+//!   whose handler has not ended enforces the in-flight limit.
+//! - [`SlotTable`], owned by the connection's task (the reader, then the
+//!   code that closes the connection): which slots are free, and, for the
+//!   calls that outlive the frame that started them (their handler runs in
+//!   a task of its own), an index from request id to slot, so that a cancel
+//!   frame stops the right call and a duplicate id is refused. Only that
+//!   task touches it: no lock. A call that finishes while the reader
+//!   handles its request (most calls: see `call.rs`) never enters the
+//!   index; its slot goes straight back to the free list.
 //!
-//! Only calls that run in a task of their own enter the map. A call is
-//! *inline* from its reservation until its handler finishes when first
-//! polled on the reader, or [moves to a task](CallSlots::to_task): the
-//! reader does nothing else meanwhile (no cancel, no cut can reach it), so
-//! it needs no entry, and one word (its token) says who it is. A call
-//! that finishes inline costs no lock and no map operation.
+//! Request ids are the peer's choice (any `u64`): they key only the index
+//! (foldhash, seeded per process), never the slab. A request whose id
+//! belongs to a call still running is refused (status 4, a protocol
+//! error); a cancelled call, or one that has claimed its answer, frees its
+//! id at once (the client may reuse it) but keeps its slot, counted against
+//! the limit, until its handler has really stopped: a flood of request +
+//! cancel pairs ("rapid reset") can't pile up dying tasks.
+//!
+//! Who answers a call: the call [claims](CallSlots::claim) its slot before
+//! answering, and a cancel, a closed connection or a shutdown
+//! [stops](SlotTable::cancel) it first; the one whose compare-and-swap
+//! wins owns the call's answer, so a call is never answered twice.
+//!
+//! Bounds: slots that ended are taken back by the table when it needs one
+//! (a sweep, run only when at least half the slots can be taken back, so
+//! it costs O(1) per call amortised), so the slab holds at most twice the
+//! calls in flight plus [`FIRST_SEGMENT`]; the index and the table's lists
+//! never hold more entries than the slab has slots. Everything is freed
+//! with the connection.
 
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -36,19 +54,15 @@ pub(crate) enum ReserveError {
     Duplicate,
 }
 
-#[derive(Debug)]
-struct Slot {
-    /// Tells this call apart from a later one that reuses the request id.
+/// A call's slot: its index in the slab and the token that tells this call
+/// apart from the calls that used the slot before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotId {
+    index: u32,
     token: u64,
-    /// Set once the handler task is spawned.
-    abort: Option<AbortHandle>,
-    /// The serializer id of the request (for an answer on its behalf).
-    serializer: u8,
-    /// A one-way request (message type 3): never answered.
-    oneway: bool,
 }
 
-/// A call stopped from outside ([`CallSlots::cut_all`]), to be answered on
+/// A call stopped from outside ([`SlotTable::cut_all`]), to be answered on
 /// its behalf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CutCall {
@@ -56,194 +70,192 @@ pub(crate) struct CutCall {
     pub serializer: u8,
 }
 
-/// The in-flight calls of one connection.
-#[derive(Debug, Default)]
+/// What reserving a slot changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reserved {
+    /// The call's slot.
+    pub slot: SlotId,
+    /// The calls the connection held before this one.
+    pub held: usize,
+}
+
+/// Slots in the slab's first segment; each next segment doubles.
+const FIRST_SEGMENT: usize = 16;
+/// Segments: room for 16 × (2²⁰ − 1) ≈ 16.7 million slots, far past any
+/// connection's memory limit.
+const SEGMENTS: usize = 20;
+
+/// A slot's phases (the low two bits of its state word; the token is the
+/// rest).
+const LIVE: u64 = 0;
+/// The call claimed its answer: no cancel or cut can reach it any more.
+const CLAIMED: u64 = 1;
+/// The call was cancelled or cut: it must not answer.
+const STOPPED: u64 = 2;
+/// The call's handler ended: the slot may be reused.
+const ENDED: u64 = 3;
+
+fn word(token: u64, phase: u64) -> u64 {
+    (token << 2) | phase
+}
+
+/// One slot of the slab.
+#[derive(Debug)]
+struct Slot {
+    /// The token of the call that holds (or last held) the slot, and its
+    /// phase.
+    state: AtomicU64,
+    /// The handler's task, once it runs in one, so that it can be stopped.
+    /// Locked only by the call (attach, end) and the connection's task
+    /// (stop): uncontended, never across an `.await`. Emptied when the call
+    /// ends, so a finished task's memory is not kept alive.
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            state: AtomicU64::new(word(0, ENDED)),
+            abort: Mutex::new(None),
+        }
+    }
+}
+
+/// The slab and the count of calls in flight, shared by a connection's
+/// tasks.
+#[derive(Debug)]
 pub(crate) struct CallSlots {
-    /// The calls that can still be cancelled or answered, by request id.
-    /// Peers choose the ids: foldhash is seeded per process (and much
-    /// cheaper than SipHash, which took ~600 instructions a call here).
-    map: Mutex<foldhash::HashMap<u64, Slot>>,
-    /// Entries in the map (written under its lock): zero means a lookup
-    /// can skip the lock.
-    in_map: AtomicUsize,
-    /// The token of the inline call (see the module's doc); 0: none.
-    inline: AtomicU64,
-    /// Reserved slots not yet released: calls whose handler has not ended,
-    /// cancelled or not. Only the reader adds to it.
+    /// Segment `k` holds `FIRST_SEGMENT << k` slots; allocated by the
+    /// connection's task when it needs them, never moved or freed before
+    /// the connection.
+    segments: [OnceLock<Box<[Slot]>>; SEGMENTS],
+    /// Reserved slots not yet ended: calls whose handler has not ended,
+    /// cancelled or not. Only the connection's task adds to it.
     live: AtomicUsize,
-    next_token: AtomicU64,
     /// Set while someone waits for the last call to end.
     empty_wanted: AtomicBool,
     empty: Notify,
 }
 
-/// What reserving a slot changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Reserved {
-    /// The slot's token, for the later calls about it.
-    pub token: u64,
-    /// The calls the connection held before this one.
-    pub held: usize,
+impl Default for CallSlots {
+    fn default() -> CallSlots {
+        CallSlots {
+            segments: [const { OnceLock::new() }; SEGMENTS],
+            live: AtomicUsize::new(0),
+            empty_wanted: AtomicBool::new(false),
+            empty: Notify::new(),
+        }
+    }
+}
+
+/// The segment and the offset in it of slot `index`.
+fn locate(index: u32) -> (usize, usize) {
+    let index = index as usize;
+    let group = index / FIRST_SEGMENT + 1;
+    let segment = (usize::BITS - 1 - group.leading_zeros()) as usize;
+    (segment, index - FIRST_SEGMENT * ((1 << segment) - 1))
+}
+
+/// The slots segments `0..n` hold.
+fn capacity(segments: usize) -> usize {
+    FIRST_SEGMENT * ((1 << segments) - 1)
 }
 
 impl CallSlots {
-    fn lock(&self) -> MutexGuard<'_, foldhash::HashMap<u64, Slot>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        let (segment, offset) = locate(index);
+        self.segments.get(segment)?.get()?.get(offset)
     }
 
-    /// Reserves a slot for `request_id`, as the inline call (only the
-    /// reader reserves, one call at a time). Every reserved slot must be
-    /// [released](Self::release) exactly once.
-    pub fn reserve(&self, request_id: u64, limit: usize) -> Result<Reserved, ReserveError> {
-        // Only the reader reserves: `live` can't grow between this check
-        // and the add below.
-        let held = self.live.load(Ordering::Acquire);
-        if held >= limit {
-            return Err(ReserveError::Full);
-        }
-        if self.in_map.load(Ordering::Acquire) > 0 && self.lock().contains_key(&request_id) {
-            return Err(ReserveError::Duplicate);
-        }
-        // Tokens start at 1: 0 means "no inline call".
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed) + 1;
-        self.inline.store(token, Ordering::Release);
-        let held = self.live.fetch_add(1, Ordering::AcqRel);
-        Ok(Reserved { token, held })
+    fn state(&self, slot: SlotId) -> Option<u64> {
+        let state = self.slot(slot.index)?.state.load(Ordering::Acquire);
+        // The token is the call's until the table reuses the slot, which
+        // it does only once it ended.
+        Some(if state >> 2 == slot.token {
+            state & 3
+        } else {
+            ENDED
+        })
     }
 
-    /// The inline call's handler did not finish: it moves to a task, and
-    /// its slot into the map (before the task is spawned, so the task
-    /// always finds it there), where a cancel or a cut can reach it.
-    pub fn to_task(&self, request_id: u64, token: u64, serializer: u8, oneway: bool) {
-        let _ = self
-            .inline
-            .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Acquire);
-        let mut map = self.lock();
-        if let Entry::Vacant(vacant) = map.entry(request_id) {
-            vacant.insert(Slot {
-                token,
-                abort: None,
-                serializer,
-                oneway,
-            });
-            self.in_map.store(map.len(), Ordering::Release);
-        }
+    fn ended(&self, slot: SlotId) -> bool {
+        self.state(slot).is_none_or(|phase| phase == ENDED)
     }
 
-    /// Attaches the handler task to its slot, unless the call already ended
-    /// or was cancelled.
-    pub fn attach(&self, request_id: u64, token: u64, abort: AbortHandle) {
-        if let Some(slot) = self
-            .lock()
-            .get_mut(&request_id)
-            .filter(|slot| slot.token == token)
-        {
-            slot.abort = Some(abort);
+    /// Takes the call's answer: `false` if it was cancelled or cut (then it
+    /// must not be answered) or already claimed.
+    pub fn claim(&self, slot: SlotId) -> bool {
+        self.slot(slot.index).is_some_and(|cell| {
+            cell.state
+                .compare_exchange(
+                    word(slot.token, LIVE),
+                    word(slot.token, CLAIMED),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        })
+    }
+
+    /// Keeps the handler's task with its slot, so that a cancel can stop
+    /// it; stops it at once if the call was stopped before (its dispatch
+    /// ran off the reader).
+    pub fn attach(&self, slot: SlotId, abort: AbortHandle) {
+        let Some(cell) = self.slot(slot.index) else {
+            return;
+        };
+        let mut held = cell.abort.lock().unwrap_or_else(PoisonError::into_inner);
+        match cell.state.load(Ordering::Acquire) {
+            state if state == word(slot.token, LIVE) => *held = Some(abort),
+            state if state == word(slot.token, STOPPED) => abort.abort(),
+            _ => {}
         }
     }
 
-    /// Takes the call out of the map to answer it; `false` if it was
-    /// cancelled or cut meanwhile (then it must not be answered).
-    pub fn claim(&self, request_id: u64, token: u64) -> bool {
-        if self
-            .inline
-            .compare_exchange(token, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            return true;
-        }
-        if self.in_map.load(Ordering::Acquire) == 0 {
+    /// Stops the call in `slot` unless it claimed its answer or ended;
+    /// whether it was stopped (then it is never answered by its handler).
+    fn stop(&self, slot: SlotId) -> bool {
+        let Some(cell) = self.slot(slot.index) else {
             return false;
-        }
-        let mut map = self.lock();
-        match map.get(&request_id) {
-            Some(slot) if slot.token == token => {
-                map.remove(&request_id);
-                self.in_map.store(map.len(), Ordering::Release);
-                true
+        };
+        let stopped = cell
+            .state
+            .compare_exchange(
+                word(slot.token, LIVE),
+                word(slot.token, STOPPED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if stopped {
+            let task = cell
+                .abort
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(task) = task {
+                task.abort();
             }
-            _ => false,
         }
+        stopped
     }
 
-    /// Frees the slot of a call whose handler ended (`claimed`: its entry
-    /// was already taken by [`claim`](Self::claim)). Returns whether the
-    /// connection has no call left.
-    pub fn release(&self, request_id: u64, token: u64, claimed: bool) -> bool {
-        if !claimed {
-            self.claim(request_id, token);
+    /// Frees the slot of a call whose handler ended (once per reserved
+    /// slot). Returns whether the connection has no call left.
+    pub fn release(&self, slot: SlotId) -> bool {
+        if let Some(cell) = self.slot(slot.index) {
+            let task = {
+                let mut held = cell.abort.lock().unwrap_or_else(PoisonError::into_inner);
+                cell.state.store(word(slot.token, ENDED), Ordering::Release);
+                held.take()
+            };
+            drop(task);
         }
         let last = self.live.fetch_sub(1, Ordering::AcqRel) == 1;
         if last && self.empty_wanted.load(Ordering::Acquire) {
             self.empty.notify_one();
         }
         last
-    }
-
-    /// Stops the handler of `request_id` if it is still running.
-    pub fn cancel(&self, request_id: u64) -> bool {
-        let slot = {
-            let mut map = self.lock();
-            let slot = map.remove(&request_id);
-            self.in_map.store(map.len(), Ordering::Release);
-            slot
-        };
-        match slot {
-            Some(slot) => {
-                if let Some(abort) = slot.abort {
-                    abort.abort();
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stops every call that waits for an answer (its client is gone); the
-    /// one-way calls go on.
-    pub fn abort_answerable(&self) {
-        let stopped: Vec<Slot> = {
-            let mut map = self.lock();
-            let ids: Vec<u64> = map
-                .iter()
-                .filter(|(_, slot)| !slot.oneway)
-                .map(|(id, _)| *id)
-                .collect();
-            let stopped = ids.into_iter().filter_map(|id| map.remove(&id)).collect();
-            self.in_map.store(map.len(), Ordering::Release);
-            stopped
-        };
-        for abort in stopped.into_iter().filter_map(|slot| slot.abort) {
-            abort.abort();
-        }
-    }
-
-    /// Stops every call, and returns those that wait for an answer (to be
-    /// answered on their behalf).
-    pub fn cut_all(&self) -> Vec<CutCall> {
-        let slots: Vec<(u64, Slot)> = {
-            let mut map = self.lock();
-            self.in_map.store(0, Ordering::Release);
-            map.drain().collect()
-        };
-        let mut answerable = Vec::new();
-        for (request_id, slot) in slots {
-            if let Some(abort) = slot.abort {
-                abort.abort();
-            }
-            if !slot.oneway {
-                answerable.push(CutCall {
-                    request_id,
-                    serializer: slot.serializer,
-                });
-            }
-        }
-        answerable
-    }
-
-    /// Stops every handler (the connection is closing).
-    pub fn abort_all(&self) {
-        self.cut_all();
     }
 
     /// Reserved slots not yet released.
@@ -262,11 +274,227 @@ impl CallSlots {
             notified.await;
         }
     }
+}
 
-    /// The number of calls that can still be cancelled.
+/// A call in the index: one whose handler outlived the frame that started
+/// it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    slot: SlotId,
+    /// The serializer id of the request (for an answer on its behalf).
+    serializer: u8,
+    /// A one-way request (message type 3): never answered.
+    oneway: bool,
+}
+
+/// The connection task's own half of the slot table (see the module's
+/// doc).
+#[derive(Debug, Default)]
+pub(crate) struct SlotTable {
+    /// The calls that can still be cancelled, by request id (entries whose
+    /// call has claimed its answer or ended are taken out lazily).
+    by_id: foldhash::HashMap<u64, Entry>,
+    /// Slots of calls out of the index (cancelled, cut, or their id reused
+    /// after their answer) whose handler has not been seen to end.
+    draining: Vec<SlotId>,
+    /// Slots free for the next call.
+    free: Vec<u32>,
+    /// Slots handed out of the slab so far.
+    allocated: u32,
+    /// The last token handed out (tokens start at 1).
+    last_token: u64,
+}
+
+impl SlotTable {
+    /// Reserves a slot for a call with `request_id`; it is
+    /// [released](CallSlots::release) exactly once (by the call, or by the
+    /// reader if the call never starts), and handed back to the table with
+    /// [`settle`](Self::settle) once the request is handled.
+    pub fn reserve(
+        &mut self,
+        slots: &CallSlots,
+        request_id: u64,
+        limit: usize,
+    ) -> Result<Reserved, ReserveError> {
+        // Only this task adds to `live`: it can't grow between this check
+        // and the add below.
+        let held = slots.live();
+        if held >= limit {
+            return Err(ReserveError::Full);
+        }
+        if let Some(entry) = self.by_id.get(&request_id) {
+            if slots.state(entry.slot) == Some(LIVE) {
+                return Err(ReserveError::Duplicate);
+            }
+            let slot = entry.slot;
+            self.by_id.remove(&request_id);
+            self.retire(slots, slot);
+        }
+        let index = self.take_free(slots, held).ok_or(ReserveError::Full)?;
+        self.last_token += 1;
+        let slot = SlotId {
+            index,
+            token: self.last_token,
+        };
+        if let Some(cell) = slots.slot(index) {
+            cell.state.store(word(slot.token, LIVE), Ordering::Release);
+        }
+        let held = slots.live.fetch_add(1, Ordering::AcqRel);
+        Ok(Reserved { slot, held })
+    }
+
+    /// The request that reserved `slot` was handled (its call finished,
+    /// runs in a task, or was refused): the slot is free again if the call
+    /// ended, or else enters the index, where a cancel can reach it.
+    pub fn settle(
+        &mut self,
+        slots: &CallSlots,
+        request_id: u64,
+        slot: SlotId,
+        serializer: u8,
+        oneway: bool,
+    ) {
+        if slots.ended(slot) {
+            self.free.push(slot.index);
+            return;
+        }
+        let entry = Entry {
+            slot,
+            serializer,
+            oneway,
+        };
+        if let Some(old) = self.by_id.insert(request_id, entry) {
+            self.retire(slots, old.slot);
+        }
+    }
+
+    /// Stops the call with `request_id` if it is still running; its id is
+    /// free at once. Whether a call was stopped.
+    pub fn cancel(&mut self, slots: &CallSlots, request_id: u64) -> bool {
+        let Some(entry) = self.by_id.remove(&request_id) else {
+            return false;
+        };
+        let stopped = slots.stop(entry.slot);
+        self.retire(slots, entry.slot);
+        stopped
+    }
+
+    /// Stops every call that waits for an answer (its client is gone); the
+    /// one-way calls go on.
+    pub fn abort_answerable(&mut self, slots: &CallSlots) {
+        let SlotTable {
+            by_id,
+            draining,
+            free,
+            ..
+        } = self;
+        by_id.retain(|_, entry| {
+            if entry.oneway {
+                return true;
+            }
+            slots.stop(entry.slot);
+            retire_into(slots, entry.slot, draining, free);
+            false
+        });
+    }
+
+    /// Stops every call, and returns those that wait for an answer (to be
+    /// answered on their behalf).
+    pub fn cut_all(&mut self, slots: &CallSlots) -> Vec<CutCall> {
+        let mut answerable = Vec::new();
+        let SlotTable {
+            by_id,
+            draining,
+            free,
+            ..
+        } = self;
+        for (request_id, entry) in by_id.drain() {
+            if slots.stop(entry.slot) && !entry.oneway {
+                answerable.push(CutCall {
+                    request_id,
+                    serializer: entry.serializer,
+                });
+            }
+            retire_into(slots, entry.slot, draining, free);
+        }
+        answerable
+    }
+
+    /// Stops every handler (the connection is closing).
+    pub fn abort_all(&mut self, slots: &CallSlots) {
+        self.cut_all(slots);
+    }
+
+    /// A slot out of the index: free if its call ended, else draining.
+    fn retire(&mut self, slots: &CallSlots, slot: SlotId) {
+        retire_into(slots, slot, &mut self.draining, &mut self.free);
+    }
+
+    /// A free slot: one known free; else, if at least half the slab can be
+    /// taken back, the slots whose calls ended (a sweep); else a new one.
+    /// `None` only past the slab's capacity.
+    fn take_free(&mut self, slots: &CallSlots, live: usize) -> Option<u32> {
+        if let Some(index) = self.free.pop() {
+            return Some(index);
+        }
+        let allocated = self.allocated as usize;
+        if allocated >= live.saturating_mul(2).saturating_add(FIRST_SEGMENT) {
+            self.sweep(slots);
+            if let Some(index) = self.free.pop() {
+                return Some(index);
+            }
+        }
+        if allocated >= capacity(SEGMENTS) {
+            return None;
+        }
+        let index = self.allocated;
+        let (segment, _) = locate(index);
+        slots.segments[segment].get_or_init(|| {
+            (0..FIRST_SEGMENT << segment)
+                .map(|_| Slot::default())
+                .collect()
+        });
+        self.allocated += 1;
+        Some(index)
+    }
+
+    /// Takes back every slot whose call ended.
+    fn sweep(&mut self, slots: &CallSlots) {
+        let SlotTable {
+            by_id,
+            draining,
+            free,
+            ..
+        } = self;
+        by_id.retain(|_, entry| {
+            let ended = slots.ended(entry.slot);
+            if ended {
+                free.push(entry.slot.index);
+            }
+            !ended
+        });
+        draining.retain(|slot| {
+            let ended = slots.ended(*slot);
+            if ended {
+                free.push(slot.index);
+            }
+            !ended
+        });
+    }
+
+    /// The calls that can still be cancelled (ended ones included until a
+    /// sweep).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.lock().len()
+    fn indexed(&self) -> usize {
+        self.by_id.len()
+    }
+}
+
+fn retire_into(slots: &CallSlots, slot: SlotId, draining: &mut Vec<SlotId>, free: &mut Vec<u32>) {
+    if slots.ended(slot) {
+        free.push(slot.index);
+    } else {
+        draining.push(slot);
     }
 }
 
@@ -274,108 +502,227 @@ impl CallSlots {
 mod tests {
     use super::*;
 
-    /// Reserves a slot for a call whose handler then moves to a task.
-    fn reserve(slots: &CallSlots, id: u64, limit: usize) -> Result<u64, ReserveError> {
-        spawned(slots, id, limit, 1, false)
+    /// A table and its slab.
+    #[derive(Default)]
+    struct Conn {
+        slots: CallSlots,
+        table: SlotTable,
     }
 
-    fn spawned(
-        slots: &CallSlots,
-        id: u64,
-        limit: usize,
-        serializer: u8,
-        oneway: bool,
-    ) -> Result<u64, ReserveError> {
-        let token = slots.reserve(id, limit)?.token;
-        slots.to_task(id, token, serializer, oneway);
-        Ok(token)
+    impl Conn {
+        /// Reserves a slot for a call whose handler then runs on (in a
+        /// task, or elsewhere): it enters the index.
+        fn running(&mut self, id: u64, limit: usize) -> Result<SlotId, ReserveError> {
+            self.running_as(id, limit, 1, false)
+        }
+
+        fn running_as(
+            &mut self,
+            id: u64,
+            limit: usize,
+            serializer: u8,
+            oneway: bool,
+        ) -> Result<SlotId, ReserveError> {
+            let slot = self.table.reserve(&self.slots, id, limit)?.slot;
+            self.table.settle(&self.slots, id, slot, serializer, oneway);
+            Ok(slot)
+        }
     }
 
     #[test]
-    fn an_inline_call_is_claimed_without_an_entry() {
-        let slots = CallSlots::default();
-        let a = slots.reserve(1, 2).expect("room").token;
-        assert_eq!(slots.len(), 0, "no entry for the inline call");
-        assert!(slots.claim(1, a), "the inline call is answered");
-        assert!(!slots.claim(1, a), "once");
-        assert!(slots.release(1, a, true), "the last call ended");
-        // The id is free again; an inline call that is never answered (a
-        // one-way call) is released all the same.
-        let b = slots.reserve(1, 2).expect("room").token;
-        assert!(slots.release(1, b, false));
-        assert_eq!(slots.live(), 0);
-        assert!(!slots.claim(1, b));
+    fn slots_are_located_in_doubling_segments() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(15), (0, 15));
+        assert_eq!(locate(16), (1, 0));
+        assert_eq!(locate(47), (1, 31));
+        assert_eq!(locate(48), (2, 0));
+        let last = u32::try_from(capacity(SEGMENTS) - 1).expect("fits");
+        assert_eq!(
+            locate(last),
+            (SEGMENTS - 1, (FIRST_SEGMENT << (SEGMENTS - 1)) - 1)
+        );
+    }
+
+    #[test]
+    fn a_call_that_ends_before_its_request_is_settled_never_enters_the_index() {
+        let mut conn = Conn::default();
+        let a = conn.table.reserve(&conn.slots, 1, 2).expect("room").slot;
+        assert!(conn.slots.claim(a), "answered");
+        assert!(!conn.slots.claim(a), "once");
+        assert!(conn.slots.release(a), "the last call ended");
+        conn.table.settle(&conn.slots, 1, a, 1, false);
+        assert_eq!(conn.table.indexed(), 0, "no entry");
+        // The slot is reused, with a new token: the old call's id no longer
+        // reaches it.
+        let b = conn.table.reserve(&conn.slots, 1, 2).expect("room").slot;
+        assert_eq!(b.index, a.index);
+        assert_ne!(b.token, a.token);
+        assert!(!conn.slots.claim(a));
+        assert!(conn.slots.release(b));
+        assert_eq!(conn.slots.live(), 0);
+        assert_eq!(conn.table.allocated, 1, "one slot served both");
     }
 
     #[test]
     fn reserve_enforces_the_limit_and_unique_ids() {
-        let slots = CallSlots::default();
-        let a = reserve(&slots, 1, 2).expect("room");
-        assert_eq!(reserve(&slots, 1, 2), Err(ReserveError::Duplicate));
-        reserve(&slots, 2, 2).expect("room");
-        assert_eq!(reserve(&slots, 3, 2), Err(ReserveError::Full));
-        slots.release(1, a, false);
-        assert_eq!(slots.len(), 1);
-        reserve(&slots, 3, 2).expect("room again");
+        let mut conn = Conn::default();
+        let a = conn.running(1, 2).expect("room");
+        assert_eq!(conn.running(1, 2), Err(ReserveError::Duplicate));
+        conn.running(2, 2).expect("room");
+        assert_eq!(conn.running(3, 2), Err(ReserveError::Full));
+        conn.slots.release(a);
+        conn.running(3, 2).expect("room again");
+        // The ended call's id is free again.
+        conn.running(1, 3).expect("id 1 reused");
+    }
+
+    #[test]
+    fn a_claimed_call_frees_its_id_but_not_its_slot() {
+        let mut conn = Conn::default();
+        let a = conn.running(7, 10).expect("room");
+        assert!(conn.slots.claim(a), "answering");
+        let b = conn.running(7, 10).expect("the answered id is reused");
+        assert_ne!(a.index, b.index, "the first call still holds its slot");
+        assert_eq!(conn.slots.live(), 2);
+        assert!(!conn.table.cancel(&conn.slots, 99), "unknown id");
+        assert!(conn.table.cancel(&conn.slots, 7), "the new call is stopped");
+        assert!(!conn.slots.claim(b));
+        conn.slots.release(a);
+        assert!(conn.slots.release(b), "the last call ended");
     }
 
     #[test]
     fn a_stale_release_does_not_free_a_newer_call() {
-        let slots = CallSlots::default();
-        let old = reserve(&slots, 7, 10).expect("room");
-        assert!(slots.cancel(7));
-        let new = reserve(&slots, 7, 10).expect("id reused");
-        slots.release(7, old, false);
-        assert_eq!(slots.len(), 1);
-        assert!(slots.release(7, new, false), "the last call ended");
-        assert_eq!(slots.len(), 0);
-        assert_eq!(slots.live(), 0);
-        assert!(!slots.cancel(7));
+        let mut conn = Conn::default();
+        let old = conn.running(7, 10).expect("room");
+        assert!(conn.table.cancel(&conn.slots, 7));
+        let new = conn.running(7, 10).expect("id reused");
+        conn.slots.release(old);
+        assert_eq!(
+            conn.running(7, 10),
+            Err(ReserveError::Duplicate),
+            "the new call still runs"
+        );
+        assert!(conn.slots.claim(new), "and may answer");
+        assert!(conn.slots.release(new), "the last call ended");
+        assert_eq!(conn.slots.live(), 0);
+        assert!(
+            !conn.table.cancel(&conn.slots, 7),
+            "answered: nothing to stop"
+        );
     }
 
     #[test]
     fn cancelled_calls_count_until_their_task_ends() {
-        let slots = CallSlots::default();
-        let a = reserve(&slots, 1, 2).expect("room");
-        let b = reserve(&slots, 2, 2).expect("room");
-        assert!(slots.cancel(1));
-        assert!(slots.cancel(2));
-        assert_eq!(slots.len(), 0);
+        let mut conn = Conn::default();
+        let a = conn.running(1, 2).expect("room");
+        let b = conn.running(2, 2).expect("room");
+        assert!(conn.table.cancel(&conn.slots, 1));
+        assert!(conn.table.cancel(&conn.slots, 2));
+        assert_eq!(conn.table.indexed(), 0);
         // Both tasks are still stopping: no room yet.
-        assert_eq!(reserve(&slots, 3, 2), Err(ReserveError::Full));
-        slots.release(1, a, false);
-        reserve(&slots, 3, 2).expect("room once one ended");
-        slots.release(2, b, false);
-        assert_eq!(slots.live(), 1);
+        assert_eq!(conn.running(3, 2), Err(ReserveError::Full));
+        conn.slots.release(a);
+        conn.running(3, 2).expect("room once one ended");
+        conn.slots.release(b);
+        assert_eq!(conn.slots.live(), 1);
     }
 
     #[test]
     fn a_cancelled_or_cut_call_is_never_claimed_for_an_answer() {
-        let slots = CallSlots::default();
-        let a = reserve(&slots, 1, 10).expect("room");
-        let b = spawned(&slots, 2, 10, 3, false).expect("room");
-        let c = spawned(&slots, 3, 10, 1, true).expect("room");
-        assert!(slots.cancel(1));
-        assert!(!slots.claim(1, a), "cancelled: no answer");
+        let mut conn = Conn::default();
+        let a = conn.running(1, 10).expect("room");
+        let b = conn.running_as(2, 10, 3, false).expect("room");
+        let c = conn.running_as(3, 10, 1, true).expect("room");
+        assert!(conn.table.cancel(&conn.slots, 1));
+        assert!(!conn.slots.claim(a), "cancelled: no answer");
         assert_eq!(
-            slots.cut_all(),
+            conn.table.cut_all(&conn.slots),
             vec![CutCall {
                 request_id: 2,
                 serializer: 3
             }],
             "one-way calls are not answered"
         );
-        assert!(!slots.claim(2, b), "cut: answered on its behalf already");
-        assert!(!slots.claim(3, c));
+        assert!(!conn.slots.claim(b), "cut: answered on its behalf already");
+        assert!(!conn.slots.claim(c));
     }
 
     #[test]
     fn a_closed_connection_stops_answerable_calls_and_keeps_one_way_ones() {
-        let slots = CallSlots::default();
-        let answerable = reserve(&slots, 1, 10).expect("room");
-        let oneway = spawned(&slots, 2, 10, 1, true).expect("room");
-        slots.abort_answerable();
-        assert!(!slots.claim(1, answerable));
-        assert!(slots.claim(2, oneway));
+        let mut conn = Conn::default();
+        let answerable = conn.running(1, 10).expect("room");
+        let oneway = conn.running_as(2, 10, 1, true).expect("room");
+        conn.table.abort_answerable(&conn.slots);
+        assert!(!conn.slots.claim(answerable));
+        assert!(conn.slots.claim(oneway));
+    }
+
+    #[test]
+    fn ids_are_untrusted_any_u64_keys_only_the_index() {
+        let mut conn = Conn::default();
+        for id in [0, u64::MAX, 1 << 63, 3] {
+            conn.running(id, 10).expect("room");
+        }
+        assert_eq!(conn.table.allocated, 4, "slots are handed out in order");
+        assert_eq!(conn.running(u64::MAX, 10), Err(ReserveError::Duplicate));
+        assert!(conn.table.cancel(&conn.slots, u64::MAX));
+    }
+
+    #[test]
+    fn the_slab_stays_within_twice_the_calls_in_flight() {
+        let mut conn = Conn::default();
+        // Calls that run in tasks and end in any order, ids never reused,
+        // some cancelled: ended slots are taken back, not piled up.
+        let mut running = std::collections::VecDeque::new();
+        for id in 0..10_000u64 {
+            let slot = conn.running(id, 64).expect("room");
+            if id % 7 == 0 {
+                conn.table.cancel(&conn.slots, id);
+            }
+            running.push_back(slot);
+            if running.len() == 50 {
+                for _ in 0..25 {
+                    let slot = running.pop_front().expect("running");
+                    conn.slots.claim(slot);
+                    conn.slots.release(slot);
+                }
+            }
+        }
+        let bound = 2 * 50 + FIRST_SEGMENT;
+        assert!(
+            (conn.table.allocated as usize) <= bound,
+            "{} slots for at most 50 calls",
+            conn.table.allocated
+        );
+        assert!(conn.table.by_id.len() + conn.table.draining.len() <= bound);
+        for slot in running {
+            conn.slots.release(slot);
+        }
+        assert_eq!(conn.slots.live(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_attached_after_its_call_was_stopped_is_aborted() {
+        let mut conn = Conn::default();
+        let slot = conn.running(5, 10).expect("room");
+        assert!(conn.table.cancel(&conn.slots, 5));
+        let task = tokio::spawn(std::future::pending::<()>());
+        conn.slots.attach(slot, task.abort_handle());
+        let joined = task.await;
+        assert!(joined.is_err_and(|e| e.is_cancelled()), "stopped");
+        conn.slots.release(slot);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_aborts_the_attached_task() {
+        let mut conn = Conn::default();
+        let slot = conn.running(5, 10).expect("room");
+        let task = tokio::spawn(std::future::pending::<()>());
+        conn.slots.attach(slot, task.abort_handle());
+        assert!(conn.table.cancel(&conn.slots, 5));
+        assert!(task.await.is_err_and(|e| e.is_cancelled()), "stopped");
+        conn.slots.release(slot);
+        assert_eq!(conn.slots.live(), 0);
     }
 }
