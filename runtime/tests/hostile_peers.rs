@@ -10,6 +10,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -830,4 +832,249 @@ async fn an_answer_larger_than_the_connections_limit_goes_out_when_nothing_else_
         String::from_utf8_lossy(&frame.body)
     );
     assert_eq!(frame.body.len(), 900_000 + 4);
+}
+
+/// A test server on a current-thread runtime of its own thread (stopped
+/// when dropped), so that a server that never returns to its runtime
+/// fails a test (a deadline of the client's, on another runtime) instead
+/// of hanging it. `setup` runs on the server's runtime once it serves.
+struct OwnThreadServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OwnThreadServer {
+    fn start(
+        configure: fn(ServerBuilder) -> ServerBuilder,
+        setup: impl FnOnce(&TestServer) + Send + 'static,
+    ) -> OwnThreadServer {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let server = TestServer::start_with(configure).await;
+                setup(&server);
+                addr_tx.send(server.addr()).expect("the test waits");
+                let _ = stopped.await;
+                drop(server);
+            });
+        });
+        let addr = addr_rx.recv().expect("the server started");
+        OwnThreadServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for OwnThreadServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // A test that failed may have left the server stuck: not waited for.
+        if let Some(thread) = self.thread.take().filter(|_| !std::thread::panicking()) {
+            thread.join().expect("the server thread");
+        }
+    }
+}
+
+/// Limits far past what a reader reads between two returns to its runtime,
+/// so that they are not what makes it return.
+fn roomy(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        .max_buffered_bytes_per_connection(256 * MIB)
+        .max_buffered_bytes(512 * MIB)
+}
+
+/// `count` pipelined `echo` requests, ids 1 to `count`.
+fn echo_flood(count: u64) -> Bytes {
+    let mut batch = BytesMut::new();
+    for id in 1..=count {
+        batch.extend_from_slice(&request(id, "echo", &args("flood")));
+    }
+    batch.freeze()
+}
+
+/// Twenty calls of a client of its own runtime, each within [`PATIENCE`],
+/// while `flood_answers` (bytes of answers the flooding peer got) keeps
+/// growing: the flood is served meanwhile, not paused for them.
+fn calls_beside_a_flood(addr: std::net::SocketAddr, flood_answers: &AtomicU64) {
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    client.block_on(async {
+        eventually("the flood to be served", || {
+            flood_answers.load(Ordering::Relaxed) > 1_000_000
+        })
+        .await;
+        let channel = within("connecting beside the flood", Channel::connect(addr))
+            .await
+            .expect("connect");
+        for i in 0..20 {
+            let before = flood_answers.load(Ordering::Relaxed);
+            let text = format!("call {i}");
+            let reply: EchoReply = within(
+                "a call beside the flood",
+                channel.unary::<_, _, NoDeclaredError>(&ECHO, &args(&text), &options()),
+            )
+            .await
+            .expect("served");
+            assert_eq!(reply.value, text);
+            eventually("the flood to go on", || {
+                flood_answers.load(Ordering::Relaxed) > before
+            })
+            .await;
+        }
+    });
+}
+
+/// A peer that floods requests whose handlers finish at once, polled inline
+/// on the reader (no call task, nothing to wait for), does not starve
+/// another connection on a current-thread runtime, where both readers
+/// share the one thread: the other connection's calls are served while the
+/// flood goes on. The flood's reader returns to the runtime when tokio's
+/// cooperative budget runs out (each socket read and each frame handled
+/// spend one unit of it), or when the socket has nothing to read; its
+/// connection's limits, set far past that here, are not what stops it.
+#[test]
+fn a_flood_of_inline_calls_does_not_starve_another_connection() {
+    use std::io::{Read, Write};
+
+    let server = OwnThreadServer::start(roomy, |_| {});
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    let mut reading = stream.try_clone().expect("clone");
+    reading
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let flood_reader = {
+        let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * KIB];
+            while !stop.load(Ordering::Relaxed) {
+                match reading.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        answered.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    // Encoded once and written in a loop (the ids repeat: each call ends
+    // before the next frame is read), so the flood outpaces the reader.
+    let flood_writer = {
+        let stop = Arc::clone(&stop);
+        let mut writing = stream;
+        std::thread::spawn(move || {
+            let batch = echo_flood(16_000);
+            let mut batches = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if writing.write_all(&batch).is_err() {
+                    break;
+                }
+                batches += 1;
+            }
+            batches
+        })
+    };
+    calls_beside_a_flood(server.addr, &answered);
+    assert!(
+        !flood_writer.is_finished(),
+        "the flood was still being taken when the other calls were done"
+    );
+    stop.store(true, Ordering::Relaxed);
+    drop(server);
+    let batches = flood_writer.join().expect("flood writer");
+    flood_reader.join().expect("flood reader");
+    assert!(
+        batches > 2,
+        "the flood wrote {batches} batches of 16,000 requests"
+    );
+}
+
+/// A transport that always has requests ready and takes every answer at
+/// once, and never spends tokio's budget itself (as a stream from outside
+/// tokio may not): the flood of [`a_flood_of_inline_calls_does_not_starve_another_connection`]
+/// at its worst. Counts the bytes of answers it took.
+struct EndlessRequests {
+    batch: Bytes,
+    at: usize,
+    answered: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for EndlessRequests {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        while buf.remaining() > 0 {
+            let at = self.at;
+            let take = buf.remaining().min(self.batch.len() - at);
+            buf.put_slice(&self.batch[at..at + take]);
+            self.at = (at + take) % self.batch.len();
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for EndlessRequests {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.answered.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A flood whose transport never makes the reader wait (it always has
+/// bytes, see [`EndlessRequests`]) does not starve a TCP connection either:
+/// the reader spends one unit of tokio's budget per frame it handles, so it
+/// returns to the runtime every 128 frames whatever its transport does.
+#[test]
+fn a_flood_that_never_makes_the_reader_wait_does_not_starve_another_connection() {
+    let answered = Arc::new(AtomicU64::new(0));
+    let stream = EndlessRequests {
+        batch: echo_flood(1_000),
+        at: 0,
+        answered: Arc::clone(&answered),
+    };
+    let server = OwnThreadServer::start(roomy, move |server| {
+        server
+            .handle
+            .serve_stream(stream, "127.0.0.1:1".parse().expect("address"));
+    });
+    calls_beside_a_flood(server.addr, &answered);
 }

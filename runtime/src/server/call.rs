@@ -28,8 +28,12 @@ pub trait ServiceHandler: Send + Sync + 'static {
     /// Routes one call by [`IncomingCall::method`]; must consume the call
     /// (serve it or reject it). Runs on the connection's reader: it must not
     /// block. The serve methods poll the handler once right there and
-    /// spawn it as a task only if it is not done (so a handler must not
-    /// block before its first `.await` either).
+    /// spawn it as a task only if it is not done: what a handler does until
+    /// it first has to wait (an `.await` on something not ready yet) also
+    /// runs on the reader, and holds up the connection's other requests
+    /// meanwhile. Work of microseconds is fine; a handler that computes for
+    /// longer can start with `tokio::task::yield_now().await` to run as a
+    /// task from there on, and blocking work belongs in `spawn_blocking`.
     fn dispatch(&self, call: IncomingCall);
 
     /// The `.rpc` sources the service was generated from, for server

@@ -453,6 +453,7 @@ async fn read_frames<R: ReadSide>(
                             break 'read ReadEnd::TooManyErrors(errors);
                         }
                     }
+                    spend_budget(conn).await;
                 }
                 Ok(None) => break,
                 Err(e) => break 'read ReadEnd::Framing(e),
@@ -530,6 +531,28 @@ async fn read_frames<R: ReadSide>(
     conn.outbox.set_reader_busy(false);
     conn.release(unframed + charged_ahead);
     end
+}
+
+/// Spends one unit of tokio's cooperative budget for a frame handled, and
+/// returns to the runtime first if the budget is spent (the task is woken
+/// at once, behind the tasks already runnable).
+///
+/// One read can bring a thousand small requests, each served inline when
+/// its handler finishes at once: without this, a peer that keeps its
+/// socket full would keep the reader, and every other task of its worker
+/// (the other connections' readers, its own writer), waiting for as long
+/// as it floods, or until its answers reach the connection's limit. Socket
+/// reads spend the budget too, but only once per read, and a transport
+/// from outside tokio may not spend it at all. The answers of the frames
+/// handled so far go out while the reader yields: it is not busy then.
+async fn spend_budget(conn: &ConnShared) {
+    if tokio::task::coop::has_budget_remaining() {
+        tokio::task::consume_budget().await;
+    } else {
+        conn.outbox.set_reader_busy(false);
+        tokio::task::consume_budget().await;
+        conn.outbox.set_reader_busy(true);
+    }
 }
 
 /// What a writer task that ended returned (a panic or an abort is a

@@ -151,6 +151,9 @@ impl Default for CallSlots {
 /// The segment and the offset in it of slot `index`.
 fn locate(index: u32) -> (usize, usize) {
     let index = index as usize;
+    if index < FIRST_SEGMENT {
+        return (0, index);
+    }
     let group = index / FIRST_SEGMENT + 1;
     let segment = (usize::BITS - 1 - group.leading_zeros()) as usize;
     (segment, index - FIRST_SEGMENT * ((1 << segment) - 1))
@@ -322,7 +325,14 @@ impl SlotTable {
         if held >= limit {
             return Err(ReserveError::Full);
         }
-        if let Some(entry) = self.by_id.get(&request_id) {
+        // Most calls end while their request is handled: the index is then
+        // empty, and the id need not even be hashed.
+        let known = if self.by_id.is_empty() {
+            None
+        } else {
+            self.by_id.get(&request_id)
+        };
+        if let Some(entry) = known {
             if slots.state(entry.slot) == Some(LIVE) {
                 return Err(ReserveError::Duplicate);
             }
