@@ -712,6 +712,32 @@ mod tests {
         assert_eq!(conn.slots.live(), 0);
     }
 
+    #[test]
+    fn a_call_racing_a_cancel_is_either_answered_or_stopped_never_both() {
+        let mut conn = Conn::default();
+        let (mut answered, mut stopped) = (0, 0);
+        for id in 0..2_000u64 {
+            let slot = conn.running(id, 10).expect("room");
+            let barrier = std::sync::Barrier::new(2);
+            let (claimed, cancelled) = std::thread::scope(|scope| {
+                let slots = &conn.slots;
+                let claim = scope.spawn(|| {
+                    barrier.wait();
+                    slots.claim(slot)
+                });
+                barrier.wait();
+                let cancelled = conn.table.cancel(&conn.slots, id);
+                (claim.join().expect("no panic"), cancelled)
+            });
+            assert!(claimed != cancelled, "call {id}: exactly one of them wins");
+            answered += usize::from(claimed);
+            stopped += usize::from(cancelled);
+            conn.slots.release(slot);
+        }
+        assert_eq!(answered + stopped, 2_000);
+        assert_eq!(conn.slots.live(), 0);
+    }
+
     #[tokio::test]
     async fn a_task_attached_after_its_call_was_stopped_is_aborted() {
         let mut conn = Conn::default();
