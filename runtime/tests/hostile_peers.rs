@@ -226,14 +226,14 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
         all.extend_from_slice(&big_answer(id, 512 * KIB));
     }
     write.write_all(&all).await.expect("write");
-    // Every call read has ended, and the reader has read every request,
-    // or stopped reading: a reader paused at its limit reads again only
-    // once the connection is down to half its limit (1 MiB), which the
-    // unread answers keep it above until the peer reads.
+    // Every call read has ended, and the reader has handled every request,
+    // or stopped: it stops once 1 MiB of answers is unwritten (half the
+    // connection's limit) and goes on only once at most 512 KiB is, which
+    // the unread answers keep it above until the peer reads.
     let mut most = watch_bytes_until(&server, "every call read to end", || {
         server.handle.in_flight() == 0
             && (server.observed.big() == REQUESTS as usize
-                || server.handle.max_connection_bytes() > MIB)
+                || server.handle.max_connection_bytes() > MIB / 2)
     })
     .await;
     // One connection: the pool, its reserved share, and what it may
@@ -281,8 +281,9 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
         "the server held {most} bytes (bound {limit}) while the peer read"
     );
     assert_eq!(server.observed.big(), REQUESTS as usize, "every call ran");
-    assert!(ok > 0, "some answers fit");
-    assert!(exhausted > 0, "not all 200 MiB were held");
+    // The reader stopped handling requests while 1 MiB of answers was
+    // unwritten (half the connection's limit), so none had to be refused.
+    assert_eq!((ok, exhausted), (REQUESTS, 0), "every answer, none refused");
     drop(write);
     eventually("the connection to close", || {
         server.handle.connection_count() == 0
@@ -290,6 +291,56 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
     .await;
     eventually("every byte to be released", || {
         server.handle.buffered_bytes() == 0 && server.handle.pool_bytes() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_reads_gets_every_large_answer_of_calls_that_finish_inline() {
+    // 64 small requests in one write ask for 1.5 MiB each: 96 MiB of
+    // answers, 24 times the connection's limit (which is no multiple of
+    // their size: the answer that does not fit leaves room below it). The calls finish inline on the
+    // reader as fast as it decodes them (on a current-thread runtime, the
+    // writer runs only when the reader waits); the peer reads all the
+    // while. The reader must wait for the socket to take the answers
+    // rather than refuse those past the limit with status 18.
+    const REQUESTS: u64 = 64;
+    const ANSWER: usize = 3 * MIB / 2;
+    let server = OwnThreadServer::start(
+        |builder| {
+            bounded(builder)
+                .max_frame_size(2 * MIB as u32)
+                .max_buffered_bytes_per_connection(4 * MIB)
+                .max_buffered_bytes(8 * MIB)
+        },
+        |_| {},
+    );
+    let stream = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let mut all = BytesMut::new();
+    for id in 1..=REQUESTS {
+        all.extend_from_slice(&big_answer(id, ANSWER));
+    }
+    write.write_all(&all).await.expect("write");
+    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
+    let mut buf = BytesMut::new();
+    let mut answered = 0;
+    within("every answer", async {
+        while answered < REQUESTS {
+            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
+                assert_eq!(
+                    frame.header.status,
+                    0,
+                    "answer {answered}: {}",
+                    String::from_utf8_lossy(&frame.body)
+                );
+                assert_eq!(frame.body.len(), ANSWER + 4, "a whole answer");
+                answered += 1;
+            }
+            if answered < REQUESTS && read.read_buf(&mut buf).await.expect("read") == 0 {
+                panic!("closed after {answered} answers");
+            }
+        }
     })
     .await;
 }
@@ -763,8 +814,10 @@ async fn shutdown_does_not_wait_for_peers_that_do_not_read() {
         frames
     })
     .await;
+    // The reader stops handling requests once 1 MiB of answers is
+    // unwritten: then the writer is stuck behind a full socket.
     eventually("answers to pile up", || {
-        server.handle.buffered_bytes() > 4 * MIB
+        server.handle.buffered_bytes() > MIB
     })
     .await;
     within("the shutdown", server.handle.shutdown()).await;

@@ -36,6 +36,10 @@ use crate::tls::{PeerIdentity, is_tls_record_start};
 /// Free room the reader keeps in its buffer before reading, so that many
 /// small frames arrive in one read.
 const MIN_READ_ROOM: usize = 8 * 1024;
+/// Unwritten answer bytes at which the reader stops handling requests
+/// until the writer has written half of them (or half the connection's
+/// memory limit, if that is smaller).
+const MAX_ANSWER_BACKLOG: usize = 1024 * 1024;
 /// After answering status 10 or 11, how long unread input is drained
 /// before the socket is closed (closing with unread input sends a reset,
 /// which can destroy the answer before the peer reads it).
@@ -419,6 +423,9 @@ async fn read_frames<R: ReadSide>(
     let timer = tokio::time::sleep_until(clock.next_deadline().map_or_else(far_future, |d| d.0));
     tokio::pin!(timer);
     let pool = &conn.env.memory;
+    // Unwritten answers at which the reader stops handling requests until
+    // the peer has read half of them.
+    let backlog = MAX_ANSWER_BACKLOG.min(config.connection_memory_limit() / 2);
     let end = 'read: loop {
         let mut any_frame = false;
         // The frames already read are handled, also past the connection's
@@ -434,11 +441,16 @@ async fn read_frames<R: ReadSide>(
         // answer goes unnoticed here only if the writer wrote as many bytes
         // meanwhile: the peer is reading then.)
         let mut answered = false;
+        // Whether every whole frame in the buffer was handled (else the
+        // loop stopped for the limits or the backlog, and the rest must be
+        // handled before the socket is read again: the peer may have sent
+        // everything already).
+        let mut all_handled = false;
         // What the frames of this read produce (answers of calls that
         // finish inline, control frames) goes out in one write once the
         // reader waits for the socket again (see `outbox.rs`).
         conn.outbox.set_reader_busy(true);
-        while !(answered && conn.memory.must_pause(pool)) {
+        while !(answered && conn.memory.must_pause(pool)) && conn.outbox.unwritten() < backlog {
             let before = conn.outbox.unwritten();
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => {
@@ -455,7 +467,10 @@ async fn read_frames<R: ReadSide>(
                     }
                     spend_budget(conn).await;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    all_handled = true;
+                    break;
+                }
                 Err(e) => break 'read ReadEnd::Framing(e),
             }
         }
@@ -468,8 +483,14 @@ async fn read_frames<R: ReadSide>(
                 }
             }
         }
-        if conn.memory.must_pause(pool) {
+        // Also when the answers queued outrun the socket (calls that finish
+        // inline answer as fast as requests arrive): no more requests are
+        // handled until the writer has written half of them, so a peer that
+        // reads gets its answers instead of status 18 for those past the
+        // connection's limits.
+        if conn.memory.must_pause(pool) || conn.outbox.unwritten() >= backlog {
             let paused = Paused {
+                backlog,
                 conn,
                 socket: &mut *socket,
                 phase: &mut *phase,
@@ -483,6 +504,11 @@ async fn read_frames<R: ReadSide>(
                 // Frames may be waiting in the buffer: handle them first.
                 None => continue,
             }
+        }
+        if !all_handled {
+            // Room came back meanwhile (the writer wrote): the frames left
+            // in the buffer come first.
+            continue;
         }
         // Room for the next read: in the read buffer, or in the own buffer
         // of a large body being read (which grows only as its bytes
@@ -564,6 +590,8 @@ fn writer_end(joined: Result<WriterEnd, tokio::task::JoinError>) -> WriterEnd {
 /// A reader waiting for its connection to have room again.
 struct Paused<'a, R> {
     conn: &'a ConnShared,
+    /// Unwritten answer bytes the reader stops at: it goes on below half.
+    backlog: usize,
     socket: &'a mut R,
     phase: &'a mut watch::Receiver<Phase>,
     writer: &'a mut JoinHandle<WriterEnd>,
@@ -574,7 +602,9 @@ struct Paused<'a, R> {
 
 impl<R: ReadSide> Paused<'_, R> {
     /// Waits until the connection may read again (it holds at most half
-    /// its limit, and within its reserved share or with room in the pool);
+    /// its limit, within its reserved share or with room in the pool, and
+    /// at most half the answer backlog is unwritten: the writer's releases
+    /// wake it);
     /// returns why the connection must close instead: the server closes,
     /// the writer ends, a read deadline passes, or the writer stays stuck
     /// for the write-stall timeout while the connection is over its limit.
@@ -610,7 +640,7 @@ impl<R: ReadSide> Paused<'_, R> {
         let mut deadlines_held = false;
         conn.memory.set_reader_waiting(true);
         let end = loop {
-            if conn.memory.may_resume(pool) {
+            if conn.memory.may_resume(pool) && conn.outbox.unwritten() <= self.backlog / 2 {
                 break None;
             }
             let waits_for_pool = conn.memory.waits_for_pool(pool);
