@@ -535,6 +535,78 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_larger_than_half_the_limit_is_read_on_once_the_other_calls_end() {
+    // A 1 MiB connection limit and frames of up to 700 KiB. Two gated
+    // calls of 250 KiB hold half the limit; a 680 KiB request sent behind
+    // them takes the connection past its limit in the middle of its body,
+    // and the reader pauses. When the gated calls end (their answers read),
+    // that one request is all the connection holds, and more than half its
+    // limit by itself: the reader must read the rest of it (the frame being
+    // read does not count against the point where reading goes on), not
+    // wait for ever.
+    const LARGE: usize = 680 * KIB;
+    let server =
+        TestServer::start_with(|builder| bounded(builder).max_frame_size(700 * KIB as u32)).await;
+    let heavy = EchoArgs {
+        text: "gated".to_owned(),
+        data: Bytes::from(vec![b'd'; 250 * KIB]),
+        ..EchoArgs::default()
+    };
+    let large = EchoArgs {
+        text: LARGE.to_string(),
+        data: Bytes::from(vec![b'l'; LARGE]),
+        size: 16,
+        ..EchoArgs::default()
+    };
+    let mut calls = BytesMut::new();
+    calls.extend_from_slice(&request(1, "gated", &heavy));
+    calls.extend_from_slice(&request(2, "gated", &heavy));
+    calls.extend_from_slice(&request(3, "big", &large));
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        write.write_all(&calls).await.expect("write");
+        write
+    });
+    eventually(
+        "the reader to pause in the middle of the large request",
+        || server.observed.started() == 2 && server.handle.max_connection_bytes() >= PER_CONNECTION,
+    )
+    .await;
+    assert_eq!(
+        server.observed.big(),
+        0,
+        "the large request is not read yet"
+    );
+    server.observed.open_gate();
+    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
+    let mut buf = BytesMut::new();
+    let mut answered = Vec::new();
+    within("the three answers", async {
+        while answered.len() < 3 {
+            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
+                assert_eq!(
+                    frame.header.status,
+                    0,
+                    "answer to {}: {}",
+                    frame.header.request_id,
+                    String::from_utf8_lossy(&frame.body)
+                );
+                answered.push(frame.header.request_id);
+            }
+            if answered.len() < 3 && read.read_buf(&mut buf).await.expect("read") == 0 {
+                panic!("closed after the answers to {answered:?}");
+            }
+        }
+    })
+    .await;
+    answered.sort_unstable();
+    assert_eq!(answered, [1, 2, 3]);
+    assert_eq!(server.observed.big(), 1);
+    drop(writing.await.expect("the writer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_leaves_while_its_connection_is_paused_is_noticed() {
     // The peer sends far more than its connection's limit and leaves. The
     // server stopped reading it, and the peer's kernel still holds bytes

@@ -491,6 +491,7 @@ async fn read_frames<R: ReadSide>(
         if conn.memory.must_pause(pool) || conn.outbox.unwritten() >= backlog {
             let paused = Paused {
                 backlog,
+                held_by_reader: unframed + charged_ahead,
                 conn,
                 socket: &mut *socket,
                 phase: &mut *phase,
@@ -592,6 +593,9 @@ struct Paused<'a, R> {
     conn: &'a ConnShared,
     /// Unwritten answer bytes the reader stops at: it goes on below half.
     backlog: usize,
+    /// The connection's bytes the reader holds itself (read, not yet
+    /// handed on as frames; allocated ahead for a large body).
+    held_by_reader: usize,
     socket: &'a mut R,
     phase: &'a mut watch::Receiver<Phase>,
     writer: &'a mut JoinHandle<WriterEnd>,
@@ -601,8 +605,9 @@ struct Paused<'a, R> {
 }
 
 impl<R: ReadSide> Paused<'_, R> {
-    /// Waits until the connection may read again (it holds at most half
-    /// its limit, within its reserved share or with room in the pool, and
+    /// Waits until the connection may read again (besides the reader's own
+    /// bytes it holds at most half its limit, and in all less than its
+    /// limit, within its reserved share or with room in the pool, and
     /// at most half the answer backlog is unwritten: the writer's releases
     /// wake it);
     /// returns why the connection must close instead: the server closes,
@@ -638,7 +643,7 @@ impl<R: ReadSide> Paused<'_, R> {
         tracing::trace!(peer = %conn.peer, held = conn.memory.charged(), "reader paused");
         let paused_at = Instant::now();
         let mut deadlines_held = false;
-        conn.memory.set_reader_waiting(true);
+        conn.memory.reader_paused(self.held_by_reader);
         let end = loop {
             if conn.memory.may_resume(pool) && conn.outbox.unwritten() <= self.backlog / 2 {
                 break None;
@@ -689,7 +694,7 @@ impl<R: ReadSide> Paused<'_, R> {
                 }
             }
         };
-        conn.memory.set_reader_waiting(false);
+        conn.memory.reader_resumed();
         if end.is_none() {
             if deadlines_held {
                 self.clock.paused_for(paused_at.elapsed());

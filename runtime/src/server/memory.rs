@@ -89,6 +89,12 @@ pub(crate) struct ConnMemory {
     limit: usize,
     /// Set while the reader waits for room; the writer then wakes it.
     reader_waiting: AtomicBool,
+    /// While the reader waits: the bytes it holds itself, that no call
+    /// holds yet (the frame it stopped in the middle of, at most one
+    /// largest frame and one read). They do not count against the point
+    /// where it reads on: only the rest of the connection's bytes can go
+    /// down while it waits.
+    held_by_reader: AtomicUsize,
     room: Notify,
 }
 
@@ -104,6 +110,7 @@ impl ConnMemory {
             reserved,
             limit: limit.max(reserved),
             reader_waiting: AtomicBool::new(false),
+            held_by_reader: AtomicUsize::new(0),
             room: Notify::new(),
         }
     }
@@ -159,25 +166,50 @@ impl ConnMemory {
         charged >= self.limit || (charged >= self.reserved && pool.is_spent())
     }
 
-    /// Whether a paused reader may read again: the connection is down to
-    /// half its limit (so that a peer that drains its answers a few bytes at
-    /// a time does not keep the connection full), and within its reserved
-    /// share or with room in the pool.
+    /// Whether a paused reader may read again: what the connection holds
+    /// besides the reader's own bytes (see
+    /// [`reader_paused`](Self::reader_paused)) is down to half its limit
+    /// (so that a peer that drains its answers a few bytes at a time does
+    /// not keep the connection full), the whole is below the limit, and
+    /// within its reserved share or with room in the pool.
+    ///
+    /// The reader's own bytes are left out of the half: a frame larger
+    /// than half the limit, stopped in the middle, would otherwise keep
+    /// the connection above half by itself once every call has ended, and
+    /// the reader would wait for ever. They are bounded by one largest
+    /// frame and one read, which the limit always has room for (see
+    /// `ServerConfig::connection_memory_limit`).
     pub fn may_resume(&self, pool: &MemoryPool) -> bool {
         let charged = self.charged();
-        charged <= self.limit / 2 && (charged < self.reserved || !pool.is_spent())
+        self.below_resume_point(charged) && (charged < self.reserved || !pool.is_spent())
     }
 
     /// Whether a paused reader waits only for the pool (its own releases
     /// would not wake it: it looks at the pool again now and then).
     pub fn waits_for_pool(&self, pool: &MemoryPool) -> bool {
         let charged = self.charged();
-        charged <= self.limit / 2 && charged >= self.reserved && pool.is_spent()
+        self.below_resume_point(charged) && charged >= self.reserved && pool.is_spent()
     }
 
-    /// Marks the reader as waiting (or no longer) for room.
-    pub fn set_reader_waiting(&self, waiting: bool) {
-        self.reader_waiting.store(waiting, Ordering::Release);
+    /// Whether `charged` bytes are few enough for a paused reader to read
+    /// on (leaving the pool aside).
+    fn below_resume_point(&self, charged: usize) -> bool {
+        let others = charged.saturating_sub(self.held_by_reader.load(Ordering::Acquire));
+        others <= self.limit / 2 && charged < self.limit
+    }
+
+    /// Marks the reader as waiting for room, holding `held_by_reader` of
+    /// the connection's bytes itself (the frame it stopped in the middle
+    /// of, and frames read but not handled yet).
+    pub fn reader_paused(&self, held_by_reader: usize) {
+        self.held_by_reader.store(held_by_reader, Ordering::Release);
+        self.reader_waiting.store(true, Ordering::Release);
+    }
+
+    /// Marks the reader as reading again.
+    pub fn reader_resumed(&self) {
+        self.reader_waiting.store(false, Ordering::Release);
+        self.held_by_reader.store(0, Ordering::Release);
     }
 
     /// Resolves when a release may have made room (after
@@ -243,6 +275,24 @@ mod tests {
         conn.release(&pool, 400);
         assert!(conn.may_resume(&pool));
         conn.release(&pool, 500);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn the_readers_own_bytes_do_not_count_against_the_resume_point() {
+        let pool = MemoryPool::new(10_000);
+        let conn = ConnMemory::new(100, 1000);
+        // Calls hold 500, the frame the reader is in the middle of 600.
+        assert!(conn.charge(&pool, 500, Charge::Forced));
+        assert!(conn.charge(&pool, 600, Charge::Forced));
+        assert!(conn.must_pause(&pool));
+        conn.reader_paused(600);
+        assert!(!conn.may_resume(&pool), "1100 is over the limit");
+        conn.release(&pool, 200);
+        assert!(conn.may_resume(&pool), "the calls hold 300, under half");
+        conn.reader_resumed();
+        assert!(!conn.may_resume(&pool), "900 is more than half of 1000");
+        conn.release(&pool, 900);
         assert_eq!(pool.used(), 0);
     }
 
