@@ -46,6 +46,7 @@ pub enum Op {
     /// The same with 64 calls in flight on the one connection (64 caller
     /// tasks): what a call costs when frames can share reads and writes.
     #[value(name = "courier-call-64")]
+    #[serde(rename = "courier-call-64")]
     CourierCall64,
     /// One call of the RPC-shaped ceiling (raw framing, oneshot and pending
     /// map per call), in one process.
@@ -397,4 +398,17 @@ fn callgrind_markdown(version: &str, payloads: &[usize], ops: &[Op], counts: &[C
         md.push('\n');
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_is_written_to_callgrind_json_by_the_name_the_report_reads() {
+        for op in Op::ALL {
+            let written = serde_json::to_value(op).expect("an op serializes");
+            assert_eq!(written, serde_json::Value::String(op.name().to_owned()));
+        }
+    }
 }
