@@ -296,3 +296,31 @@ async fn beyond_the_server_wide_limit_requests_are_overloaded() {
         .expect("echo");
     assert_eq!(reply.value, "third");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_inline_handlers_off_a_handler_that_blocks_does_not_hold_up_its_connection() {
+    // `block_until_flag` blocks its thread until `raise_flag` has run (for
+    // 5 s at most); both requests come in one write on one connection.
+    // Polled on the connection's reader (the default), the first would hold
+    // up the reading of the second until it gives up; spawned, the second
+    // is read and run while the first blocks a worker of its own.
+    let server = TestServer::start_with(|builder| builder.inline_handlers(false)).await;
+    let mut client = RawClient::connect(server.addr()).await;
+    let mut blocking = RawRequest::echo(1, &args(""));
+    blocking.method = "block_until_flag";
+    let mut raising = RawRequest::echo(2, &args(""));
+    raising.method = "raise_flag";
+    let mut both = blocking.encode().to_vec();
+    both.extend_from_slice(&raising.encode());
+    client.send(&both).await;
+    let mut seen = None;
+    for _ in 0..2 {
+        let frame = client.next_frame().await.expect("an answer");
+        assert_eq!(frame.header.status, 0);
+        if frame.header.request_id == 1 {
+            let reply: EchoReply = prost::Message::decode(frame.body).expect("reply");
+            seen = Some(reply.value);
+        }
+    }
+    assert_eq!(seen.as_deref(), Some("saw the flag"));
+}

@@ -183,6 +183,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether handlers start on their connection's reader (default
+    /// `true`). A handler is then polled once where its request was read,
+    /// and gets a task of its own only if it has to wait: a handler that
+    /// answers at once costs no task and no wake-up, and its answer leaves
+    /// with the others of the same read. The price: until its first
+    /// `.await` that waits, the handler holds up the reading of its
+    /// connection. Turn it off (`false`: every call is spawned as a task)
+    /// for handlers that compute for long before they first wait, or move
+    /// that work to `tokio::task::spawn_blocking`.
+    pub fn inline_handlers(mut self, inline: bool) -> Self {
+        self.config.inline_handlers = inline;
+        self
+    }
+
     /// The heartbeat interval (default 30 s): a connection that sends no
     /// frame (not even a ping) for three intervals is closed. `None` keeps
     /// idle connections open forever.

@@ -361,14 +361,17 @@ where
 /// at everything again then. The call's slot is the same either way: the
 /// reader puts it in the connection's index of request ids once it has
 /// handled the request, if the call has not ended by then (see `slots.rs`).
+/// With `inline_handlers(false)` every call is spawned, unpolled.
 fn run_inline_or_spawn<F>(conn: &Arc<ConnShared>, task: F) -> Option<JoinHandle<()>>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let mut task = Box::pin(task);
-    let mut cx = Context::from_waker(Waker::noop());
-    if task.as_mut().poll(&mut cx).is_ready() {
-        return None;
+    if conn.env.config.inline_handlers {
+        let mut cx = Context::from_waker(Waker::noop());
+        if task.as_mut().poll(&mut cx).is_ready() {
+            return None;
+        }
     }
     let running = conn.call_task_started();
     Some(tokio::spawn(async move {

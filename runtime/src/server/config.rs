@@ -75,6 +75,9 @@ pub(crate) struct ServerConfig {
     pub orphaned_oneway_timeout: Duration,
     /// The accept queue of listeners the server binds.
     pub listen_backlog: u32,
+    /// Whether a handler is polled once on its connection's reader before
+    /// it gets a task of its own (only if it has to wait).
+    pub inline_handlers: bool,
 }
 
 impl ServerConfig {
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             write_stall_timeout: Some(DEFAULT_WRITE_STALL_TIMEOUT),
             orphaned_oneway_timeout: DEFAULT_ORPHANED_ONEWAY_TIMEOUT,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            inline_handlers: true,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,6 +102,8 @@ pub struct Observed {
     pub notes: Mutex<Vec<String>>,
     /// Releases the `gated` handlers once `true`.
     pub gate: watch::Sender<bool>,
+    /// Set by `raise_flag`; `block_until_flag` blocks its thread until then.
+    pub flag: AtomicBool,
     /// The metadata of the last `whoami`.
     pub last_metadata: Mutex<Option<Metadata>>,
     /// What `relay` saw downstream: `whoami`'s answer (whether the
@@ -214,6 +216,26 @@ impl ServiceHandler for EchoService {
                 let _ = observed.gate.subscribe().wait_for(|open| *open).await;
                 detector.finished = true;
                 Ok::<_, RpcError>(EchoReply { value: args.text })
+            }),
+            // Blocks its thread (no `.await`) until `raise_flag` ran, for
+            // at most 5 s; answers whether it saw the flag.
+            "block_until_flag" => call.serve_unary(move |_ctx, _args: EchoArgs| async move {
+                let give_up = std::time::Instant::now() + Duration::from_secs(5);
+                while !observed.flag.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let value = if observed.flag.load(Ordering::SeqCst) {
+                    "saw the flag"
+                } else {
+                    "gave up"
+                };
+                Ok::<_, RpcError>(EchoReply {
+                    value: value.to_owned(),
+                })
+            }),
+            "raise_flag" => call.serve_unary(move |_ctx, _args: EchoArgs| async move {
+                observed.flag.store(true, Ordering::SeqCst);
+                Ok::<_, RpcError>(EchoReply::default())
             }),
             "whoami" => call.serve_unary(move |ctx: CallContext, _args: EchoArgs| async move {
                 let value = format!(
