@@ -35,7 +35,7 @@ impl Balancer for WeightedRandom {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{CHI_SQUARE_4_DOF_P001, candidates, chi_square};
+    use super::super::test_support::{CHI_SQUARE_4_DOF_P1E6, candidates, chi_square};
     use super::*;
 
     fn counts(balancer: &dyn Balancer, candidates: &[Candidate], picks: usize) -> Vec<u64> {
@@ -52,7 +52,7 @@ mod tests {
         let counts = counts(&Random, &five, 100_000);
         let chi = chi_square(&counts, &[0.2; 5]);
         assert!(
-            chi < CHI_SQUARE_4_DOF_P001,
+            chi < CHI_SQUARE_4_DOF_P1E6,
             "chi-square {chi} for {counts:?}"
         );
     }
@@ -73,7 +73,7 @@ mod tests {
         ];
         let chi = chi_square(&counts, &shares);
         assert!(
-            chi < CHI_SQUARE_4_DOF_P001,
+            chi < CHI_SQUARE_4_DOF_P1E6,
             "chi-square {chi} for {counts:?}"
         );
     }
