@@ -415,8 +415,9 @@ impl ServerHandle {
     }
 
     /// Bytes all connections hold now: read buffers, calls in flight (their
-    /// request frames, tasks and metadata), answers not yet written (a test
-    /// and metrics hook).
+    /// request frames, tasks and metadata), answers not yet written, and
+    /// their tables of calls ([`CALL_SLOT_BYTES`](super::CALL_SLOT_BYTES)
+    /// a slot) (a test and metrics hook).
     #[doc(hidden)]
     pub fn buffered_bytes(&self) -> usize {
         self.shared.env.buffered_bytes()

@@ -834,7 +834,15 @@ fn handle_request(
     let admission = &conn.env.admission;
     let limit = conn.env.config.max_in_flight_per_connection;
     let reserved = match table.reserve(&conn.slots, request_id, limit) {
-        Ok(reserved) => reserved,
+        Ok(reserved) => {
+            let grown = table.take_grown();
+            if grown > 0 {
+                // Held until the connection's state is dropped (see
+                // `slots.rs`).
+                conn.charge_forced(grown);
+            }
+            reserved
+        }
         Err(ReserveError::Full) => {
             return reject(
                 StatusCode::Overloaded,

@@ -164,6 +164,8 @@ impl ConnShared {
 impl Drop for ConnShared {
     fn drop(&mut self) {
         self.env.unregister(self.id);
+        // The slot table goes with the connection.
+        self.release(self.slots.footprint());
         // Nothing refers to the connection any more: whatever is still
         // charged to it would be lost to the pool for good.
         let left = self.memory.charged();

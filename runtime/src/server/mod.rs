@@ -38,3 +38,4 @@ pub use config::{
 };
 pub use interceptor::ServerInterceptor;
 pub use listener::DEFAULT_LISTEN_BACKLOG;
+pub use slots::CALL_SLOT_BYTES;

@@ -36,8 +36,12 @@
 //! (a sweep, run only when at least half the slots can be taken back, so
 //! it costs O(1) per call amortised), so the slab holds at most twice the
 //! calls in flight plus [`FIRST_SEGMENT`]; the index and the table's lists
-//! never hold more entries than the slab has slots. Everything is freed
-//! with the connection.
+//! never hold more entries than the slab has slots. What the slab takes is
+//! charged to the connection as it grows ([`CALL_SLOT_BYTES`] a slot, its
+//! share of the index and the lists included: see
+//! [`SlotTable::take_grown`]), and released when the connection's state is
+//! dropped ([`CallSlots::footprint`]): the table keeps its size after a
+//! burst, so the bytes stay charged until then.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -81,6 +85,19 @@ pub(crate) struct Reserved {
 
 /// Slots in the slab's first segment; each next segment doubles.
 const FIRST_SEGMENT: usize = 16;
+
+/// What one slot of a connection's table of calls in flight costs the
+/// server, charged to the connection from the moment the table grows to
+/// hold it until the connection is gone: the slot, and its share of the
+/// table's index and lists (each holds at most one entry per slot; twice
+/// that for the room their doubling growth leaves). The table grows in
+/// segments of 16, 32, 64, ... slots, to at most twice the calls in
+/// flight plus 16.
+pub const CALL_SLOT_BYTES: usize = std::mem::size_of::<Slot>()
+    + 2 * (std::mem::size_of::<(u64, Entry)>()
+        + 1
+        + std::mem::size_of::<u32>()
+        + std::mem::size_of::<SlotId>());
 /// Segments: room for 16 × (2²⁰ − 1) ≈ 16.7 million slots, far past any
 /// connection's memory limit.
 const SEGMENTS: usize = 20;
@@ -165,6 +182,17 @@ fn capacity(segments: usize) -> usize {
 }
 
 impl CallSlots {
+    /// The bytes the slab holds ([`CALL_SLOT_BYTES`] per slot of its
+    /// segments): what its connection releases when it is gone.
+    pub fn footprint(&self) -> usize {
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, segment)| segment.get().is_some())
+            .map(|(k, _)| (FIRST_SEGMENT << k) * CALL_SLOT_BYTES)
+            .sum()
+    }
+
     fn slot(&self, index: u32) -> Option<&Slot> {
         let (segment, offset) = locate(index);
         self.segments.get(segment)?.get()?.get(offset)
@@ -304,6 +332,9 @@ pub(crate) struct SlotTable {
     free: Vec<u32>,
     /// Slots handed out of the slab so far.
     allocated: u32,
+    /// Bytes of slab segments allocated since [`take_grown`](Self::take_grown)
+    /// last took them.
+    grown: usize,
     /// The last token handed out (tokens start at 1).
     last_token: u64,
 }
@@ -460,12 +491,19 @@ impl SlotTable {
         let index = self.allocated;
         let (segment, _) = locate(index);
         slots.segments[segment].get_or_init(|| {
+            self.grown += (FIRST_SEGMENT << segment) * CALL_SLOT_BYTES;
             (0..FIRST_SEGMENT << segment)
                 .map(|_| Slot::default())
                 .collect()
         });
         self.allocated += 1;
         Some(index)
+    }
+
+    /// The bytes the slab grew by since the last call (a new segment's
+    /// slots, [`CALL_SLOT_BYTES`] each), for the connection to charge.
+    pub fn take_grown(&mut self) -> usize {
+        std::mem::take(&mut self.grown)
     }
 
     /// Takes back every slot whose call ended.
@@ -571,6 +609,26 @@ mod tests {
         assert!(conn.slots.release(b));
         assert_eq!(conn.slots.live(), 0);
         assert_eq!(conn.table.allocated, 1, "one slot served both");
+    }
+
+    #[test]
+    fn the_slabs_growth_is_reported_once_per_segment_and_adds_up_to_its_footprint() {
+        let mut conn = Conn::default();
+        assert_eq!(conn.slots.footprint(), 0);
+        let mut charged = 0;
+        let mut growths = Vec::new();
+        for id in 0..100 {
+            conn.running(id, 1000).expect("room");
+            let grown = conn.table.take_grown();
+            if grown > 0 {
+                growths.push((id, grown / CALL_SLOT_BYTES));
+            }
+            charged += grown;
+        }
+        // Segments of 16, 32 and 64 slots, taken by calls 0, 16 and 48.
+        assert_eq!(growths, [(0, 16), (16, 32), (48, 64)]);
+        assert_eq!(charged, conn.slots.footprint());
+        assert_eq!(charged, 112 * CALL_SLOT_BYTES);
     }
 
     #[test]
