@@ -301,20 +301,19 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Takes the commands that are ready. `Err` when every sender is gone.
-    fn take_commands(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionEnd> {
-        let mut progressed = false;
-        for _ in 0..COMMANDS_PER_ROUND {
+    /// Takes the commands that are ready: whether it took any, and whether
+    /// it stopped at [`COMMANDS_PER_ROUND`] (more may be ready; otherwise
+    /// the channel was found empty and will wake the task). `Err` when
+    /// every sender is gone.
+    fn take_commands(&mut self, cx: &mut Context<'_>) -> Result<(bool, bool), ConnectionEnd> {
+        for taken in 0..COMMANDS_PER_ROUND {
             match self.commands.poll_recv(cx) {
-                Poll::Ready(Some(command)) => {
-                    self.accept(command);
-                    progressed = true;
-                }
+                Poll::Ready(Some(command)) => self.accept(command),
                 Poll::Ready(None) => return Err(ConnectionEnd::ChannelDropped),
-                Poll::Pending => break,
+                Poll::Pending => return Ok((taken > 0, false)),
             }
         }
-        Ok(progressed)
+        Ok((true, true))
     }
 
     /// Writes queued frames until the queue is empty or the socket is full.
@@ -478,19 +477,32 @@ impl Future for Connection<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConnectionEnd> {
         let this = self.get_mut();
-        // Each source registers the waker when it returns pending; loop
-        // while any of them made progress (tokio's budget bounds a round).
+        // Each source registers the waker when it returns pending, and is
+        // polled again in this call only if it may have more: the commands
+        // if a round stopped at its limit, the socket after a read that
+        // brought bytes (until it is found empty), the write queue once
+        // frames were added to it (tokio's budget bounds a round).
+        let (mut poll_commands, mut poll_read, mut poll_write) = (true, true, true);
         loop {
-            let took = match this.take_commands(cx) {
-                Ok(took) => took,
-                Err(end) => return this.end(end),
+            let took = if poll_commands {
+                match this.take_commands(cx) {
+                    Ok((took, more)) => {
+                        poll_commands = more;
+                        took
+                    }
+                    Err(end) => return this.end(end),
+                }
+            } else {
+                false
             };
             // Read first: answers that arrived wake their callers, who may
             // then join the write below.
-            let read = match this.read_responses(cx) {
-                Ok(read) => read,
-                Err(e) => return this.end(ConnectionEnd::Lost(e)),
-            };
+            let read = poll_read
+                && match this.read_responses(cx) {
+                    Ok(read) => read,
+                    Err(e) => return this.end(ConnectionEnd::Lost(e)),
+                };
+            poll_read = read;
             if took && this.batch.wait_for_callers(this.outbox.queued_bytes()) {
                 // To the back of the run queue, behind the callers (see
                 // `Batch`); every source's waker is registered by now or
@@ -500,15 +512,18 @@ impl Future for Connection<'_> {
                 this.outbox.publish();
                 return Poll::Pending;
             }
-            let wrote = match this.write_queued(cx) {
-                Ok(wrote) => wrote,
-                Err(e) => return this.end(ConnectionEnd::Lost(lost(e))),
-            };
+            let wrote = (poll_write || took)
+                && match this.write_queued(cx) {
+                    Ok(wrote) => wrote,
+                    Err(e) => return this.end(ConnectionEnd::Lost(lost(e))),
+                };
             let pinged = match this.keep_heartbeat(cx, wrote, read) {
                 Ok(pinged) => pinged,
                 Err(e) => return this.end(ConnectionEnd::Lost(e)),
             };
-            if !(took || wrote || read || pinged) {
+            // A ping is a frame to write.
+            poll_write = pinged;
+            if !(poll_commands || poll_read || poll_write) {
                 this.outbox.publish();
                 return Poll::Pending;
             }
