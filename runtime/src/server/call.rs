@@ -328,15 +328,19 @@ where
     } = call;
     let conn = Arc::clone(&slot.conn);
     let (request_id, slot_id) = (slot.request_id, slot.slot);
-    let span = tracing::debug_span!(
-        "courier.serve",
-        service,
-        method = %method,
-        request_id,
-        peer = %conn.peer,
-        status = Empty,
-        latency_us = Empty,
-    );
+    let span = if crate::trace::debug_spans_enabled() {
+        tracing::debug_span!(
+            "courier.serve",
+            service,
+            method = %method,
+            request_id,
+            peer = %conn.peer,
+            status = Empty,
+            latency_us = Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
     let traced = !span.is_disabled();
     let recorder = traced.then(|| span.clone());
     slot.charge(returned_size(run_call::<W>) + TASK_OVERHEAD + metadata_bytes);
