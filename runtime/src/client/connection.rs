@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::answers::{Answer, Answers, Ticket};
 use super::command::{Command, RawResponse};
+use super::command_queue::CommandReceiver;
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::{Outbox, Unsent};
 use super::stream::ClientStream;
@@ -148,7 +148,7 @@ pub(crate) struct Connection<'a> {
     stream: ClientStream,
     /// Where the connection goes (for errors).
     target: &'a str,
-    commands: &'a mut mpsc::UnboundedReceiver<Command>,
+    commands: &'a mut CommandReceiver,
     pending: Pending,
     outbox: Outbox,
     read_buf: BytesMut,
@@ -229,7 +229,7 @@ impl<'a> Connection<'a> {
     pub fn new(
         stream: ClientStream,
         target: &'a str,
-        commands: &'a mut mpsc::UnboundedReceiver<Command>,
+        commands: &'a mut CommandReceiver,
         answers: Arc<Answers>,
         pending_len: Arc<AtomicUsize>,
         unsent: Arc<Unsent>,
@@ -312,6 +312,13 @@ impl<'a> Connection<'a> {
                 Poll::Ready(None) => return Err(ConnectionEnd::ChannelDropped),
                 Poll::Pending => return Ok((taken > 0, false)),
             }
+        }
+        // The queue spends none of tokio's budget: once the socket has spent
+        // it, the task yields after a full round (woken at once, behind the
+        // tasks already runnable) instead of taking more.
+        if !tokio::task::coop::has_budget_remaining() {
+            cx.waker().wake_by_ref();
+            return Ok((true, false));
         }
         Ok((true, true))
     }
