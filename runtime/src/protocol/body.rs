@@ -71,6 +71,11 @@ impl Utf8Bytes {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
+    /// The string's bytes (no check, unlike [`as_str`](Self::as_str)).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The underlying bytes.
     pub fn into_bytes(self) -> Bytes {
         self.0

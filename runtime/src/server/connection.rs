@@ -826,7 +826,7 @@ fn handle_request(
             };
         }
     };
-    let Some((service_name, service)) = server.router.route(body.service.as_str()) else {
+    let Some((service_name, service)) = server.router.route(body.service.as_bytes()) else {
         let message = format!("unknown service `{}`", body.service);
         return reject(StatusCode::UnknownService, &message);
     };
