@@ -38,9 +38,15 @@ impl ClientStream {
                         Poll::Pending => break,
                         Poll::Ready(result) => result?,
                     }
-                    let mut slices = empty_slices();
-                    let used = queue.fill(&mut slices);
-                    match stream.try_write_vectored(&slices[..used]) {
+                    let written = match queue.only() {
+                        Some(frame) => stream.try_write(frame),
+                        None => {
+                            let mut slices = empty_slices();
+                            let used = queue.fill(&mut slices);
+                            stream.try_write_vectored(&slices[..used])
+                        }
+                    };
+                    match written {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(written) => {
                             queue.advance(written, &mut done);
