@@ -425,10 +425,30 @@ async fn read_frames<R: ReadSide>(
     // One wait for the server's close for the whole loop, on a receiver of
     // its own (the paused reader has `phase`): made anew for every read, it
     // registered with the watch and left it again each time (~650
-    // instructions a call, callgrind).
+    // instructions a call, callgrind). And polled only when it may have
+    // something new: a wait that is registered takes the watch's lock on
+    // every poll; its waker, the task's, is woken by any change of phase,
+    // which a receiver of our own sees without the lock.
     let mut closing_phase = phase.clone();
-    let closing_read = closing(&mut closing_phase);
-    tokio::pin!(closing_read);
+    let closing_wait = closing(&mut closing_phase);
+    tokio::pin!(closing_wait);
+    let mut changes = phase.clone();
+    let mut registered: Option<std::task::Waker> = None;
+    let mut closing_read = std::future::poll_fn(|cx| {
+        let same_waker = registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        // An error: the server is gone, which the wait sees as a close.
+        if same_waker && !changes.has_changed().unwrap_or(true) {
+            return std::task::Poll::Pending;
+        }
+        changes.mark_unchanged();
+        let polled = closing_wait.as_mut().poll(cx);
+        if !same_waker {
+            registered = Some(cx.waker().clone());
+        }
+        polled
+    });
     let pool = &conn.env.memory;
     // Unwritten answers at which the reader stops handling requests until
     // the peer has read half of them.
