@@ -4,10 +4,12 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::task::Unconstrained;
+use tokio::time::{Instant, Sleep, sleep_until};
 
 /// Why a guarded handler gave no output.
 #[derive(Debug)]
@@ -20,20 +22,52 @@ pub(crate) enum Interrupted {
 
 /// Runs `work` to completion, catching a panic in any of its polls, and
 /// dropping it when `deadline` passes.
-pub(crate) async fn run_guarded<F: Future>(
-    work: F,
-    deadline: Option<Instant>,
-) -> Result<F::Output, Interrupted> {
-    let work = pin!(work);
-    let caught = CatchUnwind(work);
-    let result = match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, caught).await {
-            Ok(result) => result,
-            Err(_) => return Err(Interrupted::DeadlineExceeded),
-        },
-        None => caught.await,
-    };
-    result.map_err(|payload| Interrupted::Panicked(panic_message(payload.as_ref())))
+pub(crate) fn run_guarded<F: Future>(work: F, deadline: Option<Instant>) -> Guarded<F> {
+    Guarded {
+        work,
+        deadline: guard_deadline(deadline),
+    }
+}
+
+/// The timer of [`Guarded`] for `deadline`. Not budgeted: work that spent
+/// tokio's budget must still see its deadline pass (as
+/// `tokio::time::timeout` makes sure).
+pub(crate) fn guard_deadline(deadline: Option<Instant>) -> Option<Unconstrained<Sleep>> {
+    deadline.map(|deadline| tokio::task::unconstrained(sleep_until(deadline)))
+}
+
+pin_project! {
+    /// The future of [`run_guarded`]: the work itself, in place (an
+    /// `async fn` would hold it twice, as its argument and as its pinned
+    /// local, and move it between the two), and the deadline's timer only
+    /// if there is a deadline.
+    pub(crate) struct Guarded<F> {
+        #[pin]
+        pub(crate) work: F,
+        #[pin]
+        pub(crate) deadline: Option<Unconstrained<Sleep>>,
+    }
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = Result<F::Output, Interrupted>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let work = this.work;
+        // The work first: an output that is ready wins over the deadline.
+        match catch_unwind(AssertUnwindSafe(|| work.poll(cx))) {
+            Ok(Poll::Ready(output)) => return Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => {}
+            Err(payload) => {
+                return Poll::Ready(Err(Interrupted::Panicked(panic_message(payload.as_ref()))));
+            }
+        }
+        match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Interrupted::DeadlineExceeded)),
+            _ => Poll::Pending,
+        }
+    }
 }
 
 /// Polls the inner future inside `catch_unwind`.

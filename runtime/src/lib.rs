@@ -26,6 +26,7 @@ pub mod registry;
 pub mod serializer;
 pub mod server;
 pub mod tls;
+mod trace;
 
 pub use codegen::RpcResult;
 pub use context::{CallContext, Metadata};

@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::answers::{Answer, Answers, Ticket};
 use super::command::{Command, RawResponse};
+use super::command_queue::CommandReceiver;
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::{Outbox, Unsent};
 use super::stream::ClientStream;
@@ -148,7 +148,7 @@ pub(crate) struct Connection<'a> {
     stream: ClientStream,
     /// Where the connection goes (for errors).
     target: &'a str,
-    commands: &'a mut mpsc::UnboundedReceiver<Command>,
+    commands: &'a mut CommandReceiver,
     pending: Pending,
     outbox: Outbox,
     read_buf: BytesMut,
@@ -229,7 +229,7 @@ impl<'a> Connection<'a> {
     pub fn new(
         stream: ClientStream,
         target: &'a str,
-        commands: &'a mut mpsc::UnboundedReceiver<Command>,
+        commands: &'a mut CommandReceiver,
         answers: Arc<Answers>,
         pending_len: Arc<AtomicUsize>,
         unsent: Arc<Unsent>,
@@ -301,20 +301,26 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Takes the commands that are ready. `Err` when every sender is gone.
-    fn take_commands(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionEnd> {
-        let mut progressed = false;
-        for _ in 0..COMMANDS_PER_ROUND {
+    /// Takes the commands that are ready: whether it took any, and whether
+    /// it stopped at [`COMMANDS_PER_ROUND`] (more may be ready; otherwise
+    /// the channel was found empty and will wake the task). `Err` when
+    /// every sender is gone.
+    fn take_commands(&mut self, cx: &mut Context<'_>) -> Result<(bool, bool), ConnectionEnd> {
+        for taken in 0..COMMANDS_PER_ROUND {
             match self.commands.poll_recv(cx) {
-                Poll::Ready(Some(command)) => {
-                    self.accept(command);
-                    progressed = true;
-                }
+                Poll::Ready(Some(command)) => self.accept(command),
                 Poll::Ready(None) => return Err(ConnectionEnd::ChannelDropped),
-                Poll::Pending => break,
+                Poll::Pending => return Ok((taken > 0, false)),
             }
         }
-        Ok(progressed)
+        // The queue spends none of tokio's budget: once the socket has spent
+        // it, the task yields after a full round (woken at once, behind the
+        // tasks already runnable) instead of taking more.
+        if !tokio::task::coop::has_budget_remaining() {
+            cx.waker().wake_by_ref();
+            return Ok((true, false));
+        }
+        Ok((true, true))
     }
 
     /// Writes queued frames until the queue is empty or the socket is full.
@@ -478,19 +484,32 @@ impl Future for Connection<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ConnectionEnd> {
         let this = self.get_mut();
-        // Each source registers the waker when it returns pending; loop
-        // while any of them made progress (tokio's budget bounds a round).
+        // Each source registers the waker when it returns pending, and is
+        // polled again in this call only if it may have more: the commands
+        // if a round stopped at its limit, the socket after a read that
+        // brought bytes (until it is found empty), the write queue once
+        // frames were added to it (tokio's budget bounds a round).
+        let (mut poll_commands, mut poll_read, mut poll_write) = (true, true, true);
         loop {
-            let took = match this.take_commands(cx) {
-                Ok(took) => took,
-                Err(end) => return this.end(end),
+            let took = if poll_commands {
+                match this.take_commands(cx) {
+                    Ok((took, more)) => {
+                        poll_commands = more;
+                        took
+                    }
+                    Err(end) => return this.end(end),
+                }
+            } else {
+                false
             };
             // Read first: answers that arrived wake their callers, who may
             // then join the write below.
-            let read = match this.read_responses(cx) {
-                Ok(read) => read,
-                Err(e) => return this.end(ConnectionEnd::Lost(e)),
-            };
+            let read = poll_read
+                && match this.read_responses(cx) {
+                    Ok(read) => read,
+                    Err(e) => return this.end(ConnectionEnd::Lost(e)),
+                };
+            poll_read = read;
             if took && this.batch.wait_for_callers(this.outbox.queued_bytes()) {
                 // To the back of the run queue, behind the callers (see
                 // `Batch`); every source's waker is registered by now or
@@ -500,15 +519,18 @@ impl Future for Connection<'_> {
                 this.outbox.publish();
                 return Poll::Pending;
             }
-            let wrote = match this.write_queued(cx) {
-                Ok(wrote) => wrote,
-                Err(e) => return this.end(ConnectionEnd::Lost(lost(e))),
-            };
+            let wrote = (poll_write || took)
+                && match this.write_queued(cx) {
+                    Ok(wrote) => wrote,
+                    Err(e) => return this.end(ConnectionEnd::Lost(lost(e))),
+                };
             let pinged = match this.keep_heartbeat(cx, wrote, read) {
                 Ok(pinged) => pinged,
                 Err(e) => return this.end(ConnectionEnd::Lost(e)),
             };
-            if !(took || wrote || read || pinged) {
+            // A ping is a frame to write.
+            poll_write = pinged;
+            if !(poll_commands || poll_read || poll_write) {
                 this.outbox.publish();
                 return Poll::Pending;
             }

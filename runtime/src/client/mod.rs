@@ -20,6 +20,7 @@ mod call;
 mod call_modes;
 mod channel;
 mod command;
+mod command_queue;
 mod config;
 mod connection;
 mod dial;

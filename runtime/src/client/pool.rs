@@ -10,12 +10,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::answers::{Answer, Answers, Ticket};
 use super::backoff::Backoff;
 use super::command::{Command, RawResponse};
+use super::command_queue::{CommandSender, command_queue};
 use super::connection::ConnectionSettings;
 use super::dial::Dialer;
 use super::outbox::Unsent;
@@ -26,10 +27,10 @@ use crate::error::{StatusCode, TransportError};
 /// The caller's end of one connection task.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// Unbounded as a channel, bounded by `room`: every call and one-way
+    /// Unbounded as a queue, bounded by `room`: every call and one-way
     /// command holds room until its frame leaves the connection's queue,
     /// and there is at most one cancel per call.
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     /// Room in the connection's send queue.
     room: Arc<SendRoom>,
     /// Where its calls' answers come.
@@ -89,7 +90,7 @@ impl Pool {
         let links = streams
             .into_iter()
             .map(|stream| {
-                let (commands, receiver) = mpsc::unbounded_channel();
+                let (commands, receiver) = command_queue();
                 let shared = Shared::default();
                 tokio::spawn(run_connection(
                     receiver,

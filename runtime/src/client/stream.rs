@@ -38,9 +38,15 @@ impl ClientStream {
                         Poll::Pending => break,
                         Poll::Ready(result) => result?,
                     }
-                    let mut slices = empty_slices();
-                    let used = queue.fill(&mut slices);
-                    match stream.try_write_vectored(&slices[..used]) {
+                    let written = match queue.only() {
+                        Some(frame) => stream.try_write(frame),
+                        None => {
+                            let mut slices = empty_slices();
+                            let used = queue.fill(&mut slices);
+                            stream.try_write_vectored(&slices[..used])
+                        }
+                    };
+                    match written {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(written) => {
                             queue.advance(written, &mut done);
@@ -86,17 +92,18 @@ impl ClientStream {
         buf: &mut B,
     ) -> Poll<io::Result<usize>> {
         match self {
-            ClientStream::Tcp(stream) => loop {
-                match stream.poll_read_ready(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {}
-                }
-                match stream.try_read_buf(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    result => return Poll::Ready(result),
-                }
-            },
+            // Through `AsyncRead`: a read shorter than the room it had
+            // shows the socket drained, and tokio clears its readiness
+            // then, so the next poll registers the waker without a read
+            // that would block (`try_read_buf` needs that read: a syscall
+            // and ~300 instructions a call, callgrind).
+            ClientStream::Tcp(stream) => {
+                use std::future::Future;
+                use tokio::io::AsyncReadExt;
+                // `read_buf` keeps no state between polls: a fresh one per
+                // poll is the same as polling one.
+                std::pin::pin!(stream.read_buf(buf)).poll(cx)
+            }
             #[cfg(feature = "tls")]
             ClientStream::Tls(stream) => {
                 use std::future::Future;

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use tokio::sync::mpsc;
-
 use super::answers::Answers;
 use super::backoff::{Backoff, Reconnect};
 use super::command::Command;
+use super::command_queue::CommandReceiver;
 use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
 use super::outbox::Unsent;
@@ -29,7 +28,7 @@ pub(crate) struct Shared {
 
 /// Runs until every `Channel` is dropped.
 pub(crate) async fn run_connection(
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: CommandReceiver,
     first: ClientStream,
     dialer: Arc<Dialer>,
     settings: ConnectionSettings,
@@ -125,16 +124,15 @@ impl Drop for FailWaiting {
 /// instead of this stale error.
 fn fail_queued(
     command: Command,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
+    commands: &mut CommandReceiver,
     answers: &Answers,
     error: &TransportError,
 ) {
     let queued = commands.len();
     command.fail(answers, error.clone());
     for _ in 0..queued {
-        // The channel is FIFO, so these are the ones counted (a send still
-        // being written is waited for, briefly, by `try_recv`).
-        let Ok(command) = commands.try_recv() else {
+        // The queue is FIFO, so these are the ones counted.
+        let Some(command) = commands.try_recv() else {
             break;
         };
         command.fail(answers, error.clone());

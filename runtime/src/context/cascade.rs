@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 tokio::task_local! {
@@ -41,7 +42,7 @@ pub(crate) fn caller_deadline() -> Option<Instant> {
 pub(crate) fn with_caller_deadline<F: Future>(
     deadline: Option<Instant>,
     work: F,
-) -> impl Future<Output = F::Output> {
+) -> TaskLocalFuture<Option<Instant>, F> {
     CALLER_DEADLINE.scope(deadline, work)
 }
 

@@ -1,11 +1,14 @@
 //! One request handed to a service: [`ServiceHandler`] and [`IncomingCall`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::Bytes;
+use pin_project_lite::pin_project;
 use tokio::task::JoinHandle;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -13,7 +16,7 @@ use tracing::field::Empty;
 use super::connection_shared::{ConnShared, SlotGuard};
 use super::environment::ServerEnv;
 use super::respond::Responder;
-use crate::catch_unwind::{Interrupted, run_guarded};
+use crate::catch_unwind::{Guarded, Interrupted, guard_deadline, run_guarded};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
 use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
 use crate::protocol::Utf8Bytes;
@@ -328,23 +331,51 @@ where
     } = call;
     let conn = Arc::clone(&slot.conn);
     let (request_id, slot_id) = (slot.request_id, slot.slot);
-    let span = tracing::debug_span!(
-        "courier.serve",
-        service,
-        method = %method,
-        request_id,
-        peer = %conn.peer,
-        status = Empty,
-        latency_us = Empty,
-    );
-    let traced = !span.is_disabled();
-    let recorder = traced.then(|| span.clone());
-    slot.charge(returned_size(run_call::<W>) + TASK_OVERHEAD + metadata_bytes);
-    let task = run_call(work, slot, responder, deadline, answer, recorder);
-    let handle = if traced {
-        run_inline_or_spawn(&conn, task.instrument(span))
+    let span = if crate::trace::debug_spans_enabled() {
+        tracing::debug_span!(
+            "courier.serve",
+            service,
+            method = %method,
+            request_id,
+            peer = %conn.peer,
+            status = Empty,
+            latency_us = Empty,
+        )
     } else {
-        run_inline_or_spawn(&conn, task)
+        tracing::Span::none()
+    };
+    let traced = !span.is_disabled();
+    slot.charge(std::mem::size_of::<RunCall<W>>() + TASK_OVERHEAD + metadata_bytes);
+    let end = CallEnd {
+        slot,
+        responder,
+        answer,
+        recorder: traced.then(|| (span.clone(), Instant::now())),
+    };
+    let handle = if traced {
+        run_inline_or_spawn(
+            &conn,
+            Box::pin(run_call(work, deadline, end).instrument(span)),
+        )
+    } else {
+        // Built in one expression, in its box: each move of the task on its
+        // way there is a memcpy of all of it (~100 instructions each,
+        // callgrind).
+        run_inline_or_spawn(
+            &conn,
+            Box::pin(RunCall {
+                work: Guarded {
+                    work: match deadline {
+                        None => Scoped::Unscoped { work },
+                        Some(_) => Scoped::Scoped {
+                            work: with_caller_deadline(deadline, work),
+                        },
+                    },
+                    deadline: guard_deadline(deadline),
+                },
+                end: Some(end),
+            }),
+        )
     };
     if let Some(handle) = handle {
         conn.slots.attach(slot_id, handle.abort_handle());
@@ -362,11 +393,10 @@ where
 /// reader puts it in the connection's index of request ids once it has
 /// handled the request, if the call has not ended by then (see `slots.rs`).
 /// With `inline_handlers(false)` every call is spawned, unpolled.
-fn run_inline_or_spawn<F>(conn: &Arc<ConnShared>, task: F) -> Option<JoinHandle<()>>
+fn run_inline_or_spawn<F>(conn: &Arc<ConnShared>, mut task: Pin<Box<F>>) -> Option<JoinHandle<()>>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let mut task = Box::pin(task);
     if conn.env.config.inline_handlers {
         let mut cx = Context::from_waker(Waker::noop());
         if task.as_mut().poll(&mut cx).is_ready() {
@@ -380,27 +410,90 @@ where
     }))
 }
 
-/// A call's task (see [`spawn_call`]); `recorder` is the call's span, if
-/// it is traced.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an `async fn` moves its parameters once more, into the body's locals, when first polled: ~130 instructions a call (callgrind)"
-)]
-fn run_call<W>(
-    work: W,
-    mut slot: SlotGuard,
+pin_project! {
+    /// A call's task (see [`spawn_call`]): the work, guarded against
+    /// panics and the deadline, with the deadline inherited by the calls it
+    /// makes; then the answer. A hand-written future: an `async` block
+    /// would hold the work several times over (as its capture, and as the
+    /// argument and the pinned local of each future it is passed to) and
+    /// move it between them, a memcpy of the whole work each time.
+    struct RunCall<W> {
+        #[pin]
+        work: Guarded<Scoped<W>>,
+        // Dropped after the work: the slot outlives the handler.
+        end: Option<CallEnd>,
+    }
+}
+
+pin_project! {
+    /// The work, in the scope of the call's deadline if it has one (with
+    /// none, the scope would hold nothing: outside one, as in every
+    /// connection's and call's task, the inherited deadline is none too).
+    #[project = ScopedProj]
+    enum Scoped<W> {
+        Unscoped { #[pin] work: W },
+        Scoped { #[pin] work: TaskLocalFuture<Option<Instant>, W> },
+    }
+}
+
+impl<W: Future> Future for Scoped<W> {
+    type Output = W::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<W::Output> {
+        match self.project() {
+            ScopedProj::Unscoped { work } => work.poll(cx),
+            ScopedProj::Scoped { work } => work.poll(cx),
+        }
+    }
+}
+
+/// What a call's task does once its work is done.
+struct CallEnd {
+    slot: SlotGuard,
     responder: Responder,
-    deadline: Option<Instant>,
+    /// Whether the client waits for an answer (not a one-way request).
     answer: bool,
-    recorder: Option<tracing::Span>,
-) -> impl Future<Output = ()>
+    /// The call's span and when it started, if it is traced.
+    recorder: Option<(tracing::Span, Instant)>,
+}
+
+/// The task of a call (see [`spawn_call`]).
+fn run_call<W>(work: W, deadline: Option<Instant>, end: CallEnd) -> RunCall<W>
 where
     W: Future<Output = Option<Bytes>>,
 {
-    async move {
-        let started = recorder.is_some().then(Instant::now);
-        let work = with_caller_deadline(deadline, work);
-        let frame = match run_guarded(work, deadline).await {
+    let work = match deadline {
+        None => Scoped::Unscoped { work },
+        Some(_) => Scoped::Scoped {
+            work: with_caller_deadline(deadline, work),
+        },
+    };
+    RunCall {
+        work: run_guarded(work, deadline),
+        end: Some(end),
+    }
+}
+
+impl<W> Future for RunCall<W>
+where
+    W: Future<Output = Option<Bytes>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let outcome = ready!(this.work.poll(cx));
+        let Some(CallEnd {
+            mut slot,
+            responder,
+            answer,
+            recorder,
+        }) = this.end.take()
+        else {
+            // Polled after it was done.
+            return Poll::Ready(());
+        };
+        let frame = match outcome {
             Ok(frame) => frame,
             Err(Interrupted::Panicked(message)) => {
                 tracing::warn!(request_id = slot.request_id, panic = %message, "handler panicked");
@@ -411,7 +504,7 @@ where
                 "the deadline passed on the server",
             )),
         };
-        if let (Some(recorder), Some(started)) = (recorder, started) {
+        if let Some((recorder, started)) = recorder {
             // The status byte of the answer (offset 5 of the header).
             if let Some(status) = frame.as_ref().and_then(|frame| frame.get(5)) {
                 recorder.record("status", *status);
@@ -427,6 +520,7 @@ where
             }
         }
         drop(slot);
+        Poll::Ready(())
     }
 }
 
@@ -436,12 +530,6 @@ where
 /// call's entry in its connection's slots (with the map's spare room);
 /// rounded up.
 const TASK_OVERHEAD: usize = 384;
-
-/// The size of the future `make` returns (it is not called): known at
-/// compile time.
-fn returned_size<A, B, C, D, E, G, F>(_make: fn(A, B, C, D, E, G) -> F) -> usize {
-    std::mem::size_of::<F>()
-}
 
 /// The status-4 message for undecodable args: names the method and the
 /// serializer, never the server's Rust type paths.

@@ -223,7 +223,9 @@ where
 {
     let mut more = Vec::new();
     while !queue.is_empty() {
-        let written = {
+        let written = if let Some(frame) = queue.only() {
+            unless_stalled(clock, |cx| Pin::new(&mut *socket).poll_write(cx, frame)).await
+        } else {
             let mut slices = empty_slices();
             let used = queue.fill(&mut slices);
             let slices = &slices[..used];
