@@ -364,7 +364,7 @@ where
         run_inline_or_spawn(
             &conn,
             Box::pin(RunCall {
-                work: Guarded {
+                work: Some(Guarded {
                     work: match deadline {
                         None => Scoped::Unscoped { work },
                         Some(_) => Scoped::Scoped {
@@ -372,7 +372,7 @@ where
                         },
                     },
                     deadline: guard_deadline(deadline),
-                },
+                }),
                 end: Some(end),
             }),
         )
@@ -418,9 +418,12 @@ pin_project! {
     /// argument and the pinned local of each future it is passed to) and
     /// move it between them, a memcpy of the whole work each time.
     struct RunCall<W> {
+        // Dropped as soon as it is done, before the slot is released: the
+        // slot outlives the handler, so whoever waits for a connection's
+        // calls to end (a closed connection, a shutdown) finds every
+        // handler, and everything it holds, gone.
         #[pin]
-        work: Guarded<Scoped<W>>,
-        // Dropped after the work: the slot outlives the handler.
+        work: Option<Guarded<Scoped<W>>>,
         end: Option<CallEnd>,
     }
 }
@@ -469,7 +472,7 @@ where
         },
     };
     RunCall {
-        work: run_guarded(work, deadline),
+        work: Some(run_guarded(work, deadline)),
         end: Some(end),
     }
 }
@@ -481,8 +484,14 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let outcome = ready!(this.work.poll(cx));
+        let mut this = self.project();
+        let Some(work) = this.work.as_mut().as_pin_mut() else {
+            // Polled after it was done.
+            return Poll::Ready(());
+        };
+        let outcome = ready!(work.poll(cx));
+        // The handler goes first (see the field).
+        this.work.set(None);
         let Some(CallEnd {
             mut slot,
             responder,
