@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use courier::client::Channel;
 use courier::protocol::{MessageKind, empty_frame};
-use courier::server::ServerBuilder;
+use courier::server::{CALL_SLOT_BYTES, ServerBuilder};
 use courier::{NoDeclaredError, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -604,6 +604,62 @@ async fn a_request_larger_than_half_the_limit_is_read_on_once_the_other_calls_en
     assert_eq!(answered, [1, 2, 3]);
     assert_eq!(server.observed.big(), 1);
     drop(writing.await.expect("the writer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_leaves_its_table_of_calls_charged_and_the_connection_serving() {
+    // A 96 KiB connection limit and 1,000 gated calls sent in one write:
+    // the connection's table of calls grows with the calls in flight and
+    // keeps its size once they end, charged to the connection (whole slots
+    // of `CALL_SLOT_BYTES`) until it closes. Those bytes count against the
+    // pool, not the connection's own limit (a unit test of `memory.rs`
+    // shows the rule), so the next call on the same connection is served.
+    const CALLS: u64 = 1000;
+    const LIMIT: usize = 96 * KIB;
+    let server = TestServer::start_with(|builder| {
+        builder
+            .max_frame_size(4 * KIB as u32)
+            .reserved_bytes_per_connection(16 * KIB)
+            .max_buffered_bytes_per_connection(LIMIT)
+    })
+    .await;
+    let mut raw = RawClient::connect(server.addr()).await;
+    let mut calls = BytesMut::new();
+    for id in 1..=CALLS {
+        calls.extend_from_slice(&request(id, "gated", &args("g")));
+    }
+    raw.send(&calls).await;
+    eventually("the calls to fill the connection", || {
+        server.observed.started() >= 50 && server.handle.max_connection_bytes() >= LIMIT
+    })
+    .await;
+    server.observed.open_gate();
+    // Answers that do not fit while the other calls still hold the
+    // connection's bytes are status 18 (see "An answer that does not fit").
+    for _ in 0..CALLS {
+        let answer = raw.next_frame().await.expect("an answer");
+        assert!(
+            [0, StatusCode::ResourceExhausted.as_u8()].contains(&answer.header.status),
+            "status {}",
+            answer.header.status
+        );
+    }
+    eventually("the calls to end, their table left charged", || {
+        let held = server.handle.buffered_bytes();
+        server.handle.in_flight() == 0
+            && held >= 64 * CALL_SLOT_BYTES
+            && held % CALL_SLOT_BYTES == 0
+    })
+    .await;
+    raw.send(&request(CALLS + 1, "echo", &args("after"))).await;
+    let answer = raw.next_frame().await.expect("the echo's answer");
+    assert_eq!(answer.header.request_id, CALLS + 1);
+    assert_eq!(answer.header.status, 0);
+    drop(raw);
+    eventually("the table to be released with the connection", || {
+        server.handle.buffered_bytes() == 0 && server.handle.pool_bytes() == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

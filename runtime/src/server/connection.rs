@@ -866,7 +866,7 @@ fn handle_request(
             if grown > 0 {
                 // Held until the connection's state is dropped (see
                 // `slots.rs`).
-                conn.charge_forced(grown);
+                conn.charge_fixed(grown);
             }
             reserved
         }

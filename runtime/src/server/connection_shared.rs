@@ -73,6 +73,12 @@ impl ConnShared {
         self.memory.charge(&self.env.memory, bytes, Charge::Forced);
     }
 
+    /// Charges `bytes` that stay until the connection is gone (its table
+    /// of calls), against the pool but not the connection's own limit.
+    pub fn charge_fixed(&self, bytes: usize) {
+        self.memory.charge_fixed(&self.env.memory, bytes);
+    }
+
     /// Releases `bytes` charged to the connection.
     pub fn release(&self, bytes: usize) {
         self.memory.release(&self.env.memory, bytes);
@@ -165,7 +171,8 @@ impl Drop for ConnShared {
     fn drop(&mut self) {
         self.env.unregister(self.id);
         // The slot table goes with the connection.
-        self.release(self.slots.footprint());
+        self.memory
+            .release_fixed(&self.env.memory, self.slots.footprint());
         // Nothing refers to the connection any more: whatever is still
         // charged to it would be lost to the pool for good.
         let left = self.memory.charged();

@@ -83,6 +83,12 @@ pub(crate) enum Charge {
 pub(crate) struct ConnMemory {
     /// Bytes charged now.
     charged: AtomicUsize,
+    /// Of those, the bytes that stay until the connection is gone (its
+    /// table of calls: see `slots.rs`). They count against the pool and
+    /// the reserved share, but not against the connection's own limit:
+    /// that limit paces what comes and goes (reads, calls, answers), and
+    /// bytes that never go would keep a reader over it, paused for ever.
+    fixed: AtomicUsize,
     /// The share the connection can always use.
     reserved: usize,
     /// The most the connection may hold.
@@ -107,6 +113,7 @@ impl ConnMemory {
     pub fn new(reserved: usize, limit: usize) -> ConnMemory {
         ConnMemory {
             charged: AtomicUsize::new(0),
+            fixed: AtomicUsize::new(0),
             reserved,
             limit: limit.max(reserved),
             reader_waiting: AtomicBool::new(false),
@@ -133,13 +140,33 @@ impl ConnMemory {
         let pool_after = pool.add(borrowed);
         let fits = match check {
             Charge::Forced => true,
-            Charge::Bounded => new <= self.limit && pool_after <= pool.limit as isize,
+            Charge::Bounded => {
+                new.saturating_sub(self.fixed()) <= self.limit && pool_after <= pool.limit as isize
+            }
             Charge::PoolOnly => pool_after <= pool.limit as isize,
         };
         if !fits {
             self.release(pool, bytes);
         }
         fits
+    }
+
+    /// Charges `bytes` that stay until the connection is gone (always
+    /// charged; see [`ConnMemory::fixed`](Self::fixed)).
+    pub fn charge_fixed(&self, pool: &MemoryPool, bytes: usize) {
+        self.fixed.fetch_add(bytes, Ordering::AcqRel);
+        self.charge(pool, bytes, Charge::Forced);
+    }
+
+    /// Releases bytes charged by [`charge_fixed`](Self::charge_fixed).
+    pub fn release_fixed(&self, pool: &MemoryPool, bytes: usize) {
+        self.release(pool, bytes);
+        self.fixed.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// The bytes charged that stay until the connection is gone.
+    fn fixed(&self) -> usize {
+        self.fixed.load(Ordering::Acquire)
     }
 
     /// Releases `bytes` charged earlier, and wakes the reader if it waits
@@ -163,7 +190,8 @@ impl ConnMemory {
     /// limit, or it is past its reserved share and the pool is spent.
     pub fn must_pause(&self, pool: &MemoryPool) -> bool {
         let charged = self.charged();
-        charged >= self.limit || (charged >= self.reserved && pool.is_spent())
+        charged.saturating_sub(self.fixed()) >= self.limit
+            || (charged >= self.reserved && pool.is_spent())
     }
 
     /// Whether a paused reader may read again: what the connection holds
@@ -194,8 +222,9 @@ impl ConnMemory {
     /// Whether `charged` bytes are few enough for a paused reader to read
     /// on (leaving the pool aside).
     fn below_resume_point(&self, charged: usize) -> bool {
-        let others = charged.saturating_sub(self.held_by_reader.load(Ordering::Acquire));
-        others <= self.limit / 2 && charged < self.limit
+        let paced = charged.saturating_sub(self.fixed());
+        let others = paced.saturating_sub(self.held_by_reader.load(Ordering::Acquire));
+        others <= self.limit / 2 && paced < self.limit
     }
 
     /// Marks the reader as waiting for room, holding `held_by_reader` of
@@ -294,6 +323,31 @@ mod tests {
         assert!(!conn.may_resume(&pool), "900 is more than half of 1000");
         conn.release(&pool, 900);
         assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn fixed_bytes_count_against_the_pool_but_not_the_connections_limit() {
+        let pool = MemoryPool::new(10_000);
+        let conn = ConnMemory::new(100, 1000);
+        conn.charge_fixed(&pool, 1500);
+        assert_eq!(conn.charged(), 1500);
+        assert_eq!(pool.used(), 1400, "past the reserved share: from the pool");
+        assert!(
+            !conn.must_pause(&pool),
+            "a table of calls never pauses the reader"
+        );
+        assert!(conn.may_resume(&pool));
+        assert!(
+            conn.charge(&pool, 1000, Charge::Bounded),
+            "room up to the limit"
+        );
+        assert!(!conn.charge(&pool, 1, Charge::Bounded));
+        assert!(conn.must_pause(&pool));
+        conn.release(&pool, 600);
+        assert!(conn.may_resume(&pool), "400 paced bytes, under half");
+        conn.release(&pool, 400);
+        conn.release_fixed(&pool, 1500);
+        assert_eq!((conn.charged(), pool.used()), (0, 0));
     }
 
     #[test]
