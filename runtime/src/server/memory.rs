@@ -187,7 +187,8 @@ impl ConnMemory {
     }
 
     /// Whether the reader must stop reading: the connection holds its
-    /// limit, or it is past its reserved share and the pool is spent.
+    /// limit (its fixed bytes left out), or it is past its reserved share
+    /// and the pool is spent.
     pub fn must_pause(&self, pool: &MemoryPool) -> bool {
         let charged = self.charged();
         charged.saturating_sub(self.fixed()) >= self.limit
@@ -198,8 +199,9 @@ impl ConnMemory {
     /// besides the reader's own bytes (see
     /// [`reader_paused`](Self::reader_paused)) is down to half its limit
     /// (so that a peer that drains its answers a few bytes at a time does
-    /// not keep the connection full), the whole is below the limit, and
-    /// within its reserved share or with room in the pool.
+    /// not keep the connection full), the whole (its fixed bytes left out)
+    /// is below the limit, and within its reserved share or with room in
+    /// the pool.
     ///
     /// The reader's own bytes are left out of the half: a frame larger
     /// than half the limit, stopped in the middle, would otherwise keep
