@@ -25,6 +25,8 @@ pub mod protocol;
 pub mod registry;
 pub mod serializer;
 pub mod server;
+#[cfg(test)]
+mod test_waker;
 pub mod tls;
 mod trace;
 

@@ -212,22 +212,10 @@ impl Answers {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
     use bytes::Bytes;
 
     use super::*;
-
-    #[derive(Default)]
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::CountingWaker;
 
     fn response(status: u8) -> Answer {
         Ok(RawResponse {
@@ -239,13 +227,12 @@ mod tests {
     #[test]
     fn an_answer_wakes_its_caller_and_frees_the_slot() {
         let answers = Answers::default();
-        let woken = Arc::new(CountingWaker::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (woken, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         let ticket = answers.open();
         assert!(answers.poll(ticket, &mut cx).is_pending());
         assert!(answers.answer(ticket, response(7)));
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken.wakes(), 1);
         match answers.poll(ticket, &mut cx) {
             Poll::Ready(Ok(RawResponse { status: 7, .. })) => {}
             other => panic!("expected the answer, got {other:?}"),

@@ -170,19 +170,8 @@ impl Drop for CommandReceiver {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
     use super::*;
-
-    #[derive(Default)]
-    struct CountingWaker(AtomicUsize);
-
-    impl Wake for CountingWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::CountingWaker;
 
     fn cancel(id: u64) -> Command {
         Command::Cancel { id }
@@ -199,13 +188,12 @@ mod tests {
     #[test]
     fn commands_come_in_order_and_a_send_wakes_the_waiting_task() {
         let (sender, mut receiver) = command_queue();
-        let woken = Arc::new(CountingWaker::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (woken, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         assert!(receiver.poll_recv(&mut cx).is_pending());
         sender.send(cancel(1)).expect("open");
         sender.send(cancel(2)).expect("open");
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "one wake");
+        assert_eq!(woken.wakes(), 1, "one wake");
         assert_eq!(receiver.len(), 2);
         let Poll::Ready(first) = receiver.poll_recv(&mut cx) else {
             panic!("a command is queued");
@@ -221,8 +209,7 @@ mod tests {
     #[test]
     fn the_sender_gone_ends_the_queue_after_its_last_command() {
         let (sender, mut receiver) = command_queue();
-        let woken = Arc::new(CountingWaker::default());
-        let waker = Waker::from(Arc::clone(&woken));
+        let (woken, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         sender.send(cancel(7)).expect("open");
         drop(sender);
@@ -232,7 +219,7 @@ mod tests {
         let (sender, mut receiver) = command_queue();
         assert!(receiver.poll_recv(&mut cx).is_pending());
         drop(sender);
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "woken by the drop");
+        assert_eq!(woken.wakes(), 1, "woken by the drop");
         assert!(matches!(receiver.poll_recv(&mut cx), Poll::Ready(None)));
     }
 

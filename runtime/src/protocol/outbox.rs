@@ -182,28 +182,18 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::task::Wake;
-
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::test_waker::CountingWaker;
 
     #[test]
     fn the_writer_takes_everything_and_is_woken_by_the_next_push() {
         let outbox = Outbox::default();
-        let counter = Arc::new(Counter(AtomicUsize::new(0)));
-        let waker = Waker::from(Arc::clone(&counter));
+        let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
         let mut taken = Vec::new();
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
         outbox.push(Bytes::from_static(b"abc")).expect("open");
         outbox.push(Bytes::from_static(b"de")).expect("open");
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "one wake");
+        assert_eq!(counter.wakes(), 1, "one wake");
         assert_eq!(outbox.unwritten(), 5);
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Taken);
         assert_eq!(taken.len(), 2);
