@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use courier::client::Channel;
-use courier::protocol::{MessageKind, empty_frame};
+use courier::protocol::{Frame, FrameDecoder, MessageKind, empty_frame};
 use courier::server::{CALL_SLOT_BYTES, ServerBuilder};
 use courier::{NoDeclaredError, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +49,18 @@ fn bound(connections: usize) -> usize {
 /// connection (its deadline: 300 ms without a frame) wait: past two such
 /// deadlines, and under a second.
 const PAST_TWO_DEADLINES: Duration = Duration::from_millis(700);
+
+/// A server whose connections hold at most 96 KiB ([`SMALL_LIMIT`]), with
+/// frames of at most 4 KiB: a few dozen calls fill one.
+fn small_connections(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        .max_frame_size(4 * KIB as u32)
+        .reserved_bytes_per_connection(16 * KIB)
+        .max_buffered_bytes_per_connection(SMALL_LIMIT)
+}
+
+/// The connection limit of [`small_connections`].
+const SMALL_LIMIT: usize = 96 * KIB;
 
 fn bounded(builder: ServerBuilder) -> ServerBuilder {
     builder
@@ -132,6 +144,28 @@ async fn watch_bytes_until(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     most.max(server.handle.buffered_bytes())
+}
+
+/// Reads `count` frames from `read`, handing each to `each`; fails if the
+/// server closes first, or after [`PATIENCE`] for any one frame.
+async fn read_frames(read: &mut OwnedReadHalf, count: usize, mut each: impl FnMut(Frame)) {
+    let mut decoder = FrameDecoder::new(u32::MAX);
+    let mut buf = BytesMut::new();
+    let mut seen = 0;
+    while seen < count {
+        while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
+            each(frame);
+            seen += 1;
+        }
+        if seen < count
+            && within("a frame", read.read_buf(&mut buf))
+                .await
+                .expect("read")
+                == 0
+        {
+            panic!("closed after {seen} of {count} frames");
+        }
+    }
 }
 
 /// An `echo` on `channel` answers.
@@ -246,34 +280,22 @@ async fn answers_far_larger_than_their_requests_are_bounded_in_bytes() {
 
     // Every call is answered: its answer if there was room for it, else
     // status 18 in its place.
-    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
-    let mut buf = BytesMut::new();
     let (mut ok, mut exhausted) = (0, 0);
-    within("every answer", async {
-        loop {
-            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
-                match frame.header.status {
-                    0 => {
-                        assert_eq!(frame.body.len(), 512 * KIB + 4, "a whole answer");
-                        ok += 1;
-                    }
-                    18 => {
-                        let message = String::from_utf8_lossy(&frame.body).into_owned();
-                        assert!(message.contains("does not fit"), "{message}");
-                        exhausted += 1;
-                    }
-                    other => panic!("status {other}"),
-                }
+    read_frames(&mut read, REQUESTS as usize, |frame| {
+        match frame.header.status {
+            0 => {
+                assert_eq!(frame.body.len(), 512 * KIB + 4, "a whole answer");
+                ok += 1;
             }
-            if ok + exhausted == REQUESTS {
-                break;
+            18 => {
+                let message = String::from_utf8_lossy(&frame.body).into_owned();
+                assert!(message.contains("does not fit"), "{message}");
+                exhausted += 1;
             }
-            if read.read_buf(&mut buf).await.expect("read") == 0 {
-                panic!("closed after {ok} answers and {exhausted} refusals");
-            }
-            // Reading lets the server read the requests it had left.
-            most = most.max(server.handle.buffered_bytes());
+            other => panic!("status {other}"),
         }
+        // Reading lets the server read the requests it had left.
+        most = most.max(server.handle.buffered_bytes());
     })
     .await;
     assert!(
@@ -322,25 +344,16 @@ async fn a_peer_that_reads_gets_every_large_answer_of_calls_that_finish_inline()
         all.extend_from_slice(&big_answer(id, ANSWER));
     }
     write.write_all(&all).await.expect("write");
-    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
-    let mut buf = BytesMut::new();
     let mut answered = 0;
-    within("every answer", async {
-        while answered < REQUESTS {
-            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
-                assert_eq!(
-                    frame.header.status,
-                    0,
-                    "answer {answered}: {}",
-                    String::from_utf8_lossy(&frame.body)
-                );
-                assert_eq!(frame.body.len(), ANSWER + 4, "a whole answer");
-                answered += 1;
-            }
-            if answered < REQUESTS && read.read_buf(&mut buf).await.expect("read") == 0 {
-                panic!("closed after {answered} answers");
-            }
-        }
+    read_frames(&mut read, REQUESTS as usize, |frame| {
+        assert_eq!(
+            frame.header.status,
+            0,
+            "answer {answered}: {}",
+            String::from_utf8_lossy(&frame.body)
+        );
+        assert_eq!(frame.body.len(), ANSWER + 4, "a whole answer");
+        answered += 1;
     })
     .await;
 }
@@ -494,14 +507,7 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
     // buffer until a call ends (these never do): a peer whose calls wait
     // on one another would deadlock. At most the one frame the reader
     // stopped in the middle of waits.
-    const LIMIT: usize = 96 * KIB;
-    let server = TestServer::start_with(|builder| {
-        builder
-            .max_frame_size(4 * KIB as u32)
-            .reserved_bytes_per_connection(16 * KIB)
-            .max_buffered_bytes_per_connection(LIMIT)
-    })
-    .await;
+    let server = TestServer::start_with(small_connections).await;
     let filler = EchoArgs {
         data: Bytes::from(vec![b'd'; 1000]),
         ..EchoArgs::default()
@@ -517,12 +523,12 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
     let per_call = server.handle.max_connection_bytes();
     assert!(per_call >= frame, "{per_call} bytes charged for a call");
     let mut calls = BytesMut::new();
-    for id in 2..=(2 * LIMIT / frame) as u64 {
+    for id in 2..=(2 * SMALL_LIMIT / frame) as u64 {
         calls.extend_from_slice(&request(id, "slow", &filler));
     }
     stream.write_all(&calls).await.expect("write");
     eventually("the connection to reach its limit", || {
-        server.handle.max_connection_bytes() >= LIMIT
+        server.handle.max_connection_bytes() >= SMALL_LIMIT
     })
     .await;
     eventually("every whole request read to be served", || {
@@ -530,7 +536,7 @@ async fn whole_requests_already_read_are_served_when_the_connection_reaches_its_
         held < server.observed.started() * per_call + frame
     })
     .await;
-    assert!(server.observed.started() * frame <= LIMIT + 64 * KIB);
+    assert!(server.observed.started() * frame <= SMALL_LIMIT + 64 * KIB);
     drop(stream);
 }
 
@@ -579,25 +585,16 @@ async fn a_request_larger_than_half_the_limit_is_read_on_once_the_other_calls_en
         "the large request is not read yet"
     );
     server.observed.open_gate();
-    let mut decoder = courier::protocol::FrameDecoder::new(u32::MAX);
-    let mut buf = BytesMut::new();
     let mut answered = Vec::new();
-    within("the three answers", async {
-        while answered.len() < 3 {
-            while let Some(frame) = decoder.decode(&mut buf).expect("valid frames") {
-                assert_eq!(
-                    frame.header.status,
-                    0,
-                    "answer to {}: {}",
-                    frame.header.request_id,
-                    String::from_utf8_lossy(&frame.body)
-                );
-                answered.push(frame.header.request_id);
-            }
-            if answered.len() < 3 && read.read_buf(&mut buf).await.expect("read") == 0 {
-                panic!("closed after the answers to {answered:?}");
-            }
-        }
+    read_frames(&mut read, 3, |frame| {
+        assert_eq!(
+            frame.header.status,
+            0,
+            "answer to {}: {}",
+            frame.header.request_id,
+            String::from_utf8_lossy(&frame.body)
+        );
+        answered.push(frame.header.request_id);
     })
     .await;
     answered.sort_unstable();
@@ -615,14 +612,7 @@ async fn a_burst_leaves_its_table_of_calls_charged_and_the_connection_serving() 
     // pool, not the connection's own limit (a unit test of `memory.rs`
     // shows the rule), so the next call on the same connection is served.
     const CALLS: u64 = 1000;
-    const LIMIT: usize = 96 * KIB;
-    let server = TestServer::start_with(|builder| {
-        builder
-            .max_frame_size(4 * KIB as u32)
-            .reserved_bytes_per_connection(16 * KIB)
-            .max_buffered_bytes_per_connection(LIMIT)
-    })
-    .await;
+    let server = TestServer::start_with(small_connections).await;
     let mut raw = RawClient::connect(server.addr()).await;
     let mut calls = BytesMut::new();
     for id in 1..=CALLS {
@@ -630,7 +620,7 @@ async fn a_burst_leaves_its_table_of_calls_charged_and_the_connection_serving() 
     }
     raw.send(&calls).await;
     eventually("the calls to fill the connection", || {
-        server.observed.started() >= 50 && server.handle.max_connection_bytes() >= LIMIT
+        server.observed.started() >= 50 && server.handle.max_connection_bytes() >= SMALL_LIMIT
     })
     .await;
     server.observed.open_gate();
