@@ -499,7 +499,7 @@ where
             recorder,
         }) = this.end.take()
         else {
-            // Polled after it was done.
+            // Taken only here, with the work: not reached.
             return Poll::Ready(());
         };
         let frame = match outcome {
