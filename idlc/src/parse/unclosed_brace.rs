@@ -169,9 +169,13 @@ fn declaration_before(text: &str) -> Option<(&'static str, &str, &'static str)> 
 /// and the text before it.
 fn last_word(text: &str) -> Option<(&str, &str)> {
     let text = text.trim_end();
+    // After the last character that is not part of a word, whatever its
+    // length in bytes (a `\u{feff}` before a name is three).
     let start = text
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let word = &text[start..];
     (!word.is_empty()).then(|| (&text[..start], word))
 }
@@ -179,6 +183,19 @@ fn last_word(text: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_after_a_multibyte_character_is_found_whole() {
+        assert_eq!(
+            last_word("struct \u{feff}Order "),
+            Some(("struct \u{feff}", "Order"))
+        );
+        assert_eq!(last_word("é"), None);
+        // Found by the idl_front_end fuzz target: a body opened after a
+        // byte-order mark, never closed.
+        let text = "struct\u{feff}Order {\n  1: u64 id;\n";
+        assert!(unclosed_brace(text, 0, text.len(), true).is_some());
+    }
 
     fn diagnose(text: &str, found: &str) -> Option<DiagnosticKind> {
         let at = if found == "end of file" {
