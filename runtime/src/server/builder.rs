@@ -482,7 +482,8 @@ impl ServerHandle {
     /// timeout, then stops them and answers them status 6), lets
     /// connections write their last answers (peers that do not read them
     /// are not waited for), and closes them. Resolves as soon as nothing is
-    /// left.
+    /// left; every handler it stopped has ended by then, unless one blocks
+    /// its thread for longer than the close grace (1.5 s).
     pub async fn shutdown(self) {
         let ServerHandle {
             shared,
@@ -514,7 +515,11 @@ impl ServerHandle {
         })
         .await;
         if closed.is_err() {
+            // Aborted, each connection task stops its calls as it goes
+            // (`CallsOfTheTask`); they end at their next turn, unless a
+            // handler blocks its thread.
             connections.shutdown().await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, shared.wait_idle()).await;
         }
         tracing::debug!("server stopped");
     }

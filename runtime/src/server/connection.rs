@@ -205,18 +205,22 @@ async fn serve_halves<R, W>(
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(write_half, Arc::clone(&conn))));
     // The connection's own half of its slot table: only this task (the
     // reader, then the code below) touches it.
-    let mut table = SlotTable::default();
+    let mut calls = CallsOfTheTask {
+        conn: Arc::clone(&conn),
+        table: SlotTable::default(),
+    };
+    let table = &mut calls.table;
 
     let end = read_frames(
         &server,
         &conn,
-        &mut table,
+        table,
         &mut read_half,
         &mut phase,
         &mut writer.0,
     )
     .await;
-    let after = end_calls(&conn, &mut table, end);
+    let after = end_calls(&conn, table, end);
     conn.outbox.close();
     match after {
         // The writer is gone already.
@@ -245,13 +249,28 @@ async fn serve_halves<R, W>(
     drop(read_half);
     drop(writer);
     tracing::debug!(%peer, "connection closed");
-    finish_orphaned_oneway_calls(&conn, &mut table, &mut phase).await;
+    finish_orphaned_oneway_calls(&conn, table, &mut phase).await;
     // Only now does the connection stop counting against the limit: its
     // one-way calls hold their slots and request bytes, and its reserved
     // share, until they end. (Released at once, a peer could park one-way
     // calls on ever more closed connections, each with a share of memory
     // outside the pool.)
     drop(permit);
+}
+
+/// The connection task's slot table, which stops the calls still in it
+/// when the task is dropped before it ended them itself (a shutdown whose
+/// close grace passed aborts it): no handler is left running for a
+/// connection that is gone, and the shutdown can wait for them to end.
+struct CallsOfTheTask {
+    conn: Arc<ConnShared>,
+    table: SlotTable,
+}
+
+impl Drop for CallsOfTheTask {
+    fn drop(&mut self) {
+        self.table.abort_all(&self.conn.slots);
+    }
 }
 
 /// What happens to the connection's socket once the reader stopped.
