@@ -1,8 +1,10 @@
 //! Splits frames out of a read buffer, checking the header before trusting
 //! it (in the style of tokio-util's `length_delimited` decoder).
 
+use bytes::buf::Limit;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::buffer_pool::{BufferPool, LARGE_BUFFERS};
 use super::header::{FrameHeader, HEADER_LEN, MAGIC, RawHeader, VERSION};
 
 /// The default limit on a frame's body length: 16 MiB.
@@ -96,7 +98,9 @@ enum State {
 }
 
 /// A large body being read: never longer than the body, and never more
-/// than [`BODY_STEP`] (or the bytes already arrived) ahead of what arrived.
+/// than [`BODY_STEP`] (or the bytes already arrived) ahead of what arrived;
+/// or a buffer recycled from the pool of large buffers that fits the whole
+/// body (allocated already, with at most 1/8 to spare).
 #[derive(Clone, Default)]
 struct BodyBuffer(Vec<u8>);
 
@@ -111,11 +115,19 @@ impl std::fmt::Debug for BodyBuffer {
 
 impl BodyBuffer {
     /// A buffer for a body of `len` bytes whose first bytes are `arrived`.
-    fn start(len: usize, arrived: &[u8]) -> BodyBuffer {
-        let ahead = (len - arrived.len()).min(BODY_STEP);
-        let mut body = Vec::with_capacity(arrived.len() + ahead);
+    fn start(len: usize, arrived: &[u8], pool: &BufferPool) -> BodyBuffer {
+        let mut body = pool.take(len).unwrap_or_else(|| {
+            let ahead = (len - arrived.len()).min(BODY_STEP);
+            Vec::with_capacity(arrived.len() + ahead)
+        });
         body.extend_from_slice(arrived);
         BodyBuffer(body)
+    }
+
+    /// The whole body, as `Bytes` that give the buffer back to the pool
+    /// when they are dropped.
+    fn finish(&mut self, pool: &'static BufferPool) -> Bytes {
+        pool.recycling_bytes(std::mem::take(&mut self.0))
     }
 
     /// Makes room for the next bytes of a body of `len` bytes, if it is
@@ -152,6 +164,8 @@ pub struct FrameDecoder {
     /// Set by the first [`FrameDecoder::reserve_for_read`]: the caller
     /// reads large bodies into their own buffers.
     large_bodies_apart: bool,
+    /// Where large bodies' buffers come from and go back to.
+    pool: &'static BufferPool,
 }
 
 impl Default for FrameDecoder {
@@ -167,7 +181,15 @@ impl FrameDecoder {
             max_frame_size,
             state: State::Head,
             large_bodies_apart: false,
+            pool: &LARGE_BUFFERS,
         }
+    }
+
+    /// The same decoder with large bodies' buffers from `pool` (a test's
+    /// own, instead of the process-wide one).
+    #[cfg(test)]
+    fn with_buffer_pool(self, pool: &'static BufferPool) -> FrameDecoder {
+        FrameDecoder { pool, ..self }
     }
 
     /// The body length limit.
@@ -206,7 +228,7 @@ impl FrameDecoder {
         if let State::Body(header) = self.state {
             let len = body_len(header);
             if len > COPY_BODY_MAX && src.len() < len {
-                self.state = State::LargeBody(header, BodyBuffer::start(len, src));
+                self.state = State::LargeBody(header, BodyBuffer::start(len, src, self.pool));
                 src.clear();
             }
         }
@@ -223,14 +245,21 @@ impl FrameDecoder {
     }
 
     /// Where the next read goes, once [`reserve_for_read`](Self::reserve_for_read)
-    /// made room: the large body being read, or `src`. Never full.
-    pub fn read_buffer<'a>(&'a mut self, src: &'a mut BytesMut) -> &'a mut (dyn BufMut + Send) {
+    /// made room: the large body being read (never past its end), or
+    /// `src`. Never full.
+    pub fn read_buffer<'a>(
+        &'a mut self,
+        src: &'a mut BytesMut,
+    ) -> Limit<&'a mut (dyn BufMut + Send)> {
         if let State::LargeBody(header, body) = &mut self.state {
-            if body.0.len() < body.0.capacity() && body.0.len() < body_len(*header) {
-                return &mut body.0;
+            let missing = body_len(*header).saturating_sub(body.0.len());
+            if body.0.len() < body.0.capacity() && missing > 0 {
+                let body: &mut (dyn BufMut + Send) = &mut body.0;
+                return body.limit(missing);
             }
         }
-        src
+        let src: &mut (dyn BufMut + Send) = src;
+        src.limit(usize::MAX)
     }
 
     /// Bytes allocated for the large body being read beyond those that
@@ -258,7 +287,7 @@ impl FrameDecoder {
                 if body.0.len() < len {
                     return Ok(None);
                 }
-                let body = Bytes::from(std::mem::take(&mut body.0));
+                let body = body.finish(self.pool);
                 self.state = State::Head;
                 return Ok(Some(Frame { header, body }));
             }
@@ -274,7 +303,7 @@ impl FrameDecoder {
         let len = body_len(header);
         match len.checked_sub(src.len()) {
             Some(missing) if missing > 0 && self.large_bodies_apart && len > COPY_BODY_MAX => {
-                self.state = State::LargeBody(header, BodyBuffer::start(len, src));
+                self.state = State::LargeBody(header, BodyBuffer::start(len, src, self.pool));
                 src.clear();
                 Ok(None)
             }
@@ -563,13 +592,30 @@ mod tests {
     /// `chunk` bytes into the buffer the decoder names, then decode.
     /// Returns the frames and the most bytes ever reserved ahead.
     fn read_through(input: &[u8], chunk: usize) -> (Vec<Frame>, usize, BytesMut) {
-        let mut decoder = FrameDecoder::default();
+        read_through_with(
+            FrameDecoder::default().with_buffer_pool(own_pool()),
+            input,
+            chunk,
+        )
+    }
+
+    /// A buffer pool of the test's own.
+    fn own_pool() -> &'static BufferPool {
+        Box::leak(Box::new(BufferPool::new()))
+    }
+
+    /// [`read_through`] with a given decoder.
+    fn read_through_with(
+        mut decoder: FrameDecoder,
+        input: &[u8],
+        chunk: usize,
+    ) -> (Vec<Frame>, usize, BytesMut) {
         let mut buf = BytesMut::new();
         let (mut frames, mut most_ahead, mut at) = (Vec::new(), 0, 0);
         while at < input.len() {
             decoder.reserve_for_read(&mut buf, 8 * 1024);
             most_ahead = most_ahead.max(decoder.reserved_ahead());
-            let target = decoder.read_buffer(&mut buf);
+            let mut target = decoder.read_buffer(&mut buf);
             let n = chunk.min(input.len() - at).min(target.remaining_mut());
             let room = target.chunk_mut();
             let n = n.min(room.len());
@@ -591,7 +637,9 @@ mod tests {
         input.extend_from_slice(&frame_bytes(2, &[2; LARGE]));
         input.extend_from_slice(&frame_bytes(3, b"after"));
         for chunk in [1000, 16 * 1024, 64 * 1024] {
-            let (frames, most_ahead, buf) = read_through(&input, chunk);
+            let pool = own_pool();
+            let decoder = FrameDecoder::default().with_buffer_pool(pool);
+            let (frames, most_ahead, buf) = read_through_with(decoder, &input, chunk);
             assert_eq!(frames.len(), 3, "chunk {chunk}");
             assert!(most_ahead <= BODY_STEP, "chunk {chunk}: {most_ahead} ahead");
             assert_eq!(&frames[2].body[..], b"after");
@@ -599,12 +647,31 @@ mod tests {
             let mut frames = frames;
             let large = frames.remove(1);
             assert!(large.body.iter().all(|&b| b == 2));
-            assert_eq!(
-                allocation_of(large.body),
-                LARGE,
-                "chunk {chunk}: exact size"
-            );
+            // The body's buffer goes back to the pool when it is dropped:
+            // the pool then holds exactly its capacity.
+            drop(large);
+            assert_eq!(pool.idle_bytes(), LARGE, "chunk {chunk}: exact size");
         }
+    }
+
+    #[test]
+    fn a_large_body_is_read_into_a_recycled_buffer_and_never_past_its_end() {
+        const LARGE: usize = 60 * 1024;
+        let pool = own_pool();
+        // A recycled buffer with room to spare (at most 1/8 more).
+        pool.give(Vec::with_capacity(LARGE + LARGE / 8));
+        let mut input = frame_bytes(1, &[1; LARGE]).to_vec();
+        input.extend_from_slice(&frame_bytes(2, b"next"));
+        let decoder = FrameDecoder::default().with_buffer_pool(pool);
+        let (frames, most_ahead, _) = read_through_with(decoder, &input, 80 * 1024);
+        assert_eq!(pool.idle_bytes(), 0, "taken from the pool");
+        assert!(most_ahead <= LARGE + LARGE / 8);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].body.len(), LARGE);
+        assert!(frames[0].body.iter().all(|&b| b == 1));
+        assert_eq!(&frames[1].body[..], b"next");
+        drop(frames);
+        assert_eq!(pool.idle_bytes(), LARGE + LARGE / 8, "given back");
     }
 
     #[test]

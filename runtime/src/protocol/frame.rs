@@ -2,6 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::buffer_pool::{LARGE_BUFFERS, POOLED_MIN};
 use super::header::{BODY_LEN_OFFSET, FrameHeader, HEADER_LEN, MessageKind};
 
 /// A frame whose body is larger than the limit, or than a `u32` can say.
@@ -15,7 +16,10 @@ pub struct BodyTooLarge {
 }
 
 /// Writes the header first, lets the caller append the body, then patches
-/// the body length in: one allocation per frame.
+/// the body length in: one allocation per frame. A frame of 32 KiB or more
+/// is built in a buffer recycled through the runtime's pool of large
+/// buffers, and goes back to it when the frame has been written (see
+/// `buffer_pool.rs`).
 #[derive(Debug)]
 pub struct FrameBuilder {
     buf: BytesMut,
@@ -25,7 +29,16 @@ impl FrameBuilder {
     /// Starts a frame; `header.body_len` is ignored. `body_hint` is the
     /// expected body length (room is reserved for it).
     pub fn new(header: FrameHeader, body_hint: usize) -> FrameBuilder {
-        let mut buf = BytesMut::with_capacity(HEADER_LEN.saturating_add(body_hint));
+        let capacity = HEADER_LEN.saturating_add(body_hint);
+        let mut buf = if capacity >= POOLED_MIN {
+            // `bytes` has no `From<Vec<u8>>` for `BytesMut`: through a
+            // `Bytes` of its own (unique, so no copy) it is one.
+            Bytes::from(LARGE_BUFFERS.take_or_allocate(capacity))
+                .try_into_mut()
+                .unwrap_or_else(|_| BytesMut::with_capacity(capacity))
+        } else {
+            BytesMut::with_capacity(capacity)
+        };
         FrameHeader {
             body_len: 0,
             ..header
@@ -57,6 +70,11 @@ impl FrameBuilder {
             .filter(|len| *len <= max_body)
             .ok_or(BodyTooLarge { len, max: max_body })?;
         self.buf[BODY_LEN_OFFSET..HEADER_LEN].copy_from_slice(&body_len.to_be_bytes());
+        if self.buf.capacity() >= POOLED_MIN {
+            // A `BytesMut` made from a `Vec` (or grown by one) is one
+            // again without a copy.
+            return Ok(LARGE_BUFFERS.recycling_bytes(Vec::from(self.buf)));
+        }
         Ok(self.buf.freeze())
     }
 }

@@ -7,6 +7,7 @@
 //! client drive it from their socket tasks.
 
 mod body;
+pub(crate) mod buffer_pool;
 mod decoder;
 mod frame;
 mod header;
