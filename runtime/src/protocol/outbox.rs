@@ -8,16 +8,20 @@
 //! Locked only for a push or a take (a `Vec` swap), never across an
 //! `.await`.
 //!
-//! Coalescing: a frame pushed by the connection's reader (answers of calls
-//! that finished inline, control frames) is written as soon as the reader
-//! has handled what it read and waits for the socket again: the writer,
-//! woken by the push, runs only then on the reader's worker. A frame pushed
+//! Coalescing: a frame pushed while the connection's reader handles what
+//! it read (answers of calls that finished inline, control frames) is
+//! written as soon as the reader is done with that read
+//! ([`Outbox::reader_done`]): by the reader itself, with one write, when
+//! the writer has nothing in hand and the transport lets it (plain TCP),
+//! which saves the writer task's wake-up; else by the writer, woken then
+//! (not at each push). What the reader could not write goes back to the
+//! front of the queue for the writer ([`Outbox::reader_wrote`]). A frame pushed
 //! by a call's own task while the reader is idle may instead be held for
 //! one turn of the run queue ([`Take::Defer`]): other call tasks that are
 //! runnable then add their answers to the same write. Never a timer, never
 //! more than one turn, and never for a large batch.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
@@ -27,12 +31,9 @@ use bytes::Bytes;
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    /// Bytes pushed and not yet reported written by the writer (queued
-    /// here, or taken and still being written).
+    /// Bytes pushed and not yet reported written (queued here, or taken
+    /// and still being written).
     unwritten: AtomicUsize,
-    /// Set while the connection's reader handles what it read: frames it
-    /// pushes then go out right after it, never held for a turn.
-    reader_busy: AtomicBool,
 }
 
 /// Queued bytes up to which the writer may hold a batch for one turn of the
@@ -64,6 +65,13 @@ struct State {
     /// Every frame queued since the last take was pushed while the reader
     /// was idle (by a call's task): the batch may be held for a turn.
     deferrable: bool,
+    /// The connection's reader handles what it read: frames pushed now go
+    /// out when it is done ([`Outbox::reader_done`]), never held for a
+    /// turn, and the writer is not woken for each of them.
+    reader_busy: bool,
+    /// The reader is writing frames it took itself: the writer takes
+    /// nothing until it is done ([`Outbox::reader_wrote`]).
+    reader_writing: bool,
 }
 
 impl Outbox {
@@ -75,14 +83,17 @@ impl Outbox {
     /// closed (the connection is gone: nobody can receive it).
     pub fn push(&self, frame: Bytes) -> Result<(), Bytes> {
         let len = frame.len();
-        let deferrable = !self.reader_busy.load(Ordering::Relaxed);
         let mut state = self.lock();
         if state.closed {
             return Err(frame);
         }
-        state.deferrable = deferrable && (state.deferrable || state.frames.is_empty());
+        state.deferrable = !state.reader_busy && (state.deferrable || state.frames.is_empty());
         state.frames.push(frame);
         self.unwritten.fetch_add(len, Ordering::AcqRel);
+        if state.reader_busy || state.reader_writing {
+            // The reader wakes the writer (or writes) when it is done.
+            return Ok(());
+        }
         let writer = state.writer.take();
         drop(state);
         if let Some(writer) = writer {
@@ -98,6 +109,14 @@ impl Outbox {
     /// the close.
     pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut Vec<Bytes>, may_defer: bool) -> Take {
         let mut state = self.lock();
+        if state.reader_writing {
+            // The reader wakes the writer when it has written.
+            match &mut state.writer {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            return Take::Empty;
+        }
         if !state.frames.is_empty() {
             if may_defer
                 && state.deferrable
@@ -124,9 +143,58 @@ impl Outbox {
         Take::Empty
     }
 
-    /// The reader starts (`true`) or stops handling what it read.
-    pub fn set_reader_busy(&self, busy: bool) {
-        self.reader_busy.store(busy, Ordering::Relaxed);
+    /// The reader starts handling what it read: frames pushed from now on
+    /// wait for [`reader_done`](Self::reader_done).
+    pub fn reader_busy(&self) {
+        self.lock().reader_busy = true;
+    }
+
+    /// The reader is done with what it read. If frames wait, and
+    /// `may_write` (the reader can write the socket itself) and the writer
+    /// has nothing in hand (it waits for frames), they are moved into
+    /// `into` (empty) and `true` is returned: the reader writes them and
+    /// then calls [`reader_wrote`](Self::reader_wrote). Otherwise the
+    /// writer is woken for them.
+    pub fn reader_done(&self, may_write: bool, into: &mut Vec<Bytes>) -> bool {
+        let mut state = self.lock();
+        state.reader_busy = false;
+        if state.frames.is_empty() {
+            return false;
+        }
+        if may_write && state.writer.is_some() && !state.closed && !state.reader_writing {
+            std::mem::swap(&mut state.frames, into);
+            state.reader_writing = true;
+            return true;
+        }
+        let writer = state.writer.take();
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+        false
+    }
+
+    /// The reader wrote what [`reader_done`](Self::reader_done) gave it
+    /// (and reported the bytes [`written`](Self::written)); `rest` is what
+    /// the socket did not take, in order, the front frame possibly cut.
+    /// It goes back to the front of the queue, and the writer is woken if
+    /// anything waits (or the outbox was closed meanwhile).
+    pub fn reader_wrote(&self, rest: &mut Vec<Bytes>) {
+        let mut state = self.lock();
+        state.reader_writing = false;
+        if !rest.is_empty() {
+            rest.append(&mut state.frames);
+            std::mem::swap(&mut state.frames, rest);
+            state.deferrable = false;
+        }
+        if state.frames.is_empty() && !state.closed {
+            return;
+        }
+        let writer = state.writer.take();
+        drop(state);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
     }
 
     /// Takes whatever is queued now, without waiting.
@@ -181,6 +249,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Buf;
+
     use super::*;
     use crate::test_waker::CountingWaker;
 
@@ -221,9 +291,9 @@ mod tests {
 
         // A frame of the reader's in the batch: out at once.
         outbox.push(Bytes::from_static(b"task")).expect("open");
-        outbox.set_reader_busy(true);
+        outbox.reader_busy();
         outbox.push(Bytes::from_static(b"reader")).expect("open");
-        outbox.set_reader_busy(false);
+        assert!(!outbox.reader_done(false, &mut Vec::new()));
         outbox.push(Bytes::from_static(b"task")).expect("open");
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
         assert_eq!(taken.len(), 3);
@@ -235,6 +305,84 @@ mod tests {
             .push(Bytes::from(vec![0u8; DEFER_MAX_BYTES]))
             .expect("open");
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
+    }
+
+    #[test]
+    fn frames_pushed_while_the_reader_is_busy_wake_the_writer_once_it_is_done() {
+        let outbox = Outbox::default();
+        let (counter, waker) = CountingWaker::new();
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Vec::new();
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        outbox.reader_busy();
+        outbox.push(Bytes::from_static(b"one")).expect("open");
+        outbox.push(Bytes::from_static(b"two")).expect("open");
+        assert_eq!(counter.wakes(), 0, "not woken per frame");
+        // The reader cannot write itself (TLS): the writer is woken.
+        assert!(!outbox.reader_done(false, &mut Vec::new()));
+        assert_eq!(counter.wakes(), 1);
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
+        assert_eq!(taken.len(), 2);
+    }
+
+    #[test]
+    fn the_reader_writes_when_the_writer_is_idle_and_gives_back_the_rest_first() {
+        let outbox = Outbox::default();
+        let (counter, waker) = CountingWaker::new();
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Vec::new();
+        let mut reader = Vec::new();
+        // The writer busy (not waiting for frames): the reader leaves the
+        // frames to it.
+        outbox.reader_busy();
+        outbox.push(Bytes::from_static(b"a")).expect("open");
+        assert!(!outbox.reader_done(true, &mut reader));
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Taken);
+        taken.clear();
+        outbox.written(1);
+        // The writer idle: the reader takes the frames and writes them.
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        outbox.reader_busy();
+        outbox.push(Bytes::from_static(b"first")).expect("open");
+        outbox.push(Bytes::from_static(b"second")).expect("open");
+        assert!(outbox.reader_done(true, &mut reader));
+        assert_eq!(reader.len(), 2);
+        // Meanwhile a call task pushes, and the writer looks: it takes
+        // nothing while the reader writes, and is not woken by the push.
+        outbox.push(Bytes::from_static(b"third")).expect("open");
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        assert_eq!(counter.wakes(), 0);
+        // The socket took "first" and "sec": the rest goes back in front.
+        reader.remove(0);
+        reader[0].advance(3);
+        outbox.written(8);
+        outbox.reader_wrote(&mut reader);
+        assert!(reader.is_empty());
+        assert_eq!(counter.wakes(), 1, "the writer is woken for the rest");
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
+        let taken: Vec<&[u8]> = taken.iter().map(|frame| &frame[..]).collect();
+        assert_eq!(taken, [&b"ond"[..], &b"third"[..]]);
+    }
+
+    #[test]
+    fn a_close_while_the_reader_writes_reaches_the_writer() {
+        let outbox = Outbox::default();
+        let (counter, waker) = CountingWaker::new();
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Vec::new();
+        let mut reader = Vec::new();
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        outbox.reader_busy();
+        outbox.push(Bytes::from_static(b"answer")).expect("open");
+        assert!(outbox.reader_done(true, &mut reader));
+        outbox.close();
+        assert_eq!(counter.wakes(), 1);
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        reader.clear();
+        outbox.written(6);
+        outbox.reader_wrote(&mut reader);
+        assert_eq!(counter.wakes(), 2, "woken to see the close");
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Closed);
     }
 
     #[test]

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::connection_shared::ConnShared;
@@ -270,6 +271,48 @@ where
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Writes what the socket takes at once of `frames` (the answers of a read
+/// the reader handled, taken from the outbox while the writer had nothing
+/// in hand) with one non-blocking write, for the reader. Whole frames
+/// written leave the connection's account, as the writer's do; of a frame
+/// written in part, its bytes written leave it, and the rest stays in
+/// `frames` (cut) for the writer, with the frames not written at all. A
+/// failed write leaves everything to the writer, which meets the same
+/// failure and ends the connection.
+pub(crate) fn write_at_once(conn: &ConnShared, tcp: &TcpStream, frames: &mut Vec<Bytes>) {
+    let written = match frames.as_slice() {
+        [] => return,
+        [frame] => tcp.try_write(frame),
+        _ => {
+            let mut slices = empty_slices();
+            let used = frames.len().min(MAX_IOVECS);
+            for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
+                *slice = io::IoSlice::new(frame);
+            }
+            tcp.try_write_vectored(&slices[..used])
+        }
+    };
+    let Ok(mut written) = written else { return };
+    let (mut whole, mut bytes) = (0usize, 0usize);
+    for frame in frames.iter() {
+        if written < frame.len() {
+            break;
+        }
+        written -= frame.len();
+        bytes += frame.len();
+        whole += 1;
+    }
+    frames.drain(..whole);
+    if let Some(front) = frames.first_mut().filter(|_| written > 0) {
+        front.advance(written);
+        bytes += written;
+    }
+    if bytes > 0 {
+        conn.outbox.written(bytes);
+        conn.release(bytes + whole * FRAME_OVERHEAD);
+    }
 }
 
 fn log_end(conn: &ConnShared, error: &WriteError) {
