@@ -97,10 +97,10 @@ async fn large_calls_reuse_their_frame_and_body_buffers() {
     let channel = server.channel().await;
     let data = Bytes::from(vec![b'i'; PAYLOAD]);
     // Warm up: the pool fills with the buffers of the first calls.
-    calls(&channel, &data, 4, 8).await;
+    calls(&channel, &data, 4, 4).await;
     let before = LARGE_ALLOCATIONS.load(Ordering::Relaxed);
     let big_before = server.observed.big();
-    calls(&channel, &data, 50, 8).await;
+    calls(&channel, &data, 100, 4).await;
     let made = server.observed.big() - big_before;
     let allocated = LARGE_ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(made, 400);

@@ -99,8 +99,9 @@ enum State {
 
 /// A large body being read: never longer than the body, and never more
 /// than [`BODY_STEP`] (or the bytes already arrived) ahead of what arrived;
-/// or a buffer recycled from the pool of large buffers that fits the whole
-/// body (allocated already, with at most 1/8 to spare).
+/// or, when that rule would allocate the whole body at once anyway, a
+/// buffer recycled from the pool of large buffers that fits it (with at
+/// most 4 KiB to spare).
 #[derive(Clone, Default)]
 struct BodyBuffer(Vec<u8>);
 
@@ -116,10 +117,14 @@ impl std::fmt::Debug for BodyBuffer {
 impl BodyBuffer {
     /// A buffer for a body of `len` bytes whose first bytes are `arrived`.
     fn start(len: usize, arrived: &[u8], pool: &BufferPool) -> BodyBuffer {
-        let mut body = pool.take(len).unwrap_or_else(|| {
-            let ahead = (len - arrived.len()).min(BODY_STEP);
-            Vec::with_capacity(arrived.len() + ahead)
-        });
+        let ahead = (len - arrived.len()).min(BODY_STEP);
+        // A recycled buffer only where a fresh one would hold the whole
+        // body too: a peer's claim never takes more room ahead of its bytes
+        // than the step rule gives it (plus the buffer's little spare).
+        let recycled = (arrived.len() + ahead == len)
+            .then(|| pool.take(len))
+            .flatten();
+        let mut body = recycled.unwrap_or_else(|| Vec::with_capacity(arrived.len() + ahead));
         body.extend_from_slice(arrived);
         BodyBuffer(body)
     }
@@ -215,7 +220,9 @@ impl FrameDecoder {
     /// and never more than 72 KiB or the bytes already arrived ahead of
     /// them, so a peer that claims a large body makes the reader allocate
     /// only in proportion to what it sent ([`reserved_ahead`](Self::reserved_ahead)
-    /// says how much; charge it to the peer). Reads then never cross the
+    /// says how much; charge it to the peer). Where that rule gives the
+    /// whole body at once, a recycled buffer that fits it (with at most
+    /// 4 KiB to spare) may be taken instead. Reads then never cross the
     /// body's end, the body is never copied again nor reallocated while
     /// an earlier body still shares its buffer, and `src` stays free for
     /// the next frames (it is not shared with any body, so it is reused in
@@ -657,21 +664,45 @@ mod tests {
     #[test]
     fn a_large_body_is_read_into_a_recycled_buffer_and_never_past_its_end() {
         const LARGE: usize = 60 * 1024;
+        const SPARE: usize = super::super::buffer_pool::MAX_SPARE;
         let pool = own_pool();
-        // A recycled buffer with room to spare (at most 1/8 more).
-        pool.give(Vec::with_capacity(LARGE + LARGE / 8));
+        // A recycled buffer with room to spare.
+        pool.give(Vec::with_capacity(LARGE + SPARE));
         let mut input = frame_bytes(1, &[1; LARGE]).to_vec();
         input.extend_from_slice(&frame_bytes(2, b"next"));
         let decoder = FrameDecoder::default().with_buffer_pool(pool);
         let (frames, most_ahead, _) = read_through_with(decoder, &input, 80 * 1024);
         assert_eq!(pool.idle_bytes(), 0, "taken from the pool");
-        assert!(most_ahead <= LARGE + LARGE / 8);
+        assert!(most_ahead <= LARGE + SPARE);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].body.len(), LARGE);
         assert!(frames[0].body.iter().all(|&b| b == 1));
         assert_eq!(&frames[1].body[..], b"next");
         drop(frames);
-        assert_eq!(pool.idle_bytes(), LARGE + LARGE / 8, "given back");
+        assert_eq!(pool.idle_bytes(), LARGE + SPARE, "given back");
+    }
+
+    #[test]
+    fn a_claimed_body_takes_no_recycled_buffer_larger_than_a_step() {
+        // 200 KiB claimed, 10 bytes sent: the step rule allocates 72 KiB
+        // ahead at most, and a recycled buffer of the whole body (which the
+        // pool has) is not taken.
+        const CLAIMED: usize = 200 * 1024;
+        let pool = own_pool();
+        pool.give(Vec::with_capacity(CLAIMED));
+        let input = frame_bytes(1, &vec![4; CLAIMED]);
+        let mut decoder = FrameDecoder::default().with_buffer_pool(pool);
+        let mut buf = BytesMut::new();
+        decoder.reserve_for_read(&mut buf, 8 * 1024);
+        buf.extend_from_slice(&input[..HEADER_LEN + 10]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        decoder.reserve_for_read(&mut buf, 8 * 1024);
+        assert!(
+            decoder.reserved_ahead() <= BODY_STEP,
+            "{}",
+            decoder.reserved_ahead()
+        );
+        assert_eq!(pool.idle_bytes(), CLAIMED, "not taken");
     }
 
     #[test]

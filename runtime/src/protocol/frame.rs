@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::buffer_pool::{LARGE_BUFFERS, POOLED_MIN};
+use super::buffer_pool::{BufferPool, LARGE_BUFFERS, POOLED_MIN};
 use super::header::{BODY_LEN_OFFSET, FrameHeader, HEADER_LEN, MessageKind};
 
 /// A frame whose body is larger than the limit, or than a `u32` can say.
@@ -23,17 +23,24 @@ pub struct BodyTooLarge {
 #[derive(Debug)]
 pub struct FrameBuilder {
     buf: BytesMut,
+    /// Where a large frame's buffer comes from and goes back to.
+    pool: &'static BufferPool,
 }
 
 impl FrameBuilder {
     /// Starts a frame; `header.body_len` is ignored. `body_hint` is the
     /// expected body length (room is reserved for it).
     pub fn new(header: FrameHeader, body_hint: usize) -> FrameBuilder {
+        FrameBuilder::new_in(header, body_hint, &LARGE_BUFFERS)
+    }
+
+    /// [`new`](Self::new), a large frame's buffer from `pool`.
+    fn new_in(header: FrameHeader, body_hint: usize, pool: &'static BufferPool) -> FrameBuilder {
         let capacity = HEADER_LEN.saturating_add(body_hint);
         let mut buf = if capacity >= POOLED_MIN {
             // `bytes` has no `From<Vec<u8>>` for `BytesMut`: through a
             // `Bytes` of its own (unique, so no copy) it is one.
-            Bytes::from(LARGE_BUFFERS.take_or_allocate(capacity))
+            Bytes::from(pool.take_or_allocate(capacity))
                 .try_into_mut()
                 .unwrap_or_else(|_| BytesMut::with_capacity(capacity))
         } else {
@@ -44,7 +51,7 @@ impl FrameBuilder {
             ..header
         }
         .encode_into(&mut buf);
-        FrameBuilder { buf }
+        FrameBuilder { buf, pool }
     }
 
     /// The buffer to append the body to (it already holds the header).
@@ -73,7 +80,7 @@ impl FrameBuilder {
         if self.buf.capacity() >= POOLED_MIN {
             // A `BytesMut` made from a `Vec` (or grown by one) is one
             // again without a copy.
-            return Ok(LARGE_BUFFERS.recycling_bytes(Vec::from(self.buf)));
+            return Ok(self.pool.recycling_bytes(Vec::from(self.buf)));
         }
         Ok(self.buf.freeze())
     }
@@ -97,6 +104,53 @@ pub fn empty_frame(kind: MessageKind, serializer: u8, request_id: u64) -> Bytes 
 mod tests {
     use super::*;
     use crate::protocol::{Frame, FrameDecoder};
+
+    fn header(request_id: u64) -> FrameHeader {
+        FrameHeader {
+            serializer: 1,
+            kind: MessageKind::Response,
+            status: 0,
+            request_id,
+            body_len: 0,
+        }
+    }
+
+    #[test]
+    fn a_large_frame_is_built_in_a_recycled_buffer_that_comes_back() {
+        const BODY: usize = 64 * 1024;
+        let pool: &'static BufferPool = Box::leak(Box::new(BufferPool::new()));
+        let mut builder = FrameBuilder::new_in(header(1), BODY, pool);
+        builder.body_mut().extend_from_slice(&[1; BODY]);
+        let first = builder.finish(u32::MAX).expect("fits");
+        let address = first.as_ptr();
+        assert_eq!(first.len(), HEADER_LEN + BODY);
+        drop(first);
+        assert_eq!(pool.idle_bytes(), HEADER_LEN + BODY, "given back whole");
+        // The next frame of that size is built in the same buffer, and
+        // holds its own bytes.
+        let mut builder = FrameBuilder::new_in(header(2), BODY, pool);
+        builder.body_mut().extend_from_slice(&[2; BODY]);
+        let second = builder.finish(u32::MAX).expect("fits");
+        assert_eq!(second.as_ptr(), address);
+        assert_eq!(
+            &second[14..18],
+            &u32::try_from(BODY).expect("small").to_be_bytes()
+        );
+        assert!(second[HEADER_LEN..].iter().all(|&b| b == 2));
+        assert_eq!(pool.idle_bytes(), 0);
+    }
+
+    #[test]
+    fn a_large_frame_longer_than_its_hint_grows_and_is_still_recycled() {
+        let pool: &'static BufferPool = Box::leak(Box::new(BufferPool::new()));
+        let mut builder = FrameBuilder::new_in(header(1), 40 * 1024, pool);
+        builder.body_mut().extend_from_slice(&[3; 100 * 1024]);
+        let frame = builder.finish(u32::MAX).expect("fits");
+        assert_eq!(frame.len(), HEADER_LEN + 100 * 1024);
+        assert!(frame[HEADER_LEN..].iter().all(|&b| b == 3));
+        drop(frame);
+        assert!(pool.idle_bytes() >= HEADER_LEN + 100 * 1024);
+    }
 
     #[test]
     fn builder_patches_the_length_and_decodes_back() {
