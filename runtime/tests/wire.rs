@@ -180,3 +180,47 @@ async fn frames_split_into_single_bytes_still_decode() {
     let answer = client.next_frame().await.expect("an answer");
     assert_eq!((answer.header.request_id, answer.header.status), (77, 0));
 }
+
+/// Answers the socket cannot take at once (the client reads nothing until
+/// it has sent every request): the connection's reader writes the small
+/// batches of answers itself until the socket is full, and what it could
+/// not write goes to the writer, which goes on once the client reads.
+/// Every answer arrives whole, in the order the requests came; large ones,
+/// which go to the writer from the start, too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_more_than_the_socket_takes_arrive_whole_and_in_order() {
+    for (answer, requests) in [(8 * 1024, 2_000), (1024 * 1024, 8)] {
+        answers_arrive_whole_and_in_order(answer, requests).await;
+    }
+}
+
+async fn answers_arrive_whole_and_in_order(answer: usize, requests: u64) {
+    let server = TestServer::start().await;
+    let mut client = RawClient::connect(server.addr()).await;
+    let mut bytes = Vec::new();
+    for id in 1..=requests {
+        let args = EchoArgs {
+            text: "0".to_owned(),
+            size: answer as u64,
+            ..EchoArgs::default()
+        };
+        let mut request = RawRequest::echo(id, &args);
+        request.method = "big";
+        bytes.extend_from_slice(&request.encode());
+    }
+    client.send(&bytes).await;
+    // The server answers while nothing is read: its socket fills up.
+    eventually("the first answers are handled", || {
+        server.observed.big() >= 1
+    })
+    .await;
+    for id in 1..=requests {
+        let frame = client.next_frame().await.expect("an answer");
+        assert_eq!(frame.header.request_id, id);
+        assert_eq!(frame.header.status, 0, "{frame:?}");
+        let reply: BytesReply = prost::Message::decode(frame.body).expect("a reply");
+        assert_eq!(reply.value.len(), answer);
+        assert!(reply.value.iter().all(|&b| b == b'o'));
+    }
+    assert_still_serving(&server).await;
+}

@@ -118,6 +118,12 @@ impl Outbox {
             return Take::Empty;
         }
         if !state.frames.is_empty() {
+            // The writer is at work (or about to be, after a deferral): no
+            // longer waiting for frames, which is what lets the reader write
+            // in its place (`reader_done`). A waker left here from an
+            // earlier wait would say otherwise (the writer may be polled
+            // for another reason than a push: its stall timer).
+            state.writer = None;
             if may_defer
                 && state.deferrable
                 && !state.closed
@@ -134,6 +140,7 @@ impl Outbox {
             return Take::Taken;
         }
         if state.closed {
+            state.writer = None;
             return Take::Closed;
         }
         match &mut state.writer {
@@ -150,8 +157,9 @@ impl Outbox {
     }
 
     /// The reader is done with what it read. If frames wait, and
-    /// `may_write` (the reader can write the socket itself) and the writer
-    /// has nothing in hand (it waits for frames), they are moved into
+    /// `may_write` (the reader can write the socket itself), the writer
+    /// has nothing in hand (it waits for frames) and less than 64 KiB is
+    /// unwritten ([`DEFER_MAX_BYTES`]), they are moved into
     /// `into` (empty) and `true` is returned: the reader writes them and
     /// then calls [`reader_wrote`](Self::reader_wrote). Otherwise the
     /// writer is woken for them.
@@ -161,7 +169,16 @@ impl Outbox {
         if state.frames.is_empty() {
             return false;
         }
-        if may_write && state.writer.is_some() && !state.closed && !state.reader_writing {
+        // Only a small batch: large answers go to the writer as before,
+        // which then gathers those of several reads into one write (the
+        // reader writing each read's 64 KiB answer alone made one write
+        // per call and cost a quarter of the calls/s at 64 KiB).
+        if may_write
+            && state.writer.is_some()
+            && !state.closed
+            && !state.reader_writing
+            && self.unwritten.load(Ordering::Acquire) < DEFER_MAX_BYTES
+        {
             std::mem::swap(&mut state.frames, into);
             state.reader_writing = true;
             return true;
@@ -362,6 +379,31 @@ mod tests {
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
         let taken: Vec<&[u8]> = taken.iter().map(|frame| &frame[..]).collect();
         assert_eq!(taken, [&b"ond"[..], &b"third"[..]]);
+    }
+
+    #[test]
+    fn a_writer_polled_without_a_push_is_at_work_and_the_reader_leaves_frames_to_it() {
+        let outbox = Outbox::default();
+        let (counter, waker) = CountingWaker::new();
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = Vec::new();
+        let mut reader = Vec::new();
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        outbox.reader_busy();
+        outbox.push(Bytes::from_static(b"early")).expect("open");
+        // The writer runs for another reason (its stall timer fired) and
+        // takes the frame: it is writing now.
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Taken);
+        outbox.push(Bytes::from_static(b"later")).expect("open");
+        assert!(
+            !outbox.reader_done(true, &mut reader),
+            "the reader must not write while the writer does"
+        );
+        assert!(reader.is_empty());
+        assert_eq!(counter.wakes(), 0, "the writer is not waiting: no wake");
+        taken.clear();
+        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Taken);
+        assert_eq!(&taken[0][..], b"later");
     }
 
     #[test]
