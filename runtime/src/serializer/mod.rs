@@ -113,11 +113,17 @@ impl Serializer {
     }
 
     /// A guess of the encoded size of `message`, to size the frame buffer:
-    /// exact for protobuf, a small constant for the others.
+    /// exact for protobuf; for the others, the protobuf length and a
+    /// quarter (at least 64 bytes).
     pub(crate) fn size_hint<M: WireMessage>(self, message: &M) -> usize {
         match self {
             Serializer::Protobuf => message.encoded_len(),
-            _ => 64,
+            // The protobuf length is a close guess for the serde formats
+            // (a large `bytes` field is its own length in each; JSON's
+            // base64 is a third longer): a 64 KiB payload then takes one
+            // buffer, not seven doublings from 64 bytes, whose freed
+            // 32 and 64 KiB steps made glibc trim and re-fault its heap.
+            _ => (message.encoded_len() + message.encoded_len() / 4).max(64),
         }
     }
 
