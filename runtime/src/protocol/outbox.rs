@@ -266,6 +266,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use bytes::Buf;
 
     use super::*;
@@ -273,11 +275,9 @@ mod tests {
 
     #[test]
     fn the_writer_takes_everything_and_is_woken_by_the_next_push() {
-        let outbox = Outbox::default();
-        let (counter, waker) = CountingWaker::new();
+        let (outbox, counter, waker) = with_a_waiting_writer();
         let mut cx = Context::from_waker(&waker);
         let mut taken = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
         outbox.push(Bytes::from_static(b"abc")).expect("open");
         outbox.push(Bytes::from_static(b"de")).expect("open");
         assert_eq!(counter.wakes(), 1, "one wake");
@@ -324,13 +324,24 @@ mod tests {
         assert_eq!(outbox.poll_take(&mut cx, &mut taken, true), Take::Taken);
     }
 
-    #[test]
-    fn frames_pushed_while_the_reader_is_busy_wake_the_writer_once_it_is_done() {
+    /// An outbox whose writer waits for frames (it looked and found none),
+    /// and the writer's waker, counting its wakes.
+    fn with_a_waiting_writer() -> (Outbox, Arc<CountingWaker>, Waker) {
         let outbox = Outbox::default();
         let (counter, waker) = CountingWaker::new();
         let mut cx = Context::from_waker(&waker);
+        assert_eq!(
+            outbox.poll_take(&mut cx, &mut Vec::new(), false),
+            Take::Empty
+        );
+        (outbox, counter, waker)
+    }
+
+    #[test]
+    fn frames_pushed_while_the_reader_is_busy_wake_the_writer_once_it_is_done() {
+        let (outbox, counter, waker) = with_a_waiting_writer();
+        let mut cx = Context::from_waker(&waker);
         let mut taken = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
         outbox.reader_busy();
         outbox.push(Bytes::from_static(b"one")).expect("open");
         outbox.push(Bytes::from_static(b"two")).expect("open");
@@ -383,12 +394,9 @@ mod tests {
 
     #[test]
     fn a_writer_polled_without_a_push_is_at_work_and_the_reader_leaves_frames_to_it() {
-        let outbox = Outbox::default();
-        let (counter, waker) = CountingWaker::new();
+        let (outbox, counter, waker) = with_a_waiting_writer();
         let mut cx = Context::from_waker(&waker);
-        let mut taken = Vec::new();
-        let mut reader = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        let (mut taken, mut reader) = (Vec::new(), Vec::new());
         outbox.reader_busy();
         outbox.push(Bytes::from_static(b"early")).expect("open");
         // The writer runs for another reason (its stall timer fired) and
@@ -408,12 +416,9 @@ mod tests {
 
     #[test]
     fn a_close_while_the_reader_writes_reaches_the_writer() {
-        let outbox = Outbox::default();
-        let (counter, waker) = CountingWaker::new();
+        let (outbox, counter, waker) = with_a_waiting_writer();
         let mut cx = Context::from_waker(&waker);
-        let mut taken = Vec::new();
-        let mut reader = Vec::new();
-        assert_eq!(outbox.poll_take(&mut cx, &mut taken, false), Take::Empty);
+        let (mut taken, mut reader) = (Vec::new(), Vec::new());
         outbox.reader_busy();
         outbox.push(Bytes::from_static(b"answer")).expect("open");
         assert!(outbox.reader_done(true, &mut reader));
