@@ -508,8 +508,8 @@ async fn read_frames<R: ReadSide>(
         // everything already).
         let mut all_handled = false;
         // What the frames of this read produce (answers of calls that
-        // finish inline, control frames) goes out in one write once the
-        // reader waits for the socket again (see `outbox.rs`).
+        // finish inline, control frames) goes out in one write as soon as
+        // the reader has handled them (see `answers_out` and `outbox.rs`).
         conn.outbox.reader_busy();
         while !(answered && conn.memory.must_pause(pool)) && conn.outbox.unwritten() < backlog {
             let before = conn.outbox.unwritten();
