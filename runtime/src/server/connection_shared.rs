@@ -155,6 +155,15 @@ impl ConnShared {
 }
 
 impl ConnShared {
+    /// `bytes` of answers were written, completing `frames` whole frames
+    /// (the bytes of a frame written in part count, its overhead only once
+    /// it is whole): they leave the outbox's unwritten count and the
+    /// connection's account.
+    pub fn answers_written(&self, bytes: usize, frames: usize) {
+        self.outbox.written(bytes);
+        self.release(bytes + frames * FRAME_OVERHEAD);
+    }
+
     /// Closes the outbox and releases the frames the writer never took
     /// (once the writer has ended).
     pub fn release_unsent(&self) {

@@ -30,7 +30,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::connection_shared::ConnShared;
 use super::limits::far_future;
-use super::memory::FRAME_OVERHEAD;
 use crate::protocol::outbox::Take;
 use crate::protocol::write_queue::{MAX_IOVECS, WriteQueue, empty_slices};
 
@@ -206,8 +205,7 @@ impl Drop for Taken<'_> {
         }
         if frames > 0 {
             tracing::debug!(peer = %self.conn.peer, bytes, "answers left unwritten");
-            self.conn.outbox.written(bytes);
-            self.conn.release(bytes + frames * FRAME_OVERHEAD);
+            self.conn.answers_written(bytes, frames);
         }
     }
 }
@@ -247,8 +245,7 @@ where
                     bytes += len;
                 });
                 if frames > 0 {
-                    conn.outbox.written(bytes);
-                    conn.release(bytes + frames * FRAME_OVERHEAD);
+                    conn.answers_written(bytes, frames);
                 }
             }
             Err(e) => {
@@ -310,8 +307,7 @@ pub(crate) fn write_at_once(conn: &ConnShared, tcp: &TcpStream, frames: &mut Vec
         bytes += written;
     }
     if bytes > 0 {
-        conn.outbox.written(bytes);
-        conn.release(bytes + whole * FRAME_OVERHEAD);
+        conn.answers_written(bytes, whole);
     }
 }
 
