@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use courier::client::{CallOptions, Channel, MethodDescriptor, RawReply};
+use courier::client::{CallOptions, Channel, MethodDescriptor, RawReply, ResponseMetadataCapture};
 use courier::{Metadata, RpcError, Serializer, StatusCode};
 use courier_cli::duration;
 use courier_cli::dynamic::{self, MethodCodec};
@@ -152,11 +152,13 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
         ),
         None => None,
     };
+    let response_metadata = ResponseMetadataCapture::new();
     let options = CallOptions {
         serializer,
         timeout: args.timeout,
         metadata,
         hash_key: None,
+        response_metadata: (args.repeat <= 1).then(|| response_metadata.clone()),
     };
     if args.repeat > 1 {
         return repeat(
@@ -179,8 +181,9 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
     }
     let reply = channel
         .call_raw(&prepared.method(), &prepared.payload, &options)
-        .await
-        .map_err(|e| {
+        .await;
+    print_response_metadata(response_metadata.take());
+    let reply = reply.map_err(|e| {
             let deadline = matches!(&e, RpcError::Status(s) if s.code() == StatusCode::DeadlineExceeded);
             let error = CliError::from_rpc(e, &what);
             if deadline && schema.is_none() {
@@ -233,6 +236,14 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
             output::print_json(&Value::Object(object), args.output);
             Ok(Exit::Declared)
         }
+    }
+}
+
+/// Prints the response metadata the server sent, one `< key: value` line
+/// each, on stderr (stdout keeps the result alone).
+fn print_response_metadata(metadata: Option<Metadata>) {
+    for (key, value) in metadata.iter().flat_map(|metadata| metadata.iter()) {
+        eprintln!("< {key}: {value}");
     }
 }
 

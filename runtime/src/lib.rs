@@ -31,7 +31,7 @@ pub mod tls;
 mod trace;
 
 pub use codegen::RpcResult;
-pub use context::{CallContext, Metadata};
+pub use context::{CallContext, Metadata, ResponseMetadataError};
 pub use error::{NoDeclaredError, RpcError, Status, StatusCode, TransportError};
 pub use serializer::Serializer;
 

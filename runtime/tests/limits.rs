@@ -346,11 +346,12 @@ async fn protocol_errors_past_the_budget_close_the_connection() {
 
     // Frames a server never takes count too, and are never answered (an
     // answer would be a response for a request id the client may be using
-    // for a call of its own): responses, pongs, types no version defines.
+    // for a call of its own): responses, pongs, response metadata, types
+    // no version defines.
     for kind in [
         MessageKind::Response,
         MessageKind::Pong,
-        MessageKind::Unknown(10),
+        MessageKind::ResponseMetadata,
         MessageKind::Unknown(42),
     ] {
         let mut raw = RawClient::connect(server.addr()).await;

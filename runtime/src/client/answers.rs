@@ -221,6 +221,7 @@ mod tests {
         Ok(RawResponse {
             status,
             body: Bytes::from_static(b"x"),
+            metadata: crate::context::Metadata::new(),
         })
     }
 

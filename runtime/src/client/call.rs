@@ -47,14 +47,27 @@ impl<'a, R: Route> Caller<'a, R> {
         options: &CallOptions,
     ) -> Result<RawResponse, RpcError> {
         let timeout = options.effective_timeout(method, self.default_timeout);
-        if self.interceptors.is_empty() {
-            return self
-                .send_unary(method, payload, options, &options.metadata, timeout)
-                .await;
+        let mut answer = if self.interceptors.is_empty() {
+            self.send_unary(method, payload, options, &options.metadata, timeout)
+                .await
+        } else {
+            match self.intercept(method, options, timeout).await {
+                Ok((metadata, timeout)) => {
+                    self.send_unary(method, payload, options, &metadata, timeout)
+                        .await
+                }
+                Err(rejected) => Err(rejected.into()),
+            }
+        };
+        if let Some(capture) = &options.response_metadata {
+            capture.record(
+                answer
+                    .as_mut()
+                    .ok()
+                    .map(|response| std::mem::take(&mut response.metadata)),
+            );
         }
-        let (metadata, timeout) = self.intercept(method, options, timeout).await?;
-        self.send_unary(method, payload, options, &metadata, timeout)
-            .await
+        answer
     }
 
     /// A one-way call: `Ok` once its frame is written.

@@ -5,6 +5,7 @@ use tokio::sync::oneshot;
 
 use super::answers::{Answers, Ticket};
 use super::send_room::SendPermit;
+use crate::context::Metadata;
 use crate::error::TransportError;
 
 /// A response as the connection task hands it to its caller, which
@@ -15,6 +16,8 @@ pub(crate) struct RawResponse {
     pub status: u8,
     /// The body: a message (status 0 or 1) or UTF-8 text.
     pub body: Bytes,
+    /// The response metadata the server sent before it (empty if none).
+    pub metadata: Metadata,
 }
 
 /// Told once a one-way frame is written.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+use crate::protocol::{DEFAULT_MAX_FRAME_SIZE, MetadataLimits};
+use crate::server::{DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES};
 
 /// The default time one connection attempt may take.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +51,11 @@ pub struct ChannelConfig {
     /// As for [`max_queued_calls`](Self::max_queued_calls); a frame larger
     /// than this is sent when the queue is empty, alone.
     pub max_queued_bytes: usize,
+    /// How much response metadata (message type 10) a call accepts
+    /// (default 64 entries and 8 KiB of keys and values, the server's
+    /// default limits for request metadata). A call whose server sends more
+    /// fails with a protocol error.
+    pub max_response_metadata: MetadataLimits,
     /// `Some`: connections speak TLS with these roots (and client
     /// certificate, for mutual TLS); default `None`, plain TCP. A balanced
     /// channel with TLS uses only instances registered with TLS
@@ -69,6 +75,10 @@ impl Default for ChannelConfig {
             reconnect_backoff: Backoff::default(),
             max_queued_calls: DEFAULT_MAX_QUEUED_CALLS,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            max_response_metadata: MetadataLimits {
+                max_entries: DEFAULT_MAX_METADATA_ENTRIES,
+                max_bytes: DEFAULT_MAX_METADATA_BYTES,
+            },
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -12,6 +12,7 @@
 //! partly written is finished, so the framing holds, and a cancel frame
 //! follows it.
 
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -23,14 +24,18 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
-use super::answers::{Answer, Answers, Ticket};
+use super::answers::{Answers, Ticket};
 use super::command::{Command, RawResponse};
 use super::command_queue::CommandReceiver;
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::{Outbox, Unsent};
 use super::stream::ClientStream;
+use crate::context::Metadata;
 use crate::error::TransportError;
-use crate::protocol::{Frame, FrameDecoder, FrameError, MessageKind};
+use crate::protocol::{
+    BodyError, Frame, FrameDecoder, FrameError, MessageKind, MetadataLimits,
+    parse_response_metadata,
+};
 use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
@@ -54,6 +59,8 @@ pub(crate) struct ConnectionSettings {
     pub max_queued_calls: usize,
     /// Bytes of request and one-way frames a connection holds unwritten.
     pub max_queued_bytes: usize,
+    /// The response metadata a call accepts.
+    pub max_response_metadata: MetadataLimits,
 }
 
 /// How a connection ended.
@@ -72,6 +79,10 @@ pub(crate) enum ConnectionEnd {
 pub(crate) struct Pending {
     /// foldhash: SipHash cost more than the rest of the bookkeeping.
     map: foldhash::HashMap<u64, Ticket>,
+    /// Response metadata that came for a call still waiting, until its
+    /// response: one entry per call at most, each within the channel's
+    /// limits (`ChannelConfig::max_response_metadata`).
+    metadata: foldhash::HashMap<u64, Metadata>,
     answers: Arc<Answers>,
     len: Arc<AtomicUsize>,
 }
@@ -80,6 +91,7 @@ impl Pending {
     pub fn new(answers: Arc<Answers>, len: Arc<AtomicUsize>) -> Pending {
         Pending {
             map: foldhash::HashMap::default(),
+            metadata: foldhash::HashMap::default(),
             answers,
             len,
         }
@@ -103,22 +115,62 @@ impl Pending {
 
     fn remove(&mut self, id: u64) -> Option<Ticket> {
         let ticket = self.map.remove(&id);
+        if !self.metadata.is_empty() {
+            self.metadata.remove(&id);
+        }
         self.sync_len();
         ticket
     }
 
-    /// Answers call `id`, if it waits; `true` if its caller was still
-    /// there.
-    fn answer(&mut self, id: u64, answer: Answer) -> bool {
+    /// Answers call `id` with its response (and the response metadata that
+    /// came before it), if it waits; `true` if its caller was still there.
+    fn respond(&mut self, id: u64, mut response: RawResponse) -> bool {
+        if !self.metadata.is_empty() {
+            if let Some(metadata) = self.metadata.remove(&id) {
+                response.metadata = metadata;
+            }
+        }
         match self.remove(id) {
-            Some(ticket) => self.answers.answer(ticket, answer),
+            Some(ticket) => self.answers.answer(ticket, Ok(response)),
             None => false,
+        }
+    }
+
+    /// Keeps the response metadata of call `id` for its response; fails
+    /// the call if it is the second for it, or cannot be read within
+    /// `limits`. Metadata for calls not waiting (given up) is dropped.
+    fn keep_metadata(&mut self, id: u64, body: bytes::Bytes, limits: MetadataLimits) {
+        if !self.map.contains_key(&id) {
+            return;
+        }
+        let error = match self.metadata.entry(id) {
+            Entry::Occupied(_) => {
+                format!("the server sent response metadata twice for request {id}")
+            }
+            Entry::Vacant(vacant) => match parse_response_metadata(body, limits) {
+                Ok(metadata) => {
+                    vacant.insert(metadata);
+                    return;
+                }
+                Err(BodyError::TooManyMetadataEntries { count, max }) => format!(
+                    "the server sent {count} response metadata entries for request {id}; at most {max} are accepted"
+                ),
+                Err(BodyError::MetadataTooLarge { max }) => format!(
+                    "the server sent more than {max} bytes of response metadata for request {id}"
+                ),
+                Err(e) => format!("malformed response metadata for request {id}: {e}"),
+            },
+        };
+        if let Some(ticket) = self.remove(id) {
+            self.answers
+                .answer(ticket, Err(TransportError::Protocol(error)));
         }
     }
 
     fn fail_all(&mut self, error: &TransportError) {
         // The count drops before the callers wake, so none of them can see
         // its own call still pending.
+        self.metadata.clear();
         let failed = std::mem::take(&mut self.map);
         self.sync_len();
         for (_, ticket) in failed {
@@ -129,6 +181,7 @@ impl Pending {
     /// Answers every waiting call with one status (the server refused the
     /// whole connection, so none of them ran).
     fn answer_all(&mut self, status: u8, body: &bytes::Bytes) {
+        self.metadata.clear();
         let answered = std::mem::take(&mut self.map);
         self.sync_len();
         for (_, ticket) in answered {
@@ -137,6 +190,7 @@ impl Pending {
                 Ok(RawResponse {
                     status,
                     body: body.clone(),
+                    metadata: Metadata::new(),
                 }),
             );
         }
@@ -165,6 +219,8 @@ pub(crate) struct Connection<'a> {
     /// When to let the callers that are runnable queue their frames
     /// before writing.
     batch: Batch,
+    /// The response metadata a call accepts.
+    max_response_metadata: MetadataLimits,
 }
 
 /// When the connection lets other callers' frames join a write.
@@ -254,6 +310,7 @@ impl<'a> Connection<'a> {
             refusal: None,
             served: false,
             batch: Batch::default(),
+            max_response_metadata: settings.max_response_metadata,
         }
     }
 
@@ -415,10 +472,15 @@ impl<'a> Connection<'a> {
                     let response = RawResponse {
                         status: header.status,
                         body,
+                        metadata: Metadata::new(),
                     };
-                    if self.pending.answer(header.request_id, Ok(response)) {
+                    if self.pending.respond(header.request_id, response) {
                         self.batch.answered();
                     }
+                }
+                MessageKind::ResponseMetadata => {
+                    self.pending
+                        .keep_metadata(header.request_id, body, self.max_response_metadata);
                 }
                 MessageKind::Pong => self.served = true,
                 kind => tracing::debug!(

@@ -113,6 +113,7 @@ impl Endpoint {
             heartbeat_interval: config.heartbeat_interval,
             max_queued_calls: config.max_queued_calls,
             max_queued_bytes: config.max_queued_bytes,
+            max_response_metadata: config.max_response_metadata,
         };
         let pool = Pool::connect(
             dialer,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::response_metadata::ResponseMetadataCapture;
 use crate::context::Metadata;
 use crate::serializer::Serializer;
 
@@ -64,6 +65,9 @@ pub struct CallOptions {
     /// Generated stubs fill it from the method's `@hash_key` parameter.
     /// Ignored by other strategies and by channels to one endpoint.
     pub hash_key: Option<u64>,
+    /// Where each call's response metadata is put when it ends; `None`
+    /// (the default): it is dropped.
+    pub response_metadata: Option<ResponseMetadataCapture>,
 }
 
 impl CallOptions {

@@ -383,6 +383,7 @@ mod tests {
         heartbeat_interval: None,
         max_queued_calls: 1024,
         max_queued_bytes: 4 << 20,
+        max_response_metadata: crate::protocol::MetadataLimits::UNLIMITED,
     };
 
     /// A server on a real socket that answers each request with an empty

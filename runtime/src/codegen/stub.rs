@@ -232,6 +232,16 @@ pub trait Stub: Clone + Sized {
         self
     }
 
+    /// The same client putting the response metadata of each of its calls
+    /// in `capture` (see [`ResponseMetadataCapture`](crate::client::ResponseMetadataCapture)).
+    fn capture_response_metadata(
+        mut self,
+        capture: &crate::client::ResponseMetadataCapture,
+    ) -> Self {
+        self.core_mut().options_mut().response_metadata = Some(capture.clone());
+        self
+    }
+
     /// The call options every call of this client uses.
     fn options(&self) -> &CallOptions {
         self.core().options()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::protocol::Utf8Bytes;
+use crate::server::ResponseMetadataSlot;
 use crate::tls::PeerIdentity;
 
 pub use cascade::current_deadline;
@@ -29,6 +30,58 @@ pub struct CallContext {
     /// The client certificate's identity (mutual TLS); shared by every call
     /// of the connection, so cloning it costs a refcount.
     peer_identity: Option<Arc<PeerIdentity>>,
+    /// Where response metadata goes: the call's slot on its connection;
+    /// `None` for one-way calls and contexts built outside a server.
+    response_metadata: Option<ResponseMetadataSlot>,
+}
+
+/// Why [`CallContext::set_response_metadata`] did not take the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseMetadataError {
+    /// More entries than the server's metadata limit
+    /// ([`ServerBuilder::max_metadata`](crate::server::ServerBuilder::max_metadata),
+    /// the same limit as for requests; at most 65535).
+    #[error("response metadata has {count} entries; at most {max} can be sent")]
+    TooManyEntries {
+        /// The entries given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Keys and values add up to more bytes than the server's metadata
+    /// limit, or one key or value is longer than 65535 bytes.
+    #[error("response metadata takes {bytes} bytes; at most {max} can be sent")]
+    TooLarge {
+        /// The bytes given (all keys and values, or the one too long).
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The call's answer is already on its way, or the call was cancelled,
+    /// stopped at its deadline, or ended: the metadata can no longer go
+    /// before the answer.
+    #[error(
+        "the call has already been answered or stopped: response metadata can't be sent any more"
+    )]
+    AlreadyAnswered,
+    /// The context is not the context of a call that gets an answer: a
+    /// one-way call's, or one built outside a server (tests).
+    #[error("this call sends no answer: there is nothing to send response metadata with")]
+    NoAnswer,
+}
+
+impl From<ResponseMetadataError> for crate::error::Status {
+    /// Status 8 (internal) with the error's text: a handler that can't send
+    /// the metadata it meant to send failed.
+    fn from(error: ResponseMetadataError) -> crate::error::Status {
+        crate::error::Status::internal(error.to_string())
+    }
+}
+
+impl<E> From<ResponseMetadataError> for crate::error::RpcError<E> {
+    fn from(error: ResponseMetadataError) -> crate::error::RpcError<E> {
+        crate::error::RpcError::Status(error.into())
+    }
 }
 
 impl CallContext {
@@ -43,6 +96,7 @@ impl CallContext {
             method: Utf8Bytes::default(),
             principal: None,
             peer_identity: None,
+            response_metadata: None,
         }
     }
 
@@ -75,6 +129,7 @@ impl CallContext {
             method,
             principal: None,
             peer_identity: None,
+            response_metadata: None,
         }
     }
 
@@ -98,6 +153,37 @@ impl CallContext {
     /// it learned, e.g. the authenticated user).
     pub fn metadata_mut(&mut self) -> &mut Metadata {
         &mut self.metadata
+    }
+
+    /// Sets the metadata sent back to the caller with this call's answer
+    /// (one response metadata frame, message type 10, just before the
+    /// answer, whatever the answer is: a result, a declared error or a
+    /// status, a deadline's status 6 included). A later call replaces what
+    /// an earlier one set. The caller reads it with
+    /// [`ResponseMetadataCapture`](crate::client::ResponseMetadataCapture).
+    ///
+    /// The server's metadata limits apply
+    /// ([`ServerBuilder::max_metadata`](crate::server::ServerBuilder::max_metadata):
+    /// 64 entries and 8 KiB of keys and values by default), and the bytes
+    /// are charged to the connection until they are sent. Fails once the
+    /// call is answered or stopped, and on one-way calls; with `?` in a
+    /// handler the error becomes status 8.
+    ///
+    /// ```text
+    /// let mut metadata = Metadata::new();
+    /// metadata.insert("served-by", "eu-west-1a");
+    /// ctx.set_response_metadata(metadata)?;
+    /// ```
+    pub fn set_response_metadata(&self, metadata: Metadata) -> Result<(), ResponseMetadataError> {
+        match &self.response_metadata {
+            Some(slot) => slot.set(metadata),
+            None => Err(ResponseMetadataError::NoAnswer),
+        }
+    }
+
+    /// Lets the handler send response metadata through its call's slot.
+    pub(crate) fn set_response_metadata_slot(&mut self, slot: ResponseMetadataSlot) {
+        self.response_metadata = Some(slot);
     }
 
     /// The caller's address.

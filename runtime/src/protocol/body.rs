@@ -1,4 +1,5 @@
-//! Request bodies (PROTOCOL.md, "Request body") and response messages.
+//! Request bodies (the protocol's "Request body"), response metadata
+//! bodies (message type 10) and response messages.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -37,6 +38,13 @@ pub enum BodyError {
     MetadataTooLarge {
         /// The limit.
         max: usize,
+    },
+    /// Bytes follow the last field of a body that has no payload (response
+    /// metadata).
+    #[error("{len} bytes follow the last metadata entry")]
+    TrailingBytes {
+        /// How many.
+        len: usize,
     },
     /// A string or list is longer than its `u16` length prefix can say.
     #[error("request body field {field} is too long ({len}, at most 65535)")]
@@ -146,26 +154,12 @@ impl RequestBody {
         let service = reader.utf8_bytes("service")?;
         let method = reader.utf8_bytes("method")?;
         let timeout_ms = reader.u32("timeout")?;
-        let count = reader.u16("metadata count")?;
-        if usize::from(count) > limits.max_entries {
-            return Err(BodyError::TooManyMetadataEntries {
-                count,
-                max: limits.max_entries,
-            });
-        }
-        // Each entry takes at least 4 bytes: never reserve more than could fit.
-        let mut entries = Vec::with_capacity(usize::from(count).min(reader.remaining() / 4));
-        let mut budget = limits.max_bytes;
-        for _ in 0..count {
-            let key = reader.bounded_string("metadata key", &mut budget, limits.max_bytes)?;
-            let value = reader.bounded_string("metadata value", &mut budget, limits.max_bytes)?;
-            entries.push((key, value));
-        }
+        let metadata = reader.metadata(limits)?;
         Ok(RequestBody {
             service,
             method,
             timeout_ms,
-            metadata: entries.into_iter().collect(),
+            metadata,
             payload: reader.rest(),
         })
     }
@@ -247,6 +241,27 @@ impl Reader {
             .map_err(|_| BodyError::BadUtf8 { field })
     }
 
+    /// A metadata list (u16 count, then key and value strings), refused
+    /// past `limits` before the entry that passes them is copied.
+    fn metadata(&mut self, limits: MetadataLimits) -> Result<Metadata, BodyError> {
+        let count = self.u16("metadata count")?;
+        if usize::from(count) > limits.max_entries {
+            return Err(BodyError::TooManyMetadataEntries {
+                count,
+                max: limits.max_entries,
+            });
+        }
+        // Each entry takes at least 4 bytes: never reserve more than could fit.
+        let mut entries = Vec::with_capacity(usize::from(count).min(self.remaining() / 4));
+        let mut budget = limits.max_bytes;
+        for _ in 0..count {
+            let key = self.bounded_string("metadata key", &mut budget, limits.max_bytes)?;
+            let value = self.bounded_string("metadata value", &mut budget, limits.max_bytes)?;
+            entries.push((key, value));
+        }
+        Ok(entries.into_iter().collect())
+    }
+
     fn rest(self) -> Bytes {
         self.body.slice(self.pos.min(self.body.len())..)
     }
@@ -261,21 +276,56 @@ pub fn encode_request_prefix(
     timeout_ms: u32,
     metadata: &Metadata,
 ) -> Result<(), BodyError> {
+    buf.reserve(2 + service.len() + 2 + method.len() + 4 + metadata_len(metadata));
+    put_str(buf, service, "service")?;
+    put_str(buf, method, "method")?;
+    buf.put_u32(timeout_ms);
+    put_metadata(buf, metadata)
+}
+
+/// The bytes `metadata` takes on the wire (its count included).
+fn metadata_len(metadata: &Metadata) -> usize {
+    2 + metadata
+        .iter()
+        .map(|(k, v)| 4 + k.len() + v.len())
+        .sum::<usize>()
+}
+
+/// Appends a metadata list: u16 count, then per entry u16 length + UTF-8
+/// key, u16 length + UTF-8 value.
+fn put_metadata(buf: &mut BytesMut, metadata: &Metadata) -> Result<(), BodyError> {
     let count = u16::try_from(metadata.len()).map_err(|_| BodyError::TooLong {
         field: "metadata count",
         len: metadata.len(),
     })?;
-    let metadata_len: usize = metadata.iter().map(|(k, v)| 4 + k.len() + v.len()).sum();
-    buf.reserve(2 + service.len() + 2 + method.len() + 4 + 2 + metadata_len);
-    put_str(buf, service, "service")?;
-    put_str(buf, method, "method")?;
-    buf.put_u32(timeout_ms);
     buf.put_u16(count);
     for (key, value) in metadata.iter() {
         put_str(buf, key, "metadata key")?;
         put_str(buf, value, "metadata value")?;
     }
     Ok(())
+}
+
+/// The body of a response metadata frame (message type 10): the metadata
+/// in the request body's layout.
+pub fn encode_response_metadata(metadata: &Metadata) -> Result<BytesMut, BodyError> {
+    let mut buf = BytesMut::with_capacity(metadata_len(metadata));
+    put_metadata(&mut buf, metadata)?;
+    Ok(buf)
+}
+
+/// Parses the body of a response metadata frame (message type 10),
+/// refusing metadata over `limits` before the entry that passes them is
+/// copied, and a body with bytes after its last entry.
+pub fn parse_response_metadata(body: Bytes, limits: MetadataLimits) -> Result<Metadata, BodyError> {
+    let mut reader = Reader { body, pos: 0 };
+    let metadata = reader.metadata(limits)?;
+    if reader.remaining() > 0 {
+        return Err(BodyError::TrailingBytes {
+            len: reader.remaining(),
+        });
+    }
+    Ok(metadata)
 }
 
 fn put_str(buf: &mut BytesMut, s: &str, field: &'static str) -> Result<(), BodyError> {
@@ -433,6 +483,49 @@ mod tests {
         assert_eq!(
             RequestBody::parse_limited(body, limits(2, 17)),
             Err(BodyError::MetadataTooLarge { max: 17 })
+        );
+    }
+
+    #[test]
+    fn response_metadata_has_the_request_metadata_layout() {
+        let body = encode_response_metadata(&metadata())
+            .expect("encodes")
+            .freeze();
+        assert_eq!(
+            &body[..],
+            b"\x00\x02\x00\x08trace-id\x00\x03abc\x00\x04user\x00\x03bob"
+        );
+        let limits = |max_entries, max_bytes| MetadataLimits {
+            max_entries,
+            max_bytes,
+        };
+        assert_eq!(
+            parse_response_metadata(body.clone(), limits(2, 18)),
+            Ok(metadata())
+        );
+        assert_eq!(
+            parse_response_metadata(body.clone(), limits(1, 18)),
+            Err(BodyError::TooManyMetadataEntries { count: 2, max: 1 })
+        );
+        assert_eq!(
+            parse_response_metadata(body.clone(), limits(2, 17)),
+            Err(BodyError::MetadataTooLarge { max: 17 })
+        );
+        for cut in 0..body.len() {
+            assert!(matches!(
+                parse_response_metadata(body.slice(..cut), MetadataLimits::UNLIMITED),
+                Err(BodyError::Truncated { .. })
+            ));
+        }
+        let mut longer = BytesMut::from(&body[..]);
+        longer.put_u8(0);
+        assert_eq!(
+            parse_response_metadata(longer.freeze(), MetadataLimits::UNLIMITED),
+            Err(BodyError::TrailingBytes { len: 1 })
+        );
+        assert_eq!(
+            encode_response_metadata(&Metadata::new()).expect("encodes")[..],
+            [0, 0]
         );
     }
 

@@ -27,6 +27,9 @@ pub enum MessageKind {
     Pong,
     /// 6: the client gave up on a request id.
     Cancel,
+    /// 10: metadata the server sends back for a call, before its answer
+    /// (body: the request body's metadata layout).
+    ResponseMetadata,
     /// A type this version does not know; such frames are skipped, not fatal.
     Unknown(u8),
 }
@@ -41,6 +44,7 @@ impl MessageKind {
             MessageKind::Ping => 4,
             MessageKind::Pong => 5,
             MessageKind::Cancel => 6,
+            MessageKind::ResponseMetadata => 10,
             MessageKind::Unknown(other) => other,
         }
     }
@@ -54,6 +58,7 @@ impl MessageKind {
             4 => MessageKind::Ping,
             5 => MessageKind::Pong,
             6 => MessageKind::Cancel,
+            10 => MessageKind::ResponseMetadata,
             other => MessageKind::Unknown(other),
         }
     }
@@ -183,6 +188,7 @@ mod tests {
         }
         assert_eq!(MessageKind::from_u8(1), MessageKind::Request);
         assert_eq!(MessageKind::from_u8(6), MessageKind::Cancel);
+        assert_eq!(MessageKind::from_u8(10), MessageKind::ResponseMetadata);
         assert_eq!(MessageKind::from_u8(42), MessageKind::Unknown(42));
     }
 }

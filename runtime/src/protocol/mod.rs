@@ -15,8 +15,9 @@ pub(crate) mod outbox;
 pub(crate) mod write_queue;
 
 pub use body::{
-    BodyError, MetadataLimits, RequestBody, Utf8Bytes, encode_request_prefix, refusal_message,
-    status_message, timeout_to_ms,
+    BodyError, MetadataLimits, RequestBody, Utf8Bytes, encode_request_prefix,
+    encode_response_metadata, parse_response_metadata, refusal_message, status_message,
+    timeout_to_ms,
 };
 pub use decoder::{DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, FrameError};
 pub use frame::{BodyTooLarge, FrameBuilder, empty_frame};

@@ -16,6 +16,7 @@ use tracing::field::Empty;
 use super::connection_shared::{ConnShared, SlotGuard};
 use super::environment::ServerEnv;
 use super::respond::Responder;
+use super::response_metadata::ResponseMetadataSlot;
 use crate::catch_unwind::{Guarded, Interrupted, guard_deadline, run_guarded};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
 use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
@@ -254,6 +255,12 @@ impl CallParts {
         );
         if slot.conn.peer_identity.is_some() {
             ctx.set_peer_identity(slot.conn.peer_identity.clone());
+        }
+        if !oneway {
+            ctx.set_response_metadata_slot(ResponseMetadataSlot::new(
+                Arc::clone(&slot.conn),
+                slot.slot,
+            ));
         }
         let task = CallTask {
             service,

@@ -836,7 +836,10 @@ fn handle_frame(
         // Never answered: an answer to a frame that is not a request would
         // be a response for a request id the client may be using for a
         // call of its own.
-        MessageKind::Response | MessageKind::Pong | MessageKind::Unknown(_) => {
+        MessageKind::Response
+        | MessageKind::Pong
+        | MessageKind::ResponseMetadata
+        | MessageKind::Unknown(_) => {
             tracing::debug!(
                 peer = %conn.peer,
                 kind = header.kind.as_u8(),
@@ -939,7 +942,8 @@ fn handle_request(
     }
     let slot = reserved.slot;
     if !admission.try_start(reserved.held) {
-        if conn.slots.release(slot) {
+        // Not started: no handler could have set response metadata.
+        if conn.slots.release(slot).last {
             admission.connection_idle();
         }
         table.settle(&conn.slots, request_id, slot, header.serializer, oneway);

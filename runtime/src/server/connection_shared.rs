@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::environment::ServerEnv;
 use super::memory::{Charge, ConnMemory, FRAME_OVERHEAD};
 use super::respond::Responder;
+use super::response_metadata::send_response_metadata;
 use super::slots::{CallSlots, SlotId};
 use crate::error::StatusCode;
 use crate::protocol::outbox::Outbox;
@@ -263,8 +264,10 @@ impl SlotGuard {
 
     /// Answers the call with a handler's answer (see
     /// [`ConnShared::send_answer`]), unless it was cancelled or cut.
+    /// The response metadata the handler set goes just before it.
     pub fn answer(&mut self, frame: Bytes, responder: &Responder) {
         if self.claim() {
+            send_response_metadata(&self.conn, self.slot, responder);
             self.conn.send_answer(frame, responder);
         }
     }
@@ -283,7 +286,12 @@ impl Drop for SlotGuard {
         let conn = &self.conn;
         conn.release(self.charged);
         conn.env.admission.end();
-        if conn.slots.release(self.slot) {
+        let released = conn.slots.release(self.slot);
+        // Metadata of a call that was stopped, or answered without it.
+        if let Some(metadata) = released.response_metadata {
+            conn.release(metadata.heap_bytes());
+        }
+        if released.last {
             conn.env.admission.connection_idle();
         }
     }

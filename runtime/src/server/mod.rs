@@ -21,6 +21,7 @@ mod limits;
 mod listener;
 mod memory;
 mod respond;
+mod response_metadata;
 mod router;
 mod shared;
 mod slots;
@@ -38,4 +39,5 @@ pub use config::{
 };
 pub use interceptor::ServerInterceptor;
 pub use listener::DEFAULT_LISTEN_BACKLOG;
+pub(crate) use response_metadata::ResponseMetadataSlot;
 pub use slots::CALL_SLOT_BYTES;

@@ -2,8 +2,9 @@
 
 use bytes::{BufMut, Bytes};
 
+use crate::context::Metadata;
 use crate::error::{RpcError, StatusCode};
-use crate::protocol::{FrameBuilder, FrameHeader, MessageKind};
+use crate::protocol::{FrameBuilder, FrameHeader, MessageKind, encode_response_metadata};
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
 /// The longest status message sent; longer ones are cut (at a char
@@ -106,6 +107,25 @@ impl Responder {
             },
             RpcError::Transport(transport) => self.status(code, &transport.to_string()),
         }
+    }
+
+    /// The response metadata frame (message type 10) of the call, before
+    /// its answer; `None` if the metadata does not fit the wire format
+    /// (checked earlier, when the handler set it).
+    pub fn response_metadata(&self, metadata: &Metadata) -> Option<Bytes> {
+        let body = encode_response_metadata(metadata).ok()?;
+        let mut builder = FrameBuilder::new(
+            FrameHeader {
+                serializer: self.serializer,
+                kind: MessageKind::ResponseMetadata,
+                status: 0,
+                request_id: self.request_id,
+                body_len: 0,
+            },
+            body.len(),
+        );
+        builder.body_mut().put_slice(&body);
+        builder.finish(self.max_frame_size).ok()
     }
 
     fn finish(&self, builder: FrameBuilder) -> Bytes {

@@ -49,6 +49,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use crate::context::Metadata;
+
 /// Why a slot could not be reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReserveError {
@@ -81,6 +83,16 @@ pub(crate) struct Reserved {
     pub slot: SlotId,
     /// The calls the connection held before this one.
     pub held: usize,
+}
+
+/// What releasing a slot left.
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct Released {
+    /// The connection has no call left.
+    pub last: bool,
+    /// Response metadata the call set and never sent, to be released.
+    pub response_metadata: Option<Metadata>,
 }
 
 /// Slots in the slab's first segment; each next segment doubles.
@@ -127,6 +139,10 @@ struct Slot {
     /// (stop): uncontended, never across an `.await`. Emptied when the call
     /// ends, so a finished task's memory is not kept alive.
     abort: Mutex<Option<AbortHandle>>,
+    /// The metadata the handler set to send back before its answer.
+    /// Locked only by the call (set, answer, end), and only on a
+    /// connection some call of which set response metadata.
+    response_metadata: Mutex<Option<Metadata>>,
 }
 
 impl Default for Slot {
@@ -134,6 +150,7 @@ impl Default for Slot {
         Slot {
             state: AtomicU64::new(word(0, ENDED)),
             abort: Mutex::new(None),
+            response_metadata: Mutex::new(None),
         }
     }
 }
@@ -152,6 +169,10 @@ pub(crate) struct CallSlots {
     /// Set while someone waits for the last call to end.
     empty_wanted: AtomicBool,
     empty: Notify,
+    /// Set (for good) once a call of the connection sets response
+    /// metadata: until then answering a call looks at no slot's metadata,
+    /// so calls that never use it take no lock for it.
+    response_metadata_used: AtomicBool,
 }
 
 impl Default for CallSlots {
@@ -161,6 +182,7 @@ impl Default for CallSlots {
             live: AtomicUsize::new(0),
             empty_wanted: AtomicBool::new(false),
             empty: Notify::new(),
+            response_metadata_used: AtomicBool::new(false),
         }
     }
 }
@@ -221,11 +243,56 @@ impl CallSlots {
                 .compare_exchange(
                     word(slot.token, LIVE),
                     word(slot.token, CLAIMED),
-                    Ordering::AcqRel,
+                    // Sequentially consistent, with the flag and the check
+                    // in `set_response_metadata`: see there.
+                    Ordering::SeqCst,
                     Ordering::Acquire,
                 )
                 .is_ok()
         })
+    }
+
+    /// Keeps `metadata` to be sent before the call's answer, replacing
+    /// (and returning) what the call set before; gives it back as `Err`
+    /// if the call has claimed its answer, was stopped, or ended.
+    ///
+    /// Why metadata set here is never missed by the answer: the flag is
+    /// raised before the call's phase is checked, and the answer claims
+    /// the phase before it reads the flag, all sequentially consistent. A
+    /// check that saw the call live came before the claim, so the answer
+    /// sees the flag and takes the metadata under the same lock; a check
+    /// after the claim fails.
+    pub fn set_response_metadata(
+        &self,
+        slot: SlotId,
+        metadata: Metadata,
+    ) -> Result<Option<Metadata>, Metadata> {
+        let Some(cell) = self.slot(slot.index) else {
+            return Err(metadata);
+        };
+        self.response_metadata_used.store(true, Ordering::SeqCst);
+        let mut held = cell
+            .response_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cell.state.load(Ordering::SeqCst) != word(slot.token, LIVE) {
+            return Err(metadata);
+        }
+        Ok(held.replace(metadata))
+    }
+
+    /// Takes the metadata the call set to send back (after it claimed its
+    /// answer, or when it ends): `None` at the cost of one load on a
+    /// connection none of whose calls ever set any.
+    pub fn take_response_metadata(&self, slot: SlotId) -> Option<Metadata> {
+        if !self.response_metadata_used.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.slot(slot.index)?
+            .response_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Keeps the handler's task with its slot, so that a cancel can stop
@@ -272,12 +339,24 @@ impl CallSlots {
     }
 
     /// Frees the slot of a call whose handler ended (once per reserved
-    /// slot). Returns whether the connection has no call left.
-    pub fn release(&self, slot: SlotId) -> bool {
+    /// slot): whether the connection has no call left, and the response
+    /// metadata the call set and never sent (a copy of its context may set
+    /// it until the slot ends: it is taken in the same step).
+    pub fn release(&self, slot: SlotId) -> Released {
+        let mut response_metadata = None;
         if let Some(cell) = self.slot(slot.index) {
             let task = {
                 let mut held = cell.abort.lock().unwrap_or_else(PoisonError::into_inner);
-                cell.state.store(word(slot.token, ENDED), Ordering::Release);
+                if self.response_metadata_used.load(Ordering::SeqCst) {
+                    let mut kept = cell
+                        .response_metadata
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    cell.state.store(word(slot.token, ENDED), Ordering::SeqCst);
+                    response_metadata = kept.take();
+                } else {
+                    cell.state.store(word(slot.token, ENDED), Ordering::Release);
+                }
                 held.take()
             };
             drop(task);
@@ -286,7 +365,10 @@ impl CallSlots {
         if last && self.empty_wanted.load(Ordering::Acquire) {
             self.empty.notify_one();
         }
-        last
+        Released {
+            last,
+            response_metadata,
+        }
     }
 
     /// Reserved slots not yet released.
@@ -597,7 +679,7 @@ mod tests {
         let a = conn.table.reserve(&conn.slots, 1, 2).expect("room").slot;
         assert!(conn.slots.claim(a), "answered");
         assert!(!conn.slots.claim(a), "once");
-        assert!(conn.slots.release(a), "the last call ended");
+        assert!(conn.slots.release(a).last, "the last call ended");
         conn.table.settle(&conn.slots, 1, a, 1, false);
         assert_eq!(conn.table.indexed(), 0, "no entry");
         // The slot is reused, with a new token: the old call's id no longer
@@ -606,7 +688,7 @@ mod tests {
         assert_eq!(b.index, a.index);
         assert_ne!(b.token, a.token);
         assert!(!conn.slots.claim(a));
-        assert!(conn.slots.release(b));
+        assert!(conn.slots.release(b).last);
         assert_eq!(conn.slots.live(), 0);
         assert_eq!(conn.table.allocated, 1, "one slot served both");
     }
@@ -638,7 +720,7 @@ mod tests {
         assert_eq!(conn.running(1, 2), Err(ReserveError::Duplicate));
         conn.running(2, 2).expect("room");
         assert_eq!(conn.running(3, 2), Err(ReserveError::Full));
-        conn.slots.release(a);
+        let _ = conn.slots.release(a);
         conn.running(3, 2).expect("room again");
         // The ended call's id is free again.
         conn.running(1, 3).expect("id 1 reused");
@@ -655,8 +737,8 @@ mod tests {
         assert!(!conn.table.cancel(&conn.slots, 99), "unknown id");
         assert!(conn.table.cancel(&conn.slots, 7), "the new call is stopped");
         assert!(!conn.slots.claim(b));
-        conn.slots.release(a);
-        assert!(conn.slots.release(b), "the last call ended");
+        let _ = conn.slots.release(a);
+        assert!(conn.slots.release(b).last, "the last call ended");
     }
 
     #[test]
@@ -665,14 +747,14 @@ mod tests {
         let old = conn.running(7, 10).expect("room");
         assert!(conn.table.cancel(&conn.slots, 7));
         let new = conn.running(7, 10).expect("id reused");
-        conn.slots.release(old);
+        let _ = conn.slots.release(old);
         assert_eq!(
             conn.running(7, 10),
             Err(ReserveError::Duplicate),
             "the new call still runs"
         );
         assert!(conn.slots.claim(new), "and may answer");
-        assert!(conn.slots.release(new), "the last call ended");
+        assert!(conn.slots.release(new).last, "the last call ended");
         assert_eq!(conn.slots.live(), 0);
         assert!(
             !conn.table.cancel(&conn.slots, 7),
@@ -690,9 +772,9 @@ mod tests {
         assert_eq!(conn.table.indexed(), 0);
         // Both tasks are still stopping: no room yet.
         assert_eq!(conn.running(3, 2), Err(ReserveError::Full));
-        conn.slots.release(a);
+        let _ = conn.slots.release(a);
         conn.running(3, 2).expect("room once one ended");
-        conn.slots.release(b);
+        let _ = conn.slots.release(b);
         assert_eq!(conn.slots.live(), 1);
     }
 
@@ -753,7 +835,7 @@ mod tests {
                 for _ in 0..25 {
                     let slot = running.pop_front().expect("running");
                     conn.slots.claim(slot);
-                    conn.slots.release(slot);
+                    let _ = conn.slots.release(slot);
                 }
             }
         }
@@ -765,7 +847,7 @@ mod tests {
         );
         assert!(conn.table.by_id.len() + conn.table.draining.len() <= bound);
         for slot in running {
-            conn.slots.release(slot);
+            let _ = conn.slots.release(slot);
         }
         assert_eq!(conn.slots.live(), 0);
     }
@@ -790,7 +872,7 @@ mod tests {
             assert!(claimed != cancelled, "call {id}: exactly one of them wins");
             answered += usize::from(claimed);
             stopped += usize::from(cancelled);
-            conn.slots.release(slot);
+            let _ = conn.slots.release(slot);
         }
         assert_eq!(answered + stopped, 2_000);
         assert_eq!(conn.slots.live(), 0);
@@ -805,7 +887,7 @@ mod tests {
         conn.slots.attach(slot, task.abort_handle());
         let joined = task.await;
         assert!(joined.is_err_and(|e| e.is_cancelled()), "stopped");
-        conn.slots.release(slot);
+        let _ = conn.slots.release(slot);
     }
 
     #[tokio::test]
@@ -816,7 +898,7 @@ mod tests {
         conn.slots.attach(slot, task.abort_handle());
         assert!(conn.table.cancel(&conn.slots, 5));
         assert!(task.await.is_err_and(|e| e.is_cancelled()), "stopped");
-        conn.slots.release(slot);
+        let _ = conn.slots.release(slot);
         assert_eq!(conn.slots.live(), 0);
     }
 }

@@ -291,6 +291,72 @@ impl ServiceHandler for EchoService {
                 let code = StatusCode::from_u8(u8::try_from(args.delay_ms).expect("a u8"));
                 Err::<EchoReply, RpcError>(RpcError::Status(Status::new(code, args.text)))
             }),
+            // Sends back `size` metadata entries (`k0` = `v0`, ...) and
+            // answers as `text` says: `ok` (a reply), `declared`, `status`
+            // (15, not found), `slow` (never: its deadline answers),
+            // `twice` (sets `first` = `1` first, then the entries), `late`
+            // (a copy of its context sets them once the gate opens, after
+            // the answer: what that gave goes into `notes`). When setting
+            // fails, the reply is the error's text.
+            "response_metadata" => {
+                call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
+                    let entries = (0..args.size)
+                        .map(|i| (format!("k{i}"), format!("v{i}")))
+                        .collect::<Metadata>();
+                    if args.text == "late" {
+                        let gate = observed.gate.subscribe();
+                        tokio::spawn(async move {
+                            let mut gate = gate;
+                            let _ = gate.wait_for(|open| *open).await;
+                            let outcome = ctx.set_response_metadata(entries);
+                            observed
+                                .notes
+                                .lock()
+                                .expect("not poisoned")
+                                .push(format!("{outcome:?}"));
+                        });
+                        return Ok(EchoReply {
+                            value: "late".into(),
+                        });
+                    }
+                    if args.text == "twice" {
+                        let first = std::iter::once(("first".to_owned(), "1".to_owned())).collect();
+                        ctx.set_response_metadata(first)?;
+                    }
+                    if let Err(e) = ctx.set_response_metadata(entries) {
+                        return Ok(EchoReply {
+                            value: e.to_string(),
+                        });
+                    }
+                    match args.text.as_str() {
+                        "declared" => Err(RpcError::Declared(EchoError {
+                            not_found: Some(NotFound { key: "k".into() }),
+                        })),
+                        "status" => {
+                            Err(RpcError::Status(Status::new(StatusCode::NotFound, "no k")))
+                        }
+                        "slow" => {
+                            let _held = ctx;
+                            std::future::pending::<()>().await;
+                            Ok(EchoReply::default())
+                        }
+                        _ => Ok(EchoReply { value: args.text }),
+                    }
+                })
+            }
+            // A one-way method that tries to send response metadata: what
+            // that gave goes into `notes`.
+            "notify_response_metadata" => {
+                call.serve_oneway(move |ctx, _args: EchoArgs| async move {
+                    let entries = std::iter::once(("k".to_owned(), "v".to_owned())).collect();
+                    let outcome = ctx.set_response_metadata(entries);
+                    observed
+                        .notes
+                        .lock()
+                        .expect("not poisoned")
+                        .push(format!("{outcome:?}"));
+                })
+            }
             // Answers `delay_ms` before its deadline.
             "until_deadline" => {
                 call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
@@ -359,6 +425,8 @@ method!(STATUS, "status");
 method!(UNTIL_DEADLINE, "until_deadline");
 method!(RELAY, "relay");
 method!(PEER, "peer");
+method!(RESPONSE_METADATA, "response_metadata");
+method!(NOTIFY_RESPONSE_METADATA, "notify_response_metadata");
 
 /// A method of a service the server does not have.
 pub static UNKNOWN_SERVICE: MethodDescriptor = MethodDescriptor {

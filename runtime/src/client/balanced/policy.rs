@@ -124,6 +124,7 @@ mod tests {
         Ok(Some(RawResponse {
             status: code.as_u8(),
             body: Bytes::new(),
+            metadata: crate::context::Metadata::new(),
         }))
     }
 
