@@ -161,6 +161,8 @@ fn calls_in_every_serializer() {
         (0, "\"Hello, Bob!\"\n"),
         "{json:?}"
     );
+    // The greeter's response metadata, on stderr (stdout keeps the result).
+    assert_eq!(json.stderr, "< greetings: 1\n", "{json:?}");
     for serializer in ["json", "protobuf", "postcard", "msgpack"] {
         // With the schema from --idl, and from the server's reflection.
         for idl in [Some(HELLO_IDL), None] {

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use courier::{CallContext, RpcError};
+use courier::{CallContext, Metadata, RpcError};
 use tokio::sync::watch;
 
 use crate::hello::EmptyName;
@@ -15,11 +15,15 @@ pub const MAX_EVENTS: usize = 1024;
 /// event longer than this alone is not kept at all.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-/// Greets, sleeps, and records the events it is sent (the most recent
-/// [`MAX_EVENTS`], at most [`MAX_EVENT_BYTES`] of them: a server keeps
-/// what it is sent within a bound, however many clients send).
+/// Greets (sending back how many greetings it has made as the response
+/// metadata `greetings`), sleeps, and records the events it is sent (the
+/// most recent [`MAX_EVENTS`], at most [`MAX_EVENT_BYTES`] of them: a
+/// server keeps what it is sent within a bound, however many clients
+/// send).
 #[derive(Debug)]
 pub struct HelloGreeter {
+    /// Greetings made so far.
+    greetings: AtomicU64,
     events: watch::Sender<Vec<String>>,
     /// Bytes of the events kept (changed only inside `send_modify`).
     event_bytes: AtomicUsize,
@@ -30,6 +34,7 @@ pub struct HelloGreeter {
 impl Default for HelloGreeter {
     fn default() -> Self {
         HelloGreeter {
+            greetings: AtomicU64::new(0),
             events: watch::Sender::new(Vec::new()),
             event_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
@@ -75,7 +80,7 @@ impl HelloGreeter {
 impl Greeter for HelloGreeter {
     async fn say_hello(
         &self,
-        _ctx: CallContext,
+        ctx: CallContext,
         name: String,
     ) -> Result<String, RpcError<SayHelloError>> {
         if name.is_empty() {
@@ -84,6 +89,10 @@ impl Greeter for HelloGreeter {
             }
             .into());
         }
+        let greetings = self.greetings.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut metadata = Metadata::new();
+        metadata.insert("greetings", greetings.to_string());
+        ctx.set_response_metadata(metadata)?;
         Ok(format!("Hello, {name}!"))
     }
 

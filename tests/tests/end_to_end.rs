@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::client::Stub;
-use courier::client::{CallOptions, Channel};
+use courier::client::{CallOptions, Channel, ResponseMetadataCapture};
 use courier::server::{Server, ServerHandle};
 use courier::{RpcError, Serializer, StatusCode};
 use idl_examples::greeter::HelloGreeter;
@@ -79,6 +79,40 @@ async fn declared_error_arrives_typed_over_both_serializers() {
         assert_eq!(client.say_hello("Ann").await.expect("call"), "Hello, Ann!");
     }
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_stub_reads_the_response_metadata_in_every_call_mode() {
+    let (server, _) = start_greeter().await;
+    let capture = ResponseMetadataCapture::new();
+    let client = client_for(&server)
+        .await
+        .capture_response_metadata(&capture);
+    let greetings = || {
+        capture
+            .take()
+            .and_then(|metadata| metadata.get("greetings").map(str::to_owned))
+    };
+    client.say_hello("Ann").await.expect("a greeting");
+    assert_eq!(greetings().as_deref(), Some("1"));
+    client.say_hello_future("Bob").await.expect("a greeting");
+    assert_eq!(greetings().as_deref(), Some("2"));
+    let (done, called_back) = tokio::sync::oneshot::channel();
+    client.say_hello_with_callback("Cy", move |result| {
+        let _ = done.send(result);
+    });
+    called_back.await.expect("called back").expect("a greeting");
+    assert_eq!(greetings().as_deref(), Some("3"));
+    let blocking = tokio::task::spawn_blocking({
+        let client = client.clone();
+        move || client.say_hello_blocking("Di")
+    });
+    blocking.await.expect("no panic").expect("a greeting");
+    assert_eq!(greetings().as_deref(), Some("4"));
+    // A declared error is answered before the greeter counts: no metadata.
+    let result = client.say_hello("").await;
+    assert!(matches!(result, Err(RpcError::Declared(_))), "{result:?}");
+    assert_eq!(capture.take(), Some(courier::Metadata::new()));
 }
 
 #[tokio::test]
