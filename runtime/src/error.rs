@@ -177,8 +177,9 @@ impl Status {
         }
     }
 
-    /// Status 8: the handler failed (a bug, or something below it broke,
-    /// e.g. its database is down), and no other status says more.
+    /// Status 8: the handler failed (a bug, a broken invariant, an
+    /// unexpected error from something it uses), and no other status says
+    /// more.
     pub fn internal(message: impl Into<String>) -> Status {
         Status::new(StatusCode::Internal, message)
     }
