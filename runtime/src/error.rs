@@ -537,7 +537,8 @@ mod tests {
 
     #[test]
     fn the_constructors_give_their_code_and_message() {
-        let constructors: [(fn(String) -> Status, u8); 13] = [
+        type Constructor = fn(String) -> Status;
+        let constructors: [(Constructor, u8); 13] = [
             (Status::bad_request, 4),
             (Status::deadline_exceeded, 6),
             (Status::internal, 8),
