@@ -345,13 +345,64 @@ fn parse_headers(headers: &[String]) -> Result<Metadata, CliError> {
     Ok(metadata)
 }
 
-/// How one of many calls ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How one of many calls ended, from the best to the worst: `--repeat`
+/// exits with the code of the worst outcome it met. A definite status (3)
+/// is worse than a call the server did not run (6): exit 6 says another
+/// try may succeed, which is not so once any call got a definite answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Ok,
     Declared,
+    Unavailable,
     Status,
     Transport,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of [`Outcome`] (its index in a count).
+    const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Declared,
+        Outcome::Unavailable,
+        Outcome::Status,
+        Outcome::Transport,
+    ];
+
+    /// How a call ended, with the exit code a single call would have.
+    fn of(result: &Result<RawReply, RpcError>) -> Outcome {
+        match result {
+            Ok(RawReply::Ok(_)) => Outcome::Ok,
+            Ok(RawReply::Declared(_)) => Outcome::Declared,
+            Err(RpcError::Status(status)) => match Exit::of_status(status.code()) {
+                Exit::Unavailable => Outcome::Unavailable,
+                Exit::Transport => Outcome::Transport,
+                _ => Outcome::Status,
+            },
+            Err(_) => Outcome::Transport,
+        }
+    }
+
+    fn exit(self) -> Exit {
+        match self {
+            Outcome::Ok => Exit::Ok,
+            Outcome::Declared => Exit::Declared,
+            Outcome::Unavailable => Exit::Unavailable,
+            Outcome::Status => Exit::Status,
+            Outcome::Transport => Exit::Transport,
+        }
+    }
+
+    /// The exit code of many calls: that of the worst outcome counted.
+    fn worst(counts: &[u64; 5]) -> Exit {
+        Outcome::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(outcome, _)| outcome)
+            .max()
+            .unwrap_or(Outcome::Ok)
+            .exit()
+    }
 }
 
 /// `--repeat N --concurrency C`: the calls, a progress bar on a terminal,
@@ -387,7 +438,7 @@ async fn repeat(
         let progress = progress.clone();
         let latencies = Arc::clone(&latencies);
         workers.spawn(async move {
-            let mut outcomes = [0u64; 4];
+            let mut outcomes = [0u64; Outcome::ALL.len()];
             let mut first_error: Option<String> = None;
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let call_started = Instant::now();
@@ -402,16 +453,7 @@ async fn repeat(
                         .await
                 };
                 latencies.record(call_started.elapsed());
-                let outcome = match &result {
-                    Ok(RawReply::Ok(_)) => Outcome::Ok,
-                    Ok(RawReply::Declared(_)) => Outcome::Declared,
-                    Err(RpcError::Status(s))
-                        if s.code() != courier::StatusCode::DeadlineExceeded =>
-                    {
-                        Outcome::Status
-                    }
-                    Err(_) => Outcome::Transport,
-                };
+                let outcome = Outcome::of(&result);
                 outcomes[outcome as usize] += 1;
                 if outcome != Outcome::Ok && first_error.is_none() {
                     first_error = Some(match result {
@@ -424,7 +466,7 @@ async fn repeat(
             (outcomes, first_error)
         });
     }
-    let mut outcomes = [0u64; 4];
+    let mut outcomes = [0u64; Outcome::ALL.len()];
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
         let (o, e) =
@@ -443,11 +485,12 @@ async fn repeat(
         elapsed.as_secs_f64()
     );
     outln!(
-        "  ok {}, declared error {}, other status {}, transport/timeout {}",
-        outcomes[0],
-        outcomes[1],
-        outcomes[2],
-        outcomes[3]
+        "  ok {}, declared error {}, unavailable {}, other status {}, transport/timeout {}",
+        outcomes[Outcome::Ok as usize],
+        outcomes[Outcome::Declared as usize],
+        outcomes[Outcome::Unavailable as usize],
+        outcomes[Outcome::Status as usize],
+        outcomes[Outcome::Transport as usize]
     );
     outln!(
         "  latency p50 {}, p99 {}, max {}",
@@ -458,15 +501,7 @@ async fn repeat(
     if let Some(error) = first_error {
         outln!("  first failure: {error}");
     }
-    Ok(if outcomes[3] > 0 {
-        Exit::Transport
-    } else if outcomes[2] > 0 {
-        Exit::Status
-    } else if outcomes[1] > 0 {
-        Exit::Declared
-    } else {
-        Exit::Ok
-    })
+    Ok(Outcome::worst(&outcomes))
 }
 
 fn millis(d: Duration) -> String {
@@ -492,5 +527,45 @@ mod tests {
         let metadata = parse_headers(&["a=1".into(), "b=x=y".into()]).expect("valid");
         assert_eq!(metadata.get("b"), Some("x=y"));
         assert!(parse_headers(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_their_exit_code() {
+        let status = |byte| Err(courier::Status::new(StatusCode::from_u8(byte), "").into());
+        assert_eq!(
+            Outcome::of(&Ok(RawReply::Ok(Default::default()))),
+            Outcome::Ok
+        );
+        assert_eq!(
+            Outcome::of(&Ok(RawReply::Declared(Default::default()))),
+            Outcome::Declared
+        );
+        for byte in 2..=21 {
+            let outcome = Outcome::of(&status(byte));
+            assert_eq!(
+                outcome.exit(),
+                Exit::of_status(StatusCode::from_u8(byte)),
+                "status {byte}"
+            );
+            assert_eq!(Outcome::ALL[outcome as usize], outcome);
+        }
+        let lost = courier::TransportError::ConnectionLost("reset".to_owned());
+        assert_eq!(Outcome::of(&Err(lost.into())), Outcome::Transport);
+    }
+
+    #[test]
+    fn many_calls_exit_with_the_worst_outcome_4_then_3_then_6_then_1() {
+        // ok, declared, unavailable, other status, transport
+        let cases = [
+            ([3, 0, 0, 0, 0], Exit::Ok),
+            ([3, 1, 0, 0, 0], Exit::Declared),
+            ([3, 1, 1, 0, 0], Exit::Unavailable),
+            ([0, 0, 5, 1, 0], Exit::Status),
+            ([0, 1, 1, 1, 1], Exit::Transport),
+            ([0, 0, 1, 0, 1], Exit::Transport),
+        ];
+        for (counts, exit) in cases {
+            assert_eq!(Outcome::worst(&counts), exit, "{counts:?}");
+        }
     }
 }

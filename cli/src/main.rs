@@ -38,7 +38,11 @@ Exit codes:
   3  the server answered another status (code, name and message on stderr)
   4  transport failure or timeout (cannot connect, connection lost, deadline passed)
   5  the call was made but its answer cannot be read: the schema (--idl or
-     reflection) does not match the server's";
+     reflection) does not match the server's
+  6  unavailable: the server did not run the call (status 7 overloaded,
+     9 shutting down, 19 unavailable); another try (later or elsewhere) may
+     succeed
+With --repeat: the code of the worst outcome, 4, then 3, then 6, then 1.";
 
 /// The command-line client of Courier.
 #[derive(Debug, Parser)]

@@ -1,8 +1,9 @@
 //! The `courier` binary against a real server (the demo's `hello.Greeter`
 //! and `shop.OrderBook`, with reflection, on 127.0.0.1:0) and a real
 //! ZooKeeper: every serializer, declared errors, timeouts, bad input
-//! (nothing sent), unknown methods, discovery through `zk://`, `list` with
-//! Courier and Curator instances, `describe`, `--repeat`, completions.
+//! (nothing sent), unknown methods, statuses and their exit codes,
+//! discovery through `zk://`, `list` with Courier and Curator instances,
+//! `describe`, `--repeat`, completions.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use courier::registry::{Registry, ServiceInstance, ZooKeeperOptions, ZooKeeperRegistry};
 use courier::server::{Server, ServerHandle, ServerInterceptor};
-use courier::{BoxFuture, CallContext, Status};
+use courier::{BoxFuture, CallContext, RpcError, Status};
 use courier_test_support::zookeeper::ZooKeeperServer;
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::greeter::GreeterServer;
+use idl_examples::hello::greeter::{Greeter, GreeterServer, SayHelloError};
 use idl_examples::order_book::MemoryOrderBook;
 use idl_examples::shop::order_book::OrderBookServer;
 use serde_json::{Value, json};
@@ -473,6 +474,107 @@ fn an_unknown_method_shows_status_3() {
     );
 }
 
+/// A Greeter whose `say_hello` refuses as its name asks: `unavailable`
+/// with status 19, `alternate` with 19 and 15 in turn, any other with 15.
+#[derive(Default)]
+struct Refusing {
+    calls: AtomicUsize,
+}
+
+impl Greeter for Refusing {
+    async fn say_hello(
+        &self,
+        _ctx: CallContext,
+        name: String,
+    ) -> Result<String, RpcError<SayHelloError>> {
+        let turn = self.calls.fetch_add(1, Ordering::SeqCst);
+        let status = match name.as_str() {
+            "unavailable" => Status::unavailable("the greeting store is reconnecting"),
+            "alternate" if turn % 2 == 0 => Status::unavailable("not now"),
+            _ => Status::not_found(format!("no greeting for {name}")),
+        };
+        Err(status.into())
+    }
+
+    async fn sleep(&self, _ctx: CallContext, ms: u32) -> Result<u32, RpcError> {
+        Ok(ms)
+    }
+
+    async fn notify(&self, _ctx: CallContext, _event: String) {}
+}
+
+#[test]
+fn a_call_the_server_did_not_run_exits_6_and_another_status_exits_3() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime
+        .block_on(
+            Server::builder()
+                .add_service(GreeterServer::new(Refusing::default()))
+                .bind("127.0.0.1:0"),
+        )
+        .expect("bind");
+    let addr = server.local_addr().to_string();
+    let say_hello = |name: &str| {
+        courier(&[
+            "call",
+            "--idl",
+            HELLO_IDL,
+            &addr,
+            "hello.Greeter/say_hello",
+            &json!({ "name": name }).to_string(),
+        ])
+    };
+    let unavailable = say_hello("unavailable");
+    assert_eq!(unavailable.code, 6, "{unavailable:?}");
+    assert!(
+        unavailable.stderr.contains(
+            "error: hello.Greeter/say_hello: status 19 (unavailable): the greeting store is reconnecting\nhint: "
+        ),
+        "{unavailable:?}"
+    );
+    assert!(
+        unavailable.stderr.contains("retry later"),
+        "{unavailable:?}"
+    );
+    let missing = say_hello("Bob");
+    assert_eq!(missing.code, 3, "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("error: hello.Greeter/say_hello: status 15 (not found): no greeting for Bob\nhint: check the arguments"),
+        "{missing:?}"
+    );
+    // --repeat: every call unavailable is exit 6; a definite status among
+    // them is worse (exit 3).
+    let repeat = |name: &str| {
+        courier(&[
+            "call",
+            "--repeat",
+            "4",
+            &addr,
+            "hello.Greeter/say_hello",
+            &json!({ "name": name }).to_string(),
+        ])
+    };
+    let all_unavailable = repeat("unavailable");
+    assert_eq!(all_unavailable.code, 6, "{all_unavailable:?}");
+    assert!(
+        all_unavailable
+            .stdout
+            .contains("ok 0, declared error 0, unavailable 4, other status 0, transport/timeout 0"),
+        "{all_unavailable:?}"
+    );
+    let mixed = repeat("alternate");
+    assert_eq!(mixed.code, 3, "{mixed:?}");
+    assert!(
+        mixed
+            .stdout
+            .contains("ok 0, declared error 0, unavailable 2, other status 2, transport/timeout 0"),
+        "{mixed:?}"
+    );
+    runtime.block_on(server.shutdown());
+}
+
 #[test]
 fn transport_failures_and_usage_errors() {
     // A port nobody listens on.
@@ -730,6 +832,7 @@ fn help_and_completions() {
     let help = courier(&["--help"]);
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("Exit codes:"), "{help:?}");
+    assert!(help.stdout.contains("\n  6  unavailable: "), "{help:?}");
     assert!(
         help.stdout
             .contains("courier call 127.0.0.1:7070 hello.Greeter/say_hello"),

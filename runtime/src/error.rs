@@ -153,6 +153,15 @@ impl fmt::Display for StatusCode {
 }
 
 /// A non-ok, non-declared outcome: a status code and a message for humans.
+///
+/// A handler answers its domain's errors the typed way, with its method's
+/// declared errors (`throws`), which callers match on. A `Status` is for the
+/// generic cases any method can meet; build it with the constructor of its
+/// code ([`invalid_argument`](Status::invalid_argument),
+/// [`not_found`](Status::not_found), [`unavailable`](Status::unavailable),
+/// ...), whose documentation says when each fits. Statuses 0 and 1 carry
+/// a result or a declared error, not text: a handler that answers them as
+/// a `Status` is answered 8 (internal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     code: StatusCode,
@@ -168,12 +177,17 @@ impl Status {
         }
     }
 
-    /// Status 8: the handler failed.
+    /// Status 8: the handler failed (a bug, a broken invariant, an
+    /// unexpected error from something it uses), and no other status says
+    /// more.
     pub fn internal(message: impl Into<String>) -> Status {
         Status::new(StatusCode::Internal, message)
     }
 
-    /// Status 4: the request could not be used.
+    /// Status 4: the args could not be decoded. The runtime answers it
+    /// when the args of a call do not decode; a handler that decoded its
+    /// args and rejects their values answers
+    /// [`invalid_argument`](Status::invalid_argument) (14).
     pub fn bad_request(message: impl Into<String>) -> Status {
         Status::new(StatusCode::BadRequest, message)
     }
@@ -181,6 +195,79 @@ impl Status {
     /// Status 6: the deadline passed.
     pub fn deadline_exceeded(message: impl Into<String>) -> Status {
         Status::new(StatusCode::DeadlineExceeded, message)
+    }
+
+    /// Status 12: the call has no credentials, or bad ones (a missing or
+    /// expired token). Who the caller is could not be established; for a
+    /// known caller who may not do this, use
+    /// [`permission_denied`](Status::permission_denied).
+    pub fn unauthenticated(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::Unauthenticated, message)
+    }
+
+    /// Status 13: the caller is known but may not make this call (or may
+    /// not touch what it names).
+    pub fn permission_denied(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::PermissionDenied, message)
+    }
+
+    /// Status 14: the args decoded, but the handler rejects their values
+    /// (an empty name, a negative quantity, a malformed id), whatever the
+    /// state of the system. Say which argument and why in the message. Not
+    /// [`bad_request`](Status::bad_request) (4): that is the runtime's
+    /// "the args could not be decoded".
+    pub fn invalid_argument(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::InvalidArgument, message)
+    }
+
+    /// Status 15: what the call names (a key, an id, a file) does not
+    /// exist.
+    pub fn not_found(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::NotFound, message)
+    }
+
+    /// Status 16: what the call would create already exists.
+    pub fn already_exists(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::AlreadyExists, message)
+    }
+
+    /// Status 17: the args are valid, but the system is not in a state in
+    /// which the call can run (a non-empty directory to delete, an order
+    /// already shipped to change); the same call will fail again until
+    /// that state changes. For a conflict with a concurrent call, where
+    /// trying the whole operation again may succeed, use
+    /// [`aborted`](Status::aborted).
+    pub fn failed_precondition(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::FailedPrecondition, message)
+    }
+
+    /// Status 18: a quota or a limit was reached (a per-user quota, a rate
+    /// limit, a full disk). The server answers it too when a call's answer
+    /// does not fit the connection's buffers.
+    pub fn resource_exhausted(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::ResourceExhausted, message)
+    }
+
+    /// Status 19: transient; the handler could not take the call on now
+    /// (a dependency is down, a warm-up is not done) and did **not** run
+    /// it, so the call is safe to try again elsewhere. Balanced channels
+    /// do so for every method, as for status 7 and 9; answer it only when
+    /// nothing of the call was done.
+    pub fn unavailable(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::Unavailable, message)
+    }
+
+    /// Status 20: the method is declared, but this server does not
+    /// implement it (not yet, or no longer, or not in this deployment).
+    pub fn unimplemented(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::Unimplemented, message)
+    }
+
+    /// Status 21: the call was stopped by a conflict with another (a
+    /// concurrent update, a failed compare-and-set, a transaction abort);
+    /// the caller may retry the whole operation (read again, then write).
+    pub fn aborted(message: impl Into<String>) -> Status {
+        Status::new(StatusCode::Aborted, message)
     }
 
     /// The code.
@@ -393,5 +480,88 @@ pub enum NoDeclaredError {}
 impl fmt::Display for NoDeclaredError {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code of PROTOCOL.md's table, with its byte.
+    const TABLE: [(u8, StatusCode); 22] = [
+        (0, StatusCode::Ok),
+        (1, StatusCode::DeclaredError),
+        (2, StatusCode::UnknownService),
+        (3, StatusCode::UnknownMethod),
+        (4, StatusCode::BadRequest),
+        (5, StatusCode::UnsupportedSerializer),
+        (6, StatusCode::DeadlineExceeded),
+        (7, StatusCode::Overloaded),
+        (8, StatusCode::Internal),
+        (9, StatusCode::ShuttingDown),
+        (10, StatusCode::FrameTooLarge),
+        (11, StatusCode::UnsupportedVersion),
+        (12, StatusCode::Unauthenticated),
+        (13, StatusCode::PermissionDenied),
+        (14, StatusCode::InvalidArgument),
+        (15, StatusCode::NotFound),
+        (16, StatusCode::AlreadyExists),
+        (17, StatusCode::FailedPrecondition),
+        (18, StatusCode::ResourceExhausted),
+        (19, StatusCode::Unavailable),
+        (20, StatusCode::Unimplemented),
+        (21, StatusCode::Aborted),
+    ];
+
+    #[test]
+    fn every_code_round_trips_through_its_byte() {
+        for (byte, code) in TABLE {
+            assert_eq!(StatusCode::from_u8(byte), code, "from_u8({byte})");
+            assert_eq!(code.as_u8(), byte, "{code:?}");
+            assert_ne!(code.name(), "unknown status", "{code:?}");
+        }
+        let names: std::collections::HashSet<&str> =
+            TABLE.iter().map(|(_, code)| code.name()).collect();
+        assert_eq!(names.len(), TABLE.len(), "every name is distinct");
+    }
+
+    #[test]
+    fn an_unknown_code_is_kept_as_sent() {
+        for byte in [22, 100, 255] {
+            let code = StatusCode::from_u8(byte);
+            assert_eq!(code, StatusCode::Other(byte));
+            assert_eq!(code.as_u8(), byte);
+            assert_eq!(code.to_string(), format!("unknown status ({byte})"));
+        }
+    }
+
+    #[test]
+    fn the_constructors_give_their_code_and_message() {
+        type Constructor = fn(String) -> Status;
+        let constructors: [(Constructor, u8); 13] = [
+            (Status::bad_request, 4),
+            (Status::deadline_exceeded, 6),
+            (Status::internal, 8),
+            (Status::unauthenticated, 12),
+            (Status::permission_denied, 13),
+            (Status::invalid_argument, 14),
+            (Status::not_found, 15),
+            (Status::already_exists, 16),
+            (Status::failed_precondition, 17),
+            (Status::resource_exhausted, 18),
+            (Status::unavailable, 19),
+            (Status::unimplemented, 20),
+            (Status::aborted, 21),
+        ];
+        for (constructor, byte) in constructors {
+            let status = constructor(format!("why {byte}"));
+            assert_eq!(status.code().as_u8(), byte);
+            assert_eq!(status.code(), StatusCode::from_u8(byte));
+            assert_eq!(status.message(), format!("why {byte}"));
+        }
+        assert_eq!(
+            Status::not_found("no order 7").to_string(),
+            "status not found (15): no order 7"
+        );
     }
 }

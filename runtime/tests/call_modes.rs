@@ -1,6 +1,7 @@
 //! The four call modes: await, sync (`call_blocking`), future
 //! (`spawn_call` → `PendingCall`) and callback (`spawn_call_with_callback`),
-//! each with a reply, a declared error, a timeout and a server failure.
+//! each with a reply, a declared error, a timeout and a server failure, and
+//! every status a handler answers with `Status`'s constructors.
 
 mod common;
 
@@ -477,6 +478,102 @@ fn a_timeout_has_one_message_in_every_mode() {
     for got in &messages {
         assert_eq!(got, "no answer from test.Echo/slow within 30ms");
     }
+    runtime.block_on(async {
+        eventually("the pending map to empty", || channel.pending_len() == 0).await;
+        eventually("the server to be idle", || server.handle.in_flight() == 0).await;
+    });
+}
+
+/// A refused call's status: its code and message (anything else is an
+/// `Err` that says what came instead).
+fn status_of(
+    result: Result<EchoReply, RpcError<EchoError>>,
+) -> Result<(StatusCode, String), String> {
+    match result {
+        Err(RpcError::Status(status)) => Ok((status.code(), status.message().to_owned())),
+        other => Err(format!("expected a status, got {other:?}")),
+    }
+}
+
+/// Every status a handler answers with `Status`'s constructors (12-21)
+/// comes back to the caller with exactly its code and message, in every
+/// mode; blocking calls and waits from a plain thread.
+#[test]
+fn a_handlers_status_comes_back_exactly_in_every_mode() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (server, channel) = runtime.block_on(async {
+        let server = TestServer::start().await;
+        let channel = server.channel().await;
+        (server, channel)
+    });
+    // Bounded: a call that never ends fails the test with status 6.
+    let refuse = |byte: u8| call(&channel, &REFUSE, refused(byte), with_timeout(PATIENCE));
+    let expected: Vec<_> = HANDLER_STATUSES
+        .iter()
+        .map(|&(byte, code)| Ok((code, refusal(byte))))
+        .collect();
+    // async
+    let awaited = runtime.block_on(async {
+        let mut got = Vec::new();
+        for (byte, _) in HANDLER_STATUSES {
+            got.push(status_of(refuse(byte).await));
+        }
+        got
+    });
+    assert_eq!(awaited, expected, "async");
+    // sync, from a plain thread
+    let calls: Vec<_> = HANDLER_STATUSES
+        .iter()
+        .map(|&(byte, _)| refuse(byte))
+        .collect();
+    let blocking = std::thread::spawn({
+        let channel = channel.clone();
+        move || {
+            calls
+                .into_iter()
+                .map(|call| status_of(channel.call_blocking(call)))
+                .collect::<Vec<_>>()
+        }
+    })
+    .join()
+    .expect("the plain thread");
+    assert_eq!(blocking, expected, "blocking");
+    // future, waited for from a plain thread
+    let pending: Vec<_> = HANDLER_STATUSES
+        .iter()
+        .map(|&(byte, _)| channel.spawn_call(refuse(byte)))
+        .collect();
+    let waited = std::thread::spawn(move || {
+        pending
+            .into_iter()
+            .map(|pending| status_of(pending.wait()))
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .expect("the plain thread");
+    assert_eq!(waited, expected, "future");
+    // callback
+    let (tx, rx) = mpsc::channel();
+    for (i, &(byte, _)) in HANDLER_STATUSES.iter().enumerate() {
+        let tx = tx.clone();
+        channel.spawn_call_with_callback(refuse(byte), move |result| {
+            tx.send((i, status_of(result))).expect("the test listens");
+        });
+    }
+    drop(tx);
+    let mut called: Vec<_> = (0..HANDLER_STATUSES.len())
+        .map(|_| {
+            rx.recv_timeout(PATIENCE)
+                .expect("a callback within PATIENCE")
+        })
+        .collect();
+    called.sort_by_key(|(i, _)| *i);
+    let called: Vec<_> = called.into_iter().map(|(_, got)| got).collect();
+    assert_eq!(called, expected, "callback");
     runtime.block_on(async {
         eventually("the pending map to empty", || channel.pending_len() == 0).await;
         eventually("the server to be idle", || server.handle.in_flight() == 0).await;

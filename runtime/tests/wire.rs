@@ -33,6 +33,24 @@ async fn a_plain_request_gets_its_answer() {
 }
 
 #[tokio::test]
+async fn a_handlers_status_goes_out_as_its_byte_with_its_message() {
+    let server = TestServer::start().await;
+    let mut client = RawClient::connect(server.addr()).await;
+    for (byte, _) in HANDLER_STATUSES {
+        let request = RawRequest {
+            method: "refuse",
+            payload: prost::Message::encode_to_vec(&refused(byte)),
+            ..RawRequest::echo(u64::from(byte), &EchoArgs::default())
+        };
+        client.send(&request.encode()).await;
+        let frame = client.next_frame().await.expect("an answer");
+        assert_eq!(frame.header.request_id, u64::from(byte));
+        assert_eq!(frame.header.status, byte);
+        assert_eq!(&frame.body[..], refusal(byte).as_bytes());
+    }
+}
+
+#[tokio::test]
 async fn bad_magic_closes_that_connection_and_the_server_goes_on() {
     let server = TestServer::start().await;
     let mut client = RawClient::connect(server.addr()).await;

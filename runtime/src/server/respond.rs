@@ -207,6 +207,23 @@ mod tests {
     }
 
     #[test]
+    fn every_other_handler_status_goes_out_as_is() {
+        let responder = Responder::new(3, 2, 1024);
+        for byte in (2..=21).chain([22, 255]) {
+            let frame = responder.error::<crate::NoDeclaredError>(
+                Serializer::Json,
+                RpcError::Status(Status::new(StatusCode::from_u8(byte), "why")),
+            );
+            assert_eq!(parse(&frame), (2, byte, 3, &b"why"[..]), "status {byte}");
+        }
+        let frame = responder.error::<crate::NoDeclaredError>(
+            Serializer::Json,
+            RpcError::Status(Status::new(StatusCode::DeclaredError, "x")),
+        );
+        assert_eq!(frame[5], 8);
+    }
+
+    #[test]
     fn a_transport_error_is_answered_with_its_own_code() {
         let responder = Responder::new(1, 1, 1 << 20);
         let answer = |error: crate::TransportError| {

@@ -357,6 +357,24 @@ impl ServiceHandler for EchoService {
                         .push(format!("{outcome:?}"));
                 })
             }
+            // Fails with the status code `delay_ms` (12-21) and the message
+            // `text`, built as a handler would: with `Status`'s constructor.
+            "refuse" => call.serve_unary(move |_ctx, args: EchoArgs| async move {
+                let constructor: fn(String) -> Status = match args.delay_ms {
+                    12 => Status::unauthenticated,
+                    13 => Status::permission_denied,
+                    14 => Status::invalid_argument,
+                    15 => Status::not_found,
+                    16 => Status::already_exists,
+                    17 => Status::failed_precondition,
+                    18 => Status::resource_exhausted,
+                    19 => Status::unavailable,
+                    20 => Status::unimplemented,
+                    21 => Status::aborted,
+                    other => panic!("no constructor for status {other}"),
+                };
+                Err::<EchoReply, RpcError>(constructor(args.text).into())
+            }),
             // Answers `delay_ms` before its deadline.
             "until_deadline" => {
                 call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
@@ -422,6 +440,7 @@ method!(EMPTY, "empty");
 method!(BIG, "big");
 method!(ECHO_METADATA, "echo_metadata");
 method!(STATUS, "status");
+method!(REFUSE, "refuse");
 method!(UNTIL_DEADLINE, "until_deadline");
 method!(RELAY, "relay");
 method!(PEER, "peer");
@@ -477,6 +496,36 @@ pub fn args(text: &str) -> EchoArgs {
         text: text.to_owned(),
         ..EchoArgs::default()
     }
+}
+
+/// The statuses `refuse` answers with `Status`'s constructors, each with
+/// its byte on the wire (PROTOCOL.md's table): what a caller must get back.
+pub const HANDLER_STATUSES: [(u8, StatusCode); 10] = [
+    (12, StatusCode::Unauthenticated),
+    (13, StatusCode::PermissionDenied),
+    (14, StatusCode::InvalidArgument),
+    (15, StatusCode::NotFound),
+    (16, StatusCode::AlreadyExists),
+    (17, StatusCode::FailedPrecondition),
+    (18, StatusCode::ResourceExhausted),
+    (19, StatusCode::Unavailable),
+    (20, StatusCode::Unimplemented),
+    (21, StatusCode::Aborted),
+];
+
+/// `refuse` args for status `byte`, with a message of its own.
+pub fn refused(byte: u8) -> EchoArgs {
+    EchoArgs {
+        text: refusal(byte),
+        delay_ms: u64::from(byte),
+        ..EchoArgs::default()
+    }
+}
+
+/// The message of `refused(byte)`'s answer (not ASCII: it must come back
+/// byte for byte).
+pub fn refusal(byte: u8) -> String {
+    format!("refused with {byte} ☺")
 }
 
 /// `echo` args that make the handler wait `delay_ms` first.
