@@ -240,10 +240,11 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
 }
 
 /// Prints the response metadata the server sent, one `< key: value` line
-/// each, on stderr (stdout keeps the result alone).
+/// each, on stderr (stdout keeps the result alone), with control
+/// characters escaped: a server's text never drives the terminal.
 fn print_response_metadata(metadata: Option<Metadata>) {
     for (key, value) in metadata.iter().flat_map(|metadata| metadata.iter()) {
-        eprintln!("< {key}: {value}");
+        eprintln!("< {}: {}", key.escape_debug(), value.escape_debug());
     }
 }
 

@@ -213,6 +213,37 @@ async fn the_server_refuses_metadata_over_its_limits_and_after_the_answer() {
 }
 
 #[tokio::test]
+async fn metadata_that_would_not_fit_a_frame_is_refused_when_set() {
+    let server = TestServer::start_with(|builder| builder.max_frame_size(64)).await;
+    let channel = server.channel().await;
+    let reply = call(&channel, metadata_args("ok", 10), options())
+        .await
+        .expect("a reply");
+    assert_eq!(
+        reply.value,
+        "response metadata takes 82 bytes; at most 64 can be sent"
+    );
+}
+
+#[tokio::test]
+async fn a_call_dropped_before_its_answer_leaves_none() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let capture = ResponseMetadataCapture::new();
+    call(&channel, metadata_args("ok", 1), capturing(&capture))
+        .await
+        .expect("a reply");
+    assert_eq!(capture.get(), Some(entries(1)));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        call(&channel, metadata_args("slow", 1), capturing(&capture)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the slow call never answers");
+    assert_eq!(capture.take(), None);
+}
+
+#[tokio::test]
 async fn the_wire_carries_one_type_10_frame_just_before_the_answer() {
     let server = TestServer::start().await;
     let mut raw = RawClient::connect(server.addr()).await;

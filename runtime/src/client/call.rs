@@ -47,6 +47,10 @@ impl<'a, R: Route> Caller<'a, R> {
         options: &CallOptions,
     ) -> Result<RawResponse, RpcError> {
         let timeout = options.effective_timeout(method, self.default_timeout);
+        if let Some(capture) = &options.response_metadata {
+            // A call that never ends (dropped, cancelled) leaves `None`.
+            capture.record(None);
+        }
         let mut answer = if self.interceptors.is_empty() {
             self.send_unary(method, payload, options, &options.metadata, timeout)
                 .await

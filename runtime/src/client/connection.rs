@@ -103,6 +103,7 @@ impl Pending {
 
     fn insert(&mut self, id: u64, ticket: Ticket) {
         if let Some(previous) = self.map.insert(id, ticket) {
+            self.metadata.remove(&id);
             // Ids are unique among the calls in flight; a clash means a
             // bug upstream.
             self.answers.answer(

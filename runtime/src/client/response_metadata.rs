@@ -15,7 +15,8 @@ use crate::context::Metadata;
 /// ends: `Some` with the entries the server sent with its answer (empty
 /// if it sent none) whatever the answer was (a result, a declared error,
 /// a status), `None` if no answer came (a transport failure, the local
-/// timeout). One-way calls leave it as it is. Clones share one capture,
+/// timeout, a call dropped before its answer: a call empties the capture
+/// when it starts). One-way calls leave it as it is. Clones share one capture,
 /// so for calls running at the same time use one capture per call (stubs
 /// are cheap to clone). As grpc-java's `MetadataUtils` capture does, it
 /// keeps the typed stubs' plain return types unchanged.

@@ -49,7 +49,8 @@ pub enum ResponseMetadataError {
         max: usize,
     },
     /// Keys and values add up to more bytes than the server's metadata
-    /// limit, or one key or value is longer than 65535 bytes.
+    /// limit, one key or value is longer than 65535 bytes, or the frame
+    /// would be larger than the server's frame size limit.
     #[error("response metadata takes {bytes} bytes; at most {max} can be sent")]
     TooLarge {
         /// The bytes given (all keys and values, or the one too long).

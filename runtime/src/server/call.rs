@@ -257,10 +257,7 @@ impl CallParts {
             ctx.set_peer_identity(slot.conn.peer_identity.clone());
         }
         if !oneway {
-            ctx.set_response_metadata_slot(ResponseMetadataSlot::new(
-                Arc::clone(&slot.conn),
-                slot.slot,
-            ));
+            ctx.set_response_metadata_slot(ResponseMetadataSlot::new(&slot.conn, slot.slot));
         }
         let task = CallTask {
             service,

@@ -127,10 +127,14 @@ impl ConnShared {
     /// does not fit is replaced by status 18 (the peer is not taking its
     /// answers, or the server's buffers are full), so the connection's
     /// bytes stay bounded however large the answers its calls produce.
-    pub fn send_answer(&self, frame: Bytes, responder: &Responder) {
+    ///
+    /// `alone`: the outbox held nothing before the call's own response
+    /// metadata frame went in (the answer may then pass the connection's
+    /// limit, within the pool).
+    pub fn send_answer(&self, frame: Bytes, responder: &Responder, alone: bool) {
         let cost = frame.len() + FRAME_OVERHEAD;
         let pool = &self.env.memory;
-        let check = if self.outbox.unwritten() == 0 {
+        let check = if alone {
             Charge::PoolOnly
         } else {
             Charge::Bounded
@@ -267,8 +271,11 @@ impl SlotGuard {
     /// The response metadata the handler set goes just before it.
     pub fn answer(&mut self, frame: Bytes, responder: &Responder) {
         if self.claim() {
+            // Whether the answer goes alone is decided before its own
+            // metadata frame is queued ahead of it.
+            let alone = self.conn.outbox.unwritten() == 0;
             send_response_metadata(&self.conn, self.slot, responder);
-            self.conn.send_answer(frame, responder);
+            self.conn.send_answer(frame, responder, alone);
         }
     }
 

@@ -3,7 +3,7 @@
 //! metadata limits, kept in the call's slot (charged to the connection),
 //! and sent just before the call's answer, in the same batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::connection_shared::ConnShared;
 use super::respond::Responder;
@@ -11,10 +11,11 @@ use super::slots::SlotId;
 use crate::context::{Metadata, ResponseMetadataError};
 
 /// Where a call's handler puts the metadata it sends back: the call's slot
-/// on its connection. Held by the handler's context (a refcount per call).
+/// on its connection. Held by the handler's context (a weak refcount per
+/// call: a context kept after its call does not keep the connection).
 #[derive(Clone)]
 pub(crate) struct ResponseMetadataSlot {
-    conn: Arc<ConnShared>,
+    conn: Weak<ConnShared>,
     slot: SlotId,
 }
 
@@ -27,15 +28,23 @@ impl std::fmt::Debug for ResponseMetadataSlot {
 }
 
 impl ResponseMetadataSlot {
-    pub fn new(conn: Arc<ConnShared>, slot: SlotId) -> ResponseMetadataSlot {
-        ResponseMetadataSlot { conn, slot }
+    pub fn new(conn: &Arc<ConnShared>, slot: SlotId) -> ResponseMetadataSlot {
+        ResponseMetadataSlot {
+            conn: Arc::downgrade(conn),
+            slot,
+        }
     }
 
     /// Keeps `metadata` to send before the call's answer (replacing what
     /// the call set before), if it is within the server's metadata limits
     /// and the call has not been answered or stopped.
     pub fn set(&self, metadata: Metadata) -> Result<(), ResponseMetadataError> {
-        let limits = self.conn.env.config.metadata_limits;
+        // The connection is gone: so is the call.
+        let Some(conn) = self.conn.upgrade() else {
+            return Err(ResponseMetadataError::AlreadyAnswered);
+        };
+        let config = &conn.env.config;
+        let limits = config.metadata_limits;
         let max_entries = limits.max_entries.min(usize::from(u16::MAX));
         if metadata.len() > max_entries {
             return Err(ResponseMetadataError::TooManyEntries {
@@ -59,16 +68,24 @@ impl ResponseMetadataSlot {
                 max: usize::from(u16::MAX),
             });
         }
+        // The frame must fit the frame size limit, or it could not be sent.
+        let frame_body = 2 + 4 * metadata.len() + bytes;
+        let max_body = usize::try_from(config.max_frame_size).unwrap_or(usize::MAX);
+        if frame_body > max_body {
+            return Err(ResponseMetadataError::TooLarge {
+                bytes: frame_body,
+                max: max_body,
+            });
+        }
         let held = metadata.heap_bytes();
-        self.conn.charge_forced(held);
-        match self.conn.slots.set_response_metadata(self.slot, metadata) {
+        conn.charge_forced(held);
+        match conn.slots.set_response_metadata(self.slot, metadata) {
             Ok(replaced) => {
-                self.conn
-                    .release(replaced.as_ref().map_or(0, Metadata::heap_bytes));
+                conn.release(replaced.as_ref().map_or(0, Metadata::heap_bytes));
                 Ok(())
             }
             Err(_) => {
-                self.conn.release(held);
+                conn.release(held);
                 Err(ResponseMetadataError::AlreadyAnswered)
             }
         }

@@ -139,10 +139,11 @@ struct Slot {
     /// (stop): uncontended, never across an `.await`. Emptied when the call
     /// ends, so a finished task's memory is not kept alive.
     abort: Mutex<Option<AbortHandle>>,
-    /// The metadata the handler set to send back before its answer.
-    /// Locked only by the call (set, answer, end), and only on a
-    /// connection some call of which set response metadata.
-    response_metadata: Mutex<Option<Metadata>>,
+    /// The metadata the handler set to send back before its answer, with
+    /// the token of the call that set it (so no other call of the slot
+    /// ever takes it). Locked only by the call (set, answer, end), and only
+    /// on a connection some call of which set response metadata.
+    response_metadata: Mutex<Option<(u64, Metadata)>>,
 }
 
 impl Default for Slot {
@@ -253,8 +254,9 @@ impl CallSlots {
     }
 
     /// Keeps `metadata` to be sent before the call's answer, replacing
-    /// (and returning) what the call set before; gives it back as `Err`
-    /// if the call has claimed its answer, was stopped, or ended.
+    /// (and returning) what the call set before, or what an earlier call
+    /// of the slot left; gives it back as `Err` if the call has claimed its
+    /// answer, was stopped, or ended.
     ///
     /// Why metadata set here is never missed by the answer: the flag is
     /// raised before the call's phase is checked, and the answer claims
@@ -278,7 +280,9 @@ impl CallSlots {
         if cell.state.load(Ordering::SeqCst) != word(slot.token, LIVE) {
             return Err(metadata);
         }
-        Ok(held.replace(metadata))
+        Ok(held
+            .replace((slot.token, metadata))
+            .map(|(_, replaced)| replaced))
     }
 
     /// Takes the metadata the call set to send back (after it claimed its
@@ -288,11 +292,20 @@ impl CallSlots {
         if !self.response_metadata_used.load(Ordering::SeqCst) {
             return None;
         }
-        self.slot(slot.index)?
+        let mut held = self
+            .slot(slot.index)?
             .response_metadata
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .unwrap_or_else(PoisonError::into_inner);
+        match held.take() {
+            Some((token, metadata)) if token == slot.token => Some(metadata),
+            other => {
+                // An earlier call's (it set it as its slot ended): never
+                // this call's to send; released by the next set or end.
+                *held = other;
+                None
+            }
+        }
     }
 
     /// Keeps the handler's task with its slot, so that a cancel can stop
@@ -321,7 +334,9 @@ impl CallSlots {
             .compare_exchange(
                 word(slot.token, LIVE),
                 word(slot.token, STOPPED),
-                Ordering::AcqRel,
+                // Sequentially consistent, as `claim`: see
+                // `set_response_metadata`.
+                Ordering::SeqCst,
                 Ordering::Acquire,
             )
             .is_ok();
@@ -353,7 +368,7 @@ impl CallSlots {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
                     cell.state.store(word(slot.token, ENDED), Ordering::SeqCst);
-                    response_metadata = kept.take();
+                    response_metadata = kept.take().map(|(_, metadata)| metadata);
                 } else {
                     cell.state.store(word(slot.token, ENDED), Ordering::Release);
                 }
