@@ -15,6 +15,7 @@ use tracing::field::Empty;
 use super::command::RawResponse;
 use super::interceptor::OutgoingRequest;
 use super::method::{CallOptions, MethodDescriptor};
+use super::pool::StreamHandle;
 use super::request::{RequestHead, RequestPayload, encode_request};
 use super::route::{
     CallHead, Interceptors, Route, deadline_exceeded, no_answer_in_time, not_written_in_time,
@@ -95,6 +96,33 @@ impl<'a, R: Route> Caller<'a, R> {
         match self.route.send_oneway(&head, id, frame).await? {
             Some(()) => Ok(()),
             None => Err(not_written_in_time(&head).into()),
+        }
+    }
+
+    /// Opens a server-streaming call: runs the interceptors, encodes its
+    /// request once, and hands it to a connection of the route. The
+    /// returned handle brings the items and the end; the deadline (when the
+    /// call's timeout passes) comes with it.
+    pub async fn open_stream(
+        &self,
+        method: &MethodDescriptor<'_>,
+        payload: &impl RequestPayload,
+        options: &CallOptions,
+    ) -> Result<(StreamHandle, Option<Instant>), RpcError> {
+        let timeout = options.effective_timeout(method, self.default_timeout);
+        let (metadata, timeout) = self.intercept(method, options, timeout).await?;
+        let (head, id, frame) = self.encode(
+            MessageKind::Request,
+            method,
+            payload,
+            options,
+            &metadata,
+            timeout,
+            Instant::now(),
+        )?;
+        match self.route.open_stream(&head, id, frame).await? {
+            Some(handle) => Ok((handle, head.deadline)),
+            None => Err(no_answer_in_time(&head).into()),
         }
     }
 

@@ -115,7 +115,7 @@ impl Channel {
     }
 
     /// The runtime the channel was created on.
-    pub(super) fn runtime(&self) -> &Handle {
+    pub(crate) fn runtime(&self) -> &Handle {
         self.transport.runtime()
     }
 

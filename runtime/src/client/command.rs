@@ -1,10 +1,13 @@
 //! What callers send to the connection task, and what they get back.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::answers::{Answers, Ticket};
 use super::send_room::SendPermit;
+use super::stream_items::StreamItems;
 use crate::context::Metadata;
 use crate::error::TransportError;
 
@@ -48,6 +51,29 @@ pub(crate) enum Command {
         /// The frame's room in the connection's send queue.
         room: SendPermit,
     },
+    /// Send `frame`, which opens a server-streaming call: route its items
+    /// to `items` and its response (the end of the call) to `ticket`'s
+    /// slot.
+    Stream {
+        /// The request id in `frame`.
+        id: u64,
+        /// The whole encoded request frame.
+        frame: Bytes,
+        /// The call's slot in the connection's [`Answers`].
+        ticket: Ticket,
+        /// The frame's room in the connection's send queue.
+        room: SendPermit,
+        /// Where the call's items go.
+        items: Arc<StreamItems>,
+    },
+    /// The application of streaming call `id` took `count` items: give the
+    /// server as much credit.
+    Credit {
+        /// The request id.
+        id: u64,
+        /// Items taken.
+        count: u32,
+    },
     /// The caller gave up on `id` (a call or a one-way send): drop its
     /// frame if none of it is written yet; otherwise forget the call and
     /// tell the server.
@@ -61,22 +87,24 @@ impl Command {
     /// Nothing to do any more: a cancel, or a call whose caller is gone.
     pub fn is_abandoned(&self, answers: &Answers) -> bool {
         match self {
-            Command::Call { ticket, .. } => !answers.is_waiting(*ticket),
+            Command::Call { ticket, .. } | Command::Stream { ticket, .. } => {
+                !answers.is_waiting(*ticket)
+            }
             Command::Oneway { written, .. } => written.is_closed(),
-            Command::Cancel { .. } => true,
+            Command::Cancel { .. } | Command::Credit { .. } => true,
         }
     }
 
     /// Completes the command with `error` (it could not be carried).
     pub fn fail(self, answers: &Answers, error: TransportError) {
         match self {
-            Command::Call { ticket, .. } => {
+            Command::Call { ticket, .. } | Command::Stream { ticket, .. } => {
                 answers.answer(ticket, Err(error));
             }
             Command::Oneway { written, .. } => {
                 let _ = written.send(Err(error));
             }
-            Command::Cancel { .. } => {}
+            Command::Cancel { .. } | Command::Credit { .. } => {}
         }
     }
 }

@@ -80,8 +80,38 @@ impl CommandSender {
     /// Queues `command` and wakes the task; gives it back if the task is
     /// gone.
     pub fn send(&self, command: Command) -> Result<(), Command> {
+        self.shared.send(command)
+    }
+
+    /// Another way in for the commands of one call that outlives the
+    /// caller's borrow of the connection (a stream's credits and cancel);
+    /// unlike the sender, dropping it does not end the connection.
+    pub fn handle(&self) -> CommandHandle {
+        CommandHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Sends commands to a connection task without owning it (see
+/// [`CommandSender::handle`]).
+#[derive(Debug, Clone)]
+pub(crate) struct CommandHandle {
+    shared: Arc<Shared>,
+}
+
+impl CommandHandle {
+    /// Queues `command` and wakes the task; gives it back if the task is
+    /// gone.
+    pub fn send(&self, command: Command) -> Result<(), Command> {
+        self.shared.send(command)
+    }
+}
+
+impl Shared {
+    fn send(&self, command: Command) -> Result<(), Command> {
         let waker = {
-            let mut state = self.shared.lock();
+            let mut state = self.lock();
             if state.receiver_gone {
                 return Err(command);
             }

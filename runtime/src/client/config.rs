@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_QUEUED_CALLS: usize = 1024;
 /// holds unwritten before callers wait for room (4 MiB).
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default bytes of stream items a connection holds untaken before it
+/// stops reading (64 MiB).
+pub const DEFAULT_MAX_BUFFERED_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
 /// How a channel connects and what it accepts.
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
@@ -56,6 +60,14 @@ pub struct ChannelConfig {
     /// default limits for request metadata). A call whose server sends more
     /// fails with a protocol error.
     pub max_response_metadata: MetadataLimits,
+    /// How many bytes of server-streaming items each connection holds that
+    /// their streams' consumers have not taken yet (default
+    /// [`DEFAULT_MAX_BUFFERED_STREAM_BYTES`], 64 MiB). Each stream holds at
+    /// most its credit window (16 items) of them; this bounds the sum when
+    /// many consumers stop at once: past it the connection stops reading
+    /// its socket until they take some (and holds up the other calls of
+    /// the connection meanwhile).
+    pub max_buffered_stream_bytes: usize,
     /// `Some`: connections speak TLS with these roots (and client
     /// certificate, for mutual TLS); default `None`, plain TCP. A balanced
     /// channel with TLS uses only instances registered with TLS
@@ -79,6 +91,7 @@ impl Default for ChannelConfig {
                 max_entries: DEFAULT_MAX_METADATA_ENTRIES,
                 max_bytes: DEFAULT_MAX_METADATA_BYTES,
             },
+            max_buffered_stream_bytes: DEFAULT_MAX_BUFFERED_STREAM_BYTES,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -28,14 +28,17 @@ use super::answers::{Answers, Ticket};
 use super::command::{Command, RawResponse};
 use super::command_queue::CommandReceiver;
 use super::heartbeat::{Beat, Heartbeat};
-use super::outbox::{Outbox, Unsent};
+use super::outbox::Outbox;
 use super::stream::ClientStream;
+use super::stream_items::StreamItems;
+use super::task::Shared;
 use crate::context::Metadata;
 use crate::error::TransportError;
 use crate::protocol::{
     BodyError, Frame, FrameDecoder, FrameError, MessageKind, MetadataLimits,
     parse_response_metadata,
 };
+use crate::server::CREDIT_WINDOW;
 use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
@@ -61,6 +64,9 @@ pub(crate) struct ConnectionSettings {
     pub max_queued_bytes: usize,
     /// The response metadata a call accepts.
     pub max_response_metadata: MetadataLimits,
+    /// Bytes of stream items not yet taken by their calls past which the
+    /// connection stops reading.
+    pub max_buffered_stream_bytes: usize,
 }
 
 /// How a connection ended.
@@ -83,8 +89,20 @@ pub(crate) struct Pending {
     /// response: one entry per call at most, each within the channel's
     /// limits (`ChannelConfig::max_response_metadata`).
     metadata: foldhash::HashMap<u64, Metadata>,
+    /// The open server-streaming calls among them: where their items go,
+    /// and the credit the server has left for each.
+    streams: foldhash::HashMap<u64, OpenStream>,
     answers: Arc<Answers>,
     len: Arc<AtomicUsize>,
+}
+
+/// A server-streaming call, as its connection sees it.
+#[derive(Debug)]
+struct OpenStream {
+    items: Arc<StreamItems>,
+    /// Items the server may still send: the window, plus what the call
+    /// gave back, minus what came.
+    credit: u64,
 }
 
 impl Pending {
@@ -92,6 +110,7 @@ impl Pending {
         Pending {
             map: foldhash::HashMap::default(),
             metadata: foldhash::HashMap::default(),
+            streams: foldhash::HashMap::default(),
             answers,
             len,
         }
@@ -118,6 +137,9 @@ impl Pending {
         let ticket = self.map.remove(&id);
         if !self.metadata.is_empty() {
             self.metadata.remove(&id);
+        }
+        if !self.streams.is_empty() {
+            self.streams.remove(&id);
         }
         self.sync_len();
         ticket
@@ -168,10 +190,54 @@ impl Pending {
         }
     }
 
+    /// Opens streaming call `id`: its items go to `items`.
+    fn open_stream(&mut self, id: u64, ticket: Ticket, items: Arc<StreamItems>) {
+        self.insert(id, ticket);
+        self.streams.insert(
+            id,
+            OpenStream {
+                items,
+                credit: u64::from(CREDIT_WINDOW),
+            },
+        );
+    }
+
+    /// An item of streaming call `id` arrived: handed to the call, or, sent
+    /// without credit, the call fails. Items for calls not open (given up,
+    /// or not streaming) are dropped.
+    fn stream_item(&mut self, id: u64, item: bytes::Bytes) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.credit == 0 {
+            let error = format!("the server sent an item of request {id} without credit");
+            if let Some(ticket) = self.remove(id) {
+                self.answers
+                    .answer(ticket, Err(TransportError::Protocol(error)));
+            }
+            return;
+        }
+        stream.credit -= 1;
+        stream.items.push(item);
+    }
+
+    /// The call took `count` items: the server may send as many more.
+    /// Whether the call is still open (its credit frame is then sent).
+    fn give_credit(&mut self, id: u64, count: u32) -> bool {
+        match self.streams.get_mut(&id) {
+            Some(stream) => {
+                stream.credit = stream.credit.saturating_add(u64::from(count));
+                true
+            }
+            None => false,
+        }
+    }
+
     fn fail_all(&mut self, error: &TransportError) {
         // The count drops before the callers wake, so none of them can see
         // its own call still pending.
         self.metadata.clear();
+        self.streams.clear();
         let failed = std::mem::take(&mut self.map);
         self.sync_len();
         for (_, ticket) in failed {
@@ -183,6 +249,7 @@ impl Pending {
     /// whole connection, so none of them ran).
     fn answer_all(&mut self, status: u8, body: &bytes::Bytes) {
         self.metadata.clear();
+        self.streams.clear();
         let answered = std::mem::take(&mut self.map);
         self.sync_len();
         for (_, ticket) in answered {
@@ -222,6 +289,10 @@ pub(crate) struct Connection<'a> {
     batch: Batch,
     /// The response metadata a call accepts.
     max_response_metadata: MetadataLimits,
+    /// The bytes of stream items that no call has taken yet.
+    stream_bytes: Arc<AtomicUsize>,
+    /// Past this many, the connection stops reading its socket.
+    max_buffered_stream_bytes: usize,
 }
 
 /// When the connection lets other callers' frames join a write.
@@ -287,21 +358,21 @@ impl<'a> Connection<'a> {
         stream: ClientStream,
         target: &'a str,
         commands: &'a mut CommandReceiver,
-        answers: Arc<Answers>,
-        pending_len: Arc<AtomicUsize>,
-        unsent: Arc<Unsent>,
+        shared: &Shared,
         settings: ConnectionSettings,
     ) -> Connection<'a> {
         // A ping first: the server closes a connection whose first frame
         // does not come within its first-frame deadline (10 s by default),
         // and a channel may connect long before its first call.
-        let mut outbox = Outbox::new(settings.max_queued_calls, unsent);
+        let mut outbox = Outbox::new(settings.max_queued_calls, Arc::clone(&shared.unsent));
         outbox.ping();
         Connection {
             stream,
             target,
             commands,
-            pending: Pending::new(answers, pending_len),
+            pending: Pending::new(Arc::clone(&shared.answers), Arc::clone(&shared.pending_len)),
+            stream_bytes: Arc::clone(&shared.stream_bytes),
+            max_buffered_stream_bytes: settings.max_buffered_stream_bytes,
             outbox,
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
             decoder: FrameDecoder::new(settings.max_frame_size),
@@ -347,6 +418,22 @@ impl<'a> Connection<'a> {
                     return;
                 }
                 self.outbox.oneway(id, frame, written, room);
+            }
+            Command::Stream {
+                id,
+                frame,
+                ticket,
+                room,
+                items,
+            } => {
+                self.batch.handed_over();
+                self.pending.open_stream(id, ticket, items);
+                self.outbox.request(id, frame, room);
+            }
+            Command::Credit { id, count } => {
+                if self.pending.give_credit(id, count) {
+                    self.outbox.credit(id, count);
+                }
             }
             Command::Cancel { id } => {
                 let was_pending = self.pending.remove(id).is_some();
@@ -479,6 +566,10 @@ impl<'a> Connection<'a> {
                         self.batch.answered();
                     }
                 }
+                MessageKind::StreamItem => {
+                    self.served = true;
+                    self.pending.stream_item(header.request_id, body);
+                }
                 MessageKind::ResponseMetadata => {
                     self.pending
                         .keep_metadata(header.request_id, body, self.max_response_metadata);
@@ -567,7 +658,11 @@ impl Future for Connection<'_> {
             };
             // Read first: answers that arrived wake their callers, who may
             // then join the write below.
+            // Items its calls have not taken hold the connection's reads
+            // (woken by their credit commands as they take them).
+            let held = this.stream_bytes.load(Ordering::Acquire) > this.max_buffered_stream_bytes;
             let read = poll_read
+                && !held
                 && match this.read_responses(cx) {
                     Ok(read) => read,
                     Err(e) => return this.end(ConnectionEnd::Lost(e)),
@@ -587,7 +682,9 @@ impl Future for Connection<'_> {
                     Ok(wrote) => wrote,
                     Err(e) => return this.end(ConnectionEnd::Lost(lost(e))),
                 };
-            let pinged = match this.keep_heartbeat(cx, wrote, read) {
+            // Reads held back by the calls' own items are no sign of a
+            // silent server.
+            let pinged = match this.keep_heartbeat(cx, wrote, read || held) {
                 Ok(pinged) => pinged,
                 Err(e) => return this.end(ConnectionEnd::Lost(e)),
             };

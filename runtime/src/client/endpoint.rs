@@ -16,7 +16,7 @@ use super::connection::ConnectionSettings;
 #[cfg(feature = "tls")]
 use super::dial::DialTls;
 use super::dial::Dialer;
-use super::pool::Pool;
+use super::pool::{Pool, StreamHandle};
 use super::route::{CallHead, RequestIds, Route};
 use crate::error::TransportError;
 use crate::tls::TlsError;
@@ -114,6 +114,7 @@ impl Endpoint {
             max_queued_calls: config.max_queued_calls,
             max_queued_bytes: config.max_queued_bytes,
             max_response_metadata: config.max_response_metadata,
+            max_buffered_stream_bytes: config.max_buffered_stream_bytes,
         };
         let pool = Pool::connect(
             dialer,
@@ -186,6 +187,16 @@ impl Route for Endpoint {
     ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send {
         self.pool
             .send_oneway(id, frame, call.deadline, &self.target)
+    }
+
+    fn open_stream(
+        &self,
+        call: &CallHead<'_>,
+        id: u64,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<Option<StreamHandle>, TransportError>> + Send {
+        self.pool
+            .open_stream(id, frame, call.deadline, &self.target)
     }
 }
 

@@ -27,6 +27,7 @@ mod dial;
 mod endpoint;
 mod heartbeat;
 mod interceptor;
+mod item_stream;
 mod method;
 mod outbox;
 mod pending_call;
@@ -37,6 +38,7 @@ mod response_metadata;
 mod route;
 mod send_room;
 mod stream;
+mod stream_items;
 mod task;
 mod transport;
 
@@ -51,9 +53,10 @@ pub use balanced::{
 pub use channel::Channel;
 pub use config::{
     ChannelConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CONNECTIONS, DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CALLS,
+    DEFAULT_MAX_BUFFERED_STREAM_BYTES, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CALLS,
 };
 pub use interceptor::{ClientInterceptor, OutgoingRequest};
+pub use item_stream::{BlockingItems, ItemStream};
 pub use method::{CallOptions, MethodDescriptor};
 pub use pending_call::PendingCall;
 pub use raw::RawReply;

@@ -173,6 +173,25 @@ impl Outbox {
         self.push(frame, Queued::Control { len, cancel: false });
     }
 
+    /// Queues a credit frame giving the server `count` more items of
+    /// streaming call `id` (at most two per stream wait here at a time: a
+    /// stream returns credit once half its window is taken).
+    pub fn credit(&mut self, id: u64, count: u32) {
+        let mut frame = bytes::BytesMut::with_capacity(crate::protocol::HEADER_LEN + 4);
+        crate::protocol::FrameHeader {
+            serializer: 0,
+            kind: MessageKind::Credit,
+            status: 0,
+            request_id: id,
+            body_len: 4,
+        }
+        .encode_into(&mut frame);
+        frame.extend_from_slice(&count.to_be_bytes());
+        let frame = frame.freeze();
+        let len = frame.len();
+        self.push(frame, Queued::Control { len, cancel: false });
+    }
+
     /// Queues a cancel for `id`, unless the queue already holds as many
     /// as it may: the server is not reading them, and a cancel is advice
     /// (the call's own deadline stops it on the server).

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,11 +16,12 @@ use tokio::time::Instant;
 use super::answers::{Answer, Answers, Ticket};
 use super::backoff::Backoff;
 use super::command::{Command, RawResponse};
-use super::command_queue::{CommandSender, command_queue};
+use super::command_queue::{CommandHandle, CommandSender, command_queue};
 use super::connection::ConnectionSettings;
 use super::dial::Dialer;
 use super::outbox::Unsent;
 use super::send_room::{SendPermit, SendRoom};
+use super::stream_items::StreamItems;
 use super::task::{Shared, run_connection};
 use crate::error::{StatusCode, TransportError};
 
@@ -39,6 +40,8 @@ pub(crate) struct Link {
     pending_len: Arc<AtomicUsize>,
     /// What the connection holds unwritten, by its own count (a test hook).
     unsent: Arc<Unsent>,
+    /// The bytes of stream items it holds that no call has taken yet.
+    stream_bytes: Arc<AtomicUsize>,
 }
 
 impl Link {
@@ -104,6 +107,7 @@ impl Pool {
                     answers,
                     pending_len,
                     unsent,
+                    stream_bytes,
                 } = shared;
                 Link {
                     commands,
@@ -111,6 +115,7 @@ impl Pool {
                     answers,
                     pending_len,
                     unsent,
+                    stream_bytes,
                 }
             })
             .collect();
@@ -253,6 +258,41 @@ impl Pool {
         Ok(Some(()))
     }
 
+    /// Opens a server-streaming call: sends its request frame (request id
+    /// `id`) on one of the connections, after waiting for room as
+    /// [`round_trip`](Self::round_trip) does; `None` if `deadline` passed
+    /// first. The items and the end come through the returned handle.
+    pub async fn open_stream(
+        &self,
+        id: u64,
+        frame: Bytes,
+        deadline: Option<Instant>,
+        target: &str,
+    ) -> Result<Option<StreamHandle>, TransportError> {
+        let (link, room) = match self.try_admit(frame.len()) {
+            Some(admitted) => admitted,
+            None => self.admit(frame.len(), deadline, target).await?,
+        };
+        let ticket = link.answers.open();
+        let items = StreamItems::new(Arc::clone(&link.stream_bytes));
+        let handle = StreamHandle {
+            commands: link.commands.handle(),
+            answers: Arc::clone(&link.answers),
+            ticket,
+            id,
+            items: Arc::clone(&items),
+            done: false,
+        };
+        link.send(Command::Stream {
+            id,
+            frame,
+            ticket,
+            room,
+            items,
+        })?;
+        Ok(Some(handle))
+    }
+
     /// The index of the next connection in turn (round robin).
     fn next_index(&self) -> usize {
         match self.links.len() {
@@ -343,6 +383,50 @@ impl Drop for WaitForAnswer<'_> {
     }
 }
 
+/// A server-streaming call's way to its connection: its items, its
+/// answer (the end of the call), and commands for credit and cancel. Owns
+/// what it holds, so the call's stream can outlive the borrow of the
+/// pool. Dropped before the end, it cancels the call.
+#[derive(Debug)]
+pub(crate) struct StreamHandle {
+    commands: CommandHandle,
+    answers: Arc<Answers>,
+    ticket: Ticket,
+    id: u64,
+    items: Arc<StreamItems>,
+    /// The answer was taken.
+    done: bool,
+}
+
+impl StreamHandle {
+    /// The next item, if one arrived.
+    pub fn poll_item(&self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        self.items.poll_next(cx)
+    }
+
+    /// The call's end: its response, or why there is none. Every item sent
+    /// before the response has arrived once this is ready.
+    pub fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Answer> {
+        let answer = ready!(self.answers.poll(self.ticket, cx));
+        self.done = true;
+        Poll::Ready(answer)
+    }
+
+    /// Gives the server `count` more credits (the application took that
+    /// many items).
+    pub fn give_credit(&self, count: u32) {
+        let _ = self.commands.send(Command::Credit { id: self.id, count });
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        if !self.done && self.answers.close(self.ticket) {
+            let _ = self.commands.send(Command::Cancel { id: self.id });
+        }
+    }
+}
+
 /// Tells the connection task to forget a call whose future was dropped
 /// (or timed out) before its response came (or, for a one-way call,
 /// before its frame was written).
@@ -384,6 +468,7 @@ mod tests {
         max_queued_calls: 1024,
         max_queued_bytes: 4 << 20,
         max_response_metadata: crate::protocol::MetadataLimits::UNLIMITED,
+        max_buffered_stream_bytes: 1 << 20,
     };
 
     /// A server on a real socket that answers each request with an empty

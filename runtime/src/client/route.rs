@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::command::RawResponse;
 use super::interceptor::ClientInterceptor;
 use super::method::MethodDescriptor;
+use super::pool::StreamHandle;
 use crate::error::{Status, TransportError};
 use crate::serializer::Serializer;
 
@@ -72,6 +73,16 @@ pub(crate) trait Route: Sync {
         id: u64,
         frame: Bytes,
     ) -> impl Future<Output = Result<Option<()>, TransportError>> + Send;
+
+    /// Opens a server-streaming call with its request frame (request id
+    /// `id`): once the frame is handed to a connection, the handle to its
+    /// items and end; `None` if `call.deadline` passed first.
+    fn open_stream(
+        &self,
+        call: &CallHead<'_>,
+        id: u64,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<Option<StreamHandle>, TransportError>> + Send;
 }
 
 /// The request ids of one channel: shared by all its endpoints, so a call

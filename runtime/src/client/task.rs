@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub pending_len: Arc<AtomicUsize>,
     /// What it holds unwritten (a test hook).
     pub unsent: Arc<Unsent>,
+    /// The bytes of stream items it holds that no call has taken yet.
+    pub stream_bytes: Arc<AtomicUsize>,
 }
 
 /// Runs until every `Channel` is dropped.
@@ -35,12 +37,8 @@ pub(crate) async fn run_connection(
     backoff: Backoff,
     shared: Shared,
 ) {
-    let Shared {
-        answers,
-        pending_len,
-        unsent,
-    } = shared;
     // However the task ends (a bug may panic), no caller waits on forever.
+    let answers = Arc::clone(&shared.answers);
     let _fail_waiting = FailWaiting(Arc::clone(&answers));
     let mut stream = Some(first);
     let mut reconnect = Reconnect::new(backoff);
@@ -48,15 +46,8 @@ pub(crate) async fn run_connection(
     let mut carried: Option<Command> = None;
     loop {
         if let Some(stream) = stream.take() {
-            let mut connection = Connection::new(
-                stream,
-                &dialer.target,
-                &mut commands,
-                Arc::clone(&answers),
-                Arc::clone(&pending_len),
-                Arc::clone(&unsent),
-                settings,
-            );
+            let mut connection =
+                Connection::new(stream, &dialer.target, &mut commands, &shared, settings);
             if let Some(command) = carried.take() {
                 connection.accept(command);
             }

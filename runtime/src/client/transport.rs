@@ -9,6 +9,7 @@ use tokio::runtime::Handle;
 use super::balanced::{Balanced, InstanceState};
 use super::command::RawResponse;
 use super::endpoint::Endpoint;
+use super::pool::StreamHandle;
 use super::route::{CallHead, Route};
 use crate::error::TransportError;
 
@@ -101,6 +102,18 @@ impl Route for Transport {
         match self {
             Transport::Endpoint(endpoint) => endpoint.send_oneway(call, id, frame).await,
             Transport::Balanced(balanced) => balanced.send_oneway(call, id, frame).await,
+        }
+    }
+
+    async fn open_stream(
+        &self,
+        call: &CallHead<'_>,
+        id: u64,
+        frame: Bytes,
+    ) -> Result<Option<StreamHandle>, TransportError> {
+        match self {
+            Transport::Endpoint(endpoint) => endpoint.open_stream(call, id, frame).await,
+            Transport::Balanced(balanced) => balanced.open_stream(call, id, frame).await,
         }
     }
 }

@@ -404,7 +404,9 @@ macro_rules! __courier_idl_enum {
 /// args message, calls the implementation's method with its fields and
 /// answers with the result ([`Reply`](super::Reply)) or the declared error.
 /// Methods: `"wire name" method Args(params)`, `oneway` before one-way
-/// methods; after them optionally `; idl file, imports..` (the embedded
+/// methods, `stream` before server-streaming ones (whose implementation
+/// gets an [`ItemSender`](crate::server::ItemSender) after the params);
+/// after them optionally `; idl file, imports..` (the embedded
 /// `.rpc` sources `ServiceHandler::idl` returns).
 ///
 /// ```text
@@ -471,6 +473,12 @@ macro_rules! __courier_server {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __courier_serve {
+    (stream $call:ident, $service:ident, $impl:ident, $trait:ident, $func:ident, $args:ident($($param:ident),*)) => {
+        $call.serve_server_stream(move |ctx, args: $args, items| {
+            let _ = &args;
+            async move { <$impl as $trait>::$func(&$service, ctx, $(args.$param,)* items).await }
+        })
+    };
     (oneway $call:ident, $service:ident, $impl:ident, $trait:ident, $func:ident, $args:ident($($param:ident),*)) => {
         $call.serve_oneway(move |ctx, args: $args| {
             let _ = &args;

@@ -41,11 +41,13 @@ pub use std::vec::Vec;
 pub use std::{clone::Clone, convert::From, convert::Into, marker::Send, marker::Sync};
 
 pub use crate::balance::hash_key_of;
-pub use crate::client::{CallOptions, Channel, MethodDescriptor, PendingCall};
+pub use crate::client::{
+    BlockingItems, CallOptions, Channel, ItemStream, MethodDescriptor, PendingCall,
+};
 pub use crate::context::{CallContext, Metadata};
 pub use crate::error::{NoDeclaredError, RpcError, Status, StatusCode};
 pub use crate::serializer::{DeclaredError, Serializer as WireSerializer, WireMessage};
-pub use crate::server::{IncomingCall, ServiceHandler};
+pub use crate::server::{IncomingCall, ItemSender, ServiceHandler};
 pub use field::{
     Field, IdlDefault, MapKey, arm_len, differs, encode, encode_arm, encoded_len, mapped, merge,
     merge_arm, replace_arm, skip,

@@ -12,7 +12,9 @@
 
 use std::time::Duration;
 
-use crate::client::{CallOptions, Channel, MethodDescriptor, PendingCall};
+use crate::client::{
+    BlockingItems, CallOptions, Channel, ItemStream, MethodDescriptor, PendingCall,
+};
 use crate::error::{NoDeclaredError, RpcError};
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
@@ -136,6 +138,32 @@ impl StubCore {
         let core = self.clone();
         self.channel
             .spawn_call_with_callback(async move { core.unary(method, args).await }, on_result);
+    }
+
+    /// A server-streaming call: the stream of its items (it opens on the
+    /// first poll; dropping it cancels the call).
+    pub fn server_stream<A: Args, T: Field, E: DeclaredError>(
+        &self,
+        method: &'static MethodDescriptor<'static>,
+        args: A,
+    ) -> ItemStream<T, E> {
+        let options = self
+            .keyed_options(&args)
+            .unwrap_or_else(|| self.options.clone());
+        ItemStream::open(&self.channel, method, args, options)
+    }
+
+    /// [`server_stream`](Self::server_stream) as an `Iterator` that blocks
+    /// the calling thread for each item (sync mode).
+    pub fn server_stream_blocking<A: Args, T: Field, E: DeclaredError>(
+        &self,
+        method: &'static MethodDescriptor<'static>,
+        args: A,
+    ) -> BlockingItems<T, E> {
+        BlockingItems::new(
+            self.server_stream(method, args),
+            self.channel.runtime().clone(),
+        )
     }
 
     /// [`oneway`](Self::oneway), blocking the calling thread.

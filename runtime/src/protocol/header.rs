@@ -27,6 +27,12 @@ pub enum MessageKind {
     Pong,
     /// 6: the client gave up on a request id.
     Cancel,
+    /// 7: one item of a streaming call (body: the item message).
+    StreamItem,
+    /// 8: the client sent its last item (empty body).
+    StreamEnd,
+    /// 9: credit for more items of a streaming call (body: u32 count).
+    Credit,
     /// 10: metadata the server sends back for a call, before its answer
     /// (body: the request body's metadata layout).
     ResponseMetadata,
@@ -44,6 +50,9 @@ impl MessageKind {
             MessageKind::Ping => 4,
             MessageKind::Pong => 5,
             MessageKind::Cancel => 6,
+            MessageKind::StreamItem => 7,
+            MessageKind::StreamEnd => 8,
+            MessageKind::Credit => 9,
             MessageKind::ResponseMetadata => 10,
             MessageKind::Unknown(other) => other,
         }
@@ -58,6 +67,9 @@ impl MessageKind {
             4 => MessageKind::Ping,
             5 => MessageKind::Pong,
             6 => MessageKind::Cancel,
+            7 => MessageKind::StreamItem,
+            8 => MessageKind::StreamEnd,
+            9 => MessageKind::Credit,
             10 => MessageKind::ResponseMetadata,
             other => MessageKind::Unknown(other),
         }
@@ -188,6 +200,8 @@ mod tests {
         }
         assert_eq!(MessageKind::from_u8(1), MessageKind::Request);
         assert_eq!(MessageKind::from_u8(6), MessageKind::Cancel);
+        assert_eq!(MessageKind::from_u8(7), MessageKind::StreamItem);
+        assert_eq!(MessageKind::from_u8(9), MessageKind::Credit);
         assert_eq!(MessageKind::from_u8(10), MessageKind::ResponseMetadata);
         assert_eq!(MessageKind::from_u8(42), MessageKind::Unknown(42));
     }

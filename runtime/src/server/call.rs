@@ -15,9 +15,11 @@ use tracing::field::Empty;
 
 use super::connection_shared::{ConnShared, SlotGuard};
 use super::environment::ServerEnv;
+use super::item_sender::{CREDIT_WINDOW, ItemSender, StreamCredit};
 use super::respond::Responder;
 use super::response_metadata::ResponseMetadataSlot;
 use crate::catch_unwind::{Guarded, Interrupted, guard_deadline, run_guarded};
+use crate::codegen::{Field, Reply};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
 use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
 use crate::protocol::Utf8Bytes;
@@ -150,6 +152,66 @@ impl IncomingCall {
             };
             Some(match handler(ctx, args).await {
                 Ok(reply) => responder.reply(serializer, &reply),
+                Err(error) => responder.error(serializer, error),
+            })
+        };
+        spawn_call(call, metadata_bytes, work);
+    }
+
+    /// Runs the handler of a server-streaming method (`stream T` result),
+    /// as [`serve_unary`](Self::serve_unary) runs a unary one: decodes
+    /// `Args` (status 4 on failure), gives the handler an [`ItemSender`]
+    /// for its items, and answers when it returns: `Ok(())` -> status 0
+    /// with the empty message after the items; an error -> its status (a
+    /// declared error as status 1) after the items sent before it. The
+    /// deadline covers the whole stream (status 6 when it passes), and a
+    /// cancel stops the handler. A one-way request for a streaming method
+    /// is dropped (it could carry no items).
+    pub fn serve_server_stream<Args, Item, E, F, Fut>(mut self, handler: F)
+    where
+        Args: WireMessage,
+        Item: Field + Send + 'static,
+        E: DeclaredError,
+        F: FnOnce(CallContext, Args, ItemSender<Item>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), RpcError<E>>> + Send + 'static,
+    {
+        let Some(call) = self.inner.take() else {
+            return;
+        };
+        if call.oneway {
+            tracing::debug!(request_id = call.slot.request_id, method = %call.method, "a one-way request for a streaming method: dropped");
+            return;
+        }
+        let (mut ctx, payload, call) = call.into_context();
+        let metadata_bytes = ctx.metadata().heap_bytes();
+        let (serializer, responder) = (call.serializer, call.responder);
+        let interceptors = call.interceptors();
+        let credit = StreamCredit::new(CREDIT_WINDOW);
+        let conn = &call.slot.conn;
+        conn.slots
+            .set_stream_credit(call.slot.slot, Arc::clone(&credit));
+        let items = ItemSender::new(
+            Arc::clone(conn),
+            call.slot.slot,
+            responder,
+            serializer,
+            credit,
+        );
+        let work = async move {
+            if let Some(server) = interceptors {
+                if let Err(rejection) = intercept(&server, &mut ctx).await {
+                    return Some(rejection.answer(&responder, serializer));
+                }
+            }
+            let args = match serializer.decode::<Args>(payload) {
+                Ok(args) => args,
+                Err(e) => {
+                    let message = bad_args_message(&ctx, serializer, e);
+                    return Some(responder.status(StatusCode::BadRequest, &message));
+                }
+            };
+            Some(match handler(ctx, args, items).await {
+                Ok(()) => responder.reply(serializer, &Reply::new(())),
                 Err(error) => responder.error(serializer, error),
             })
         };

@@ -61,12 +61,6 @@ const CLOSE_POLL: Duration = Duration::from_millis(100);
 /// sends (half the heartbeat interval, at most this).
 const MAX_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
-/// Message types 7, 8 and 9 (stream item, stream end, credit): this server
-/// has no streaming method (it answers their requests status 3), so no
-/// request id is an open streaming call and PROTOCOL.md has them ignored;
-/// they may race with the end of the call they were sent for.
-const STREAM_FRAME_TYPES: [u8; 3] = [7, 8, 9];
-
 /// Why the reader stopped.
 enum ReadEnd {
     /// The peer closed its side.
@@ -824,10 +818,29 @@ fn handle_frame(
             table.cancel(&conn.slots, header.request_id);
             Handled::Fine
         }
-        MessageKind::Unknown(kind) if STREAM_FRAME_TYPES.contains(&kind) => {
+        MessageKind::Credit => match table.stream_credit(&conn.slots, header.request_id) {
+            Some(credit) => match <[u8; 4]>::try_from(&frame.body[..]) {
+                Ok(count) => {
+                    credit.grant(u32::from_be_bytes(count));
+                    Handled::Fine
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %conn.peer, request_id = header.request_id, len = frame.body.len(), "a credit frame whose body is not a u32 (a protocol error)");
+                    Handled::ProtocolError
+                }
+            },
+            None => {
+                tracing::trace!(peer = %conn.peer, request_id = header.request_id, "ignoring credit for a call that is not an open stream");
+                Handled::Fine
+            }
+        },
+        // No method takes client items yet (client and bidirectional
+        // streaming): every such frame is for a call that is not an open
+        // stream of client items, which the protocol has ignored.
+        MessageKind::StreamItem | MessageKind::StreamEnd => {
             tracing::trace!(
                 peer = %conn.peer,
-                kind,
+                kind = header.kind.as_u8(),
                 request_id = header.request_id,
                 "ignoring a stream frame for a call that is not an open stream"
             );

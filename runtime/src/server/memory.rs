@@ -102,6 +102,10 @@ pub(crate) struct ConnMemory {
     /// down while it waits.
     held_by_reader: AtomicUsize,
     room: Notify,
+    /// Stream senders waiting for the connection to have room for an item
+    /// (`item_sender.rs`); every release wakes them then.
+    senders_waiting: AtomicUsize,
+    sender_room: Notify,
 }
 
 /// Bytes past the reserved share.
@@ -119,6 +123,8 @@ impl ConnMemory {
             reader_waiting: AtomicBool::new(false),
             held_by_reader: AtomicUsize::new(0),
             room: Notify::new(),
+            senders_waiting: AtomicUsize::new(0),
+            sender_room: Notify::new(),
         }
     }
 
@@ -184,6 +190,47 @@ impl ConnMemory {
         if self.reader_waiting.load(Ordering::Acquire) && self.may_resume(pool) {
             self.room.notify_one();
         }
+        if self.senders_waiting.load(Ordering::Acquire) > 0 {
+            self.sender_room.notify_waiters();
+        }
+    }
+
+    /// Charges `bytes` for a stream item, waiting while the connection has
+    /// no room for it (its peer is not taking what was sent): bounded
+    /// like an answer (within the connection's limit and the pool; within
+    /// the pool alone when nothing else is unwritten, `alone`). Woken by
+    /// the connection's releases, and looks at the pool again every
+    /// `recheck` (other connections' releases do not wake it).
+    pub async fn charge_when_room(
+        &self,
+        pool: &MemoryPool,
+        bytes: usize,
+        alone: impl Fn() -> bool,
+        recheck: std::time::Duration,
+    ) {
+        loop {
+            let check = if alone() {
+                Charge::PoolOnly
+            } else {
+                Charge::Bounded
+            };
+            if self.charge(pool, bytes, check) {
+                return;
+            }
+            let notified = self.sender_room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let _waiting = SenderWaiting::new(&self.senders_waiting);
+            let check = if alone() {
+                Charge::PoolOnly
+            } else {
+                Charge::Bounded
+            };
+            if self.charge(pool, bytes, check) {
+                return;
+            }
+            let _ = tokio::time::timeout(recheck, notified).await;
+        }
     }
 
     /// Whether the reader must stop reading: the connection holds its
@@ -247,6 +294,23 @@ impl ConnMemory {
     /// [`set_reader_waiting`](Self::set_reader_waiting)`(true)`).
     pub async fn room(&self) {
         self.room.notified().await;
+    }
+}
+
+/// Counts one waiting stream sender while it lives (so a cancelled wait
+/// is uncounted too).
+struct SenderWaiting<'a>(&'a AtomicUsize);
+
+impl<'a> SenderWaiting<'a> {
+    fn new(count: &'a AtomicUsize) -> SenderWaiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        SenderWaiting(count)
+    }
+}
+
+impl Drop for SenderWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -17,6 +17,7 @@ mod connection;
 mod connection_shared;
 mod environment;
 mod interceptor;
+mod item_sender;
 mod limits;
 mod listener;
 mod memory;
@@ -38,6 +39,7 @@ pub use config::{
     DEFAULT_WRITE_STALL_TIMEOUT,
 };
 pub use interceptor::ServerInterceptor;
+pub use item_sender::{CREDIT_WINDOW, ItemSendError, ItemSender};
 pub use listener::DEFAULT_LISTEN_BACKLOG;
 pub(crate) use response_metadata::ResponseMetadataSlot;
 pub use slots::CALL_SLOT_BYTES;

@@ -29,6 +29,31 @@ impl Responder {
         }
     }
 
+    /// The request id answered.
+    pub fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    /// The largest frame the server sends.
+    pub fn max_frame_size(&self) -> u32 {
+        self.max_frame_size
+    }
+
+    /// A frame of `kind` for the call, status 0, with room for
+    /// `body_hint` bytes.
+    pub fn frame(&self, kind: MessageKind, body_hint: usize) -> FrameBuilder {
+        FrameBuilder::new(
+            FrameHeader {
+                serializer: self.serializer,
+                kind,
+                status: 0,
+                request_id: self.request_id,
+                body_len: 0,
+            },
+            body_hint,
+        )
+    }
+
     fn builder(&self, status: StatusCode, body_hint: usize) -> FrameBuilder {
         FrameBuilder::new(
             FrameHeader {

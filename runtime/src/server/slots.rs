@@ -44,11 +44,12 @@
 //! burst, so the bytes stay charged until then.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::item_sender::StreamCredit;
 use crate::context::Metadata;
 
 /// Why a slot could not be reserved.
@@ -143,7 +144,24 @@ struct Slot {
     /// the token of the call that set it (so no other call of the slot
     /// ever takes it). Locked only by the call (set, answer, end), and only
     /// on a connection some call of which set response metadata.
-    response_metadata: Mutex<Option<(u64, Metadata)>>,
+    response_metadata: Mutex<HeldMetadata>,
+    /// The credit of a server-streaming call (`item_sender.rs`), for the
+    /// reader to add to when the client's credit frames come.
+    stream: Mutex<Option<Arc<StreamCredit>>>,
+}
+
+/// A slot's response metadata, with the token of the call it is for (so
+/// no other call of the slot ever takes it).
+#[derive(Debug, Default)]
+enum HeldMetadata {
+    /// None set.
+    #[default]
+    Empty,
+    /// Set, not yet sent.
+    Set(u64, Metadata),
+    /// The call's first stream item went: its metadata (if any) went
+    /// before it, and none can follow.
+    Closed(u64),
 }
 
 impl Default for Slot {
@@ -151,7 +169,8 @@ impl Default for Slot {
         Slot {
             state: AtomicU64::new(word(0, ENDED)),
             abort: Mutex::new(None),
-            response_metadata: Mutex::new(None),
+            response_metadata: Mutex::new(HeldMetadata::Empty),
+            stream: Mutex::new(None),
         }
     }
 }
@@ -174,6 +193,9 @@ pub(crate) struct CallSlots {
     /// metadata: until then answering a call looks at no slot's metadata,
     /// so calls that never use it take no lock for it.
     response_metadata_used: AtomicBool,
+    /// Set (for good) once a streaming call of the connection started: until
+    /// then ending a call looks at no slot's stream credit.
+    streams_used: AtomicBool,
 }
 
 impl Default for CallSlots {
@@ -184,6 +206,7 @@ impl Default for CallSlots {
             empty_wanted: AtomicBool::new(false),
             empty: Notify::new(),
             response_metadata_used: AtomicBool::new(false),
+            streams_used: AtomicBool::new(false),
         }
     }
 }
@@ -256,7 +279,7 @@ impl CallSlots {
     /// Keeps `metadata` to be sent before the call's answer, replacing
     /// (and returning) what the call set before, or what an earlier call
     /// of the slot left; gives it back as `Err` if the call has claimed its
-    /// answer, was stopped, or ended.
+    /// answer, was stopped, ended, or sent a stream item.
     ///
     /// Why metadata set here is never missed by the answer: the flag is
     /// raised before the call's phase is checked, and the answer claims
@@ -277,12 +300,33 @@ impl CallSlots {
             .response_metadata
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if cell.state.load(Ordering::SeqCst) != word(slot.token, LIVE) {
+        if cell.state.load(Ordering::SeqCst) != word(slot.token, LIVE)
+            || matches!(*held, HeldMetadata::Closed(token) if token == slot.token)
+        {
             return Err(metadata);
         }
-        Ok(held
-            .replace((slot.token, metadata))
-            .map(|(_, replaced)| replaced))
+        match std::mem::replace(&mut *held, HeldMetadata::Set(slot.token, metadata)) {
+            HeldMetadata::Set(_, replaced) => Ok(Some(replaced)),
+            HeldMetadata::Empty | HeldMetadata::Closed(_) => Ok(None),
+        }
+    }
+
+    /// Closes the call's response metadata before its first stream item:
+    /// returns what it set (to send now), and what an earlier call of the
+    /// slot left (to release); none can be set afterwards.
+    pub fn close_response_metadata(&self, slot: SlotId) -> (Option<Metadata>, Option<Metadata>) {
+        let Some(cell) = self.slot(slot.index) else {
+            return (None, None);
+        };
+        let mut held = cell
+            .response_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *held, HeldMetadata::Closed(slot.token)) {
+            HeldMetadata::Set(token, metadata) if token == slot.token => (Some(metadata), None),
+            HeldMetadata::Set(_, stale) => (None, Some(stale)),
+            HeldMetadata::Empty | HeldMetadata::Closed(_) => (None, None),
+        }
     }
 
     /// Takes the metadata the call set to send back (after it claimed its
@@ -297,8 +341,8 @@ impl CallSlots {
             .response_metadata
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match held.take() {
-            Some((token, metadata)) if token == slot.token => Some(metadata),
+        match std::mem::take(&mut *held) {
+            HeldMetadata::Set(token, metadata) if token == slot.token => Some(metadata),
             other => {
                 // An earlier call's (it set it as its slot ended): never
                 // this call's to send; released by the next set or end.
@@ -306,6 +350,27 @@ impl CallSlots {
                 None
             }
         }
+    }
+
+    /// Keeps a server-streaming call's credit with its slot, for the
+    /// client's credit frames to reach.
+    pub fn set_stream_credit(&self, slot: SlotId, credit: Arc<StreamCredit>) {
+        if let Some(cell) = self.slot(slot.index) {
+            self.streams_used.store(true, Ordering::Relaxed);
+            *cell.stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(credit);
+        }
+    }
+
+    /// The credit of the streaming call in `slot`, if it is one.
+    pub fn stream_credit(&self, slot: SlotId) -> Option<Arc<StreamCredit>> {
+        let cell = self.slot(slot.index)?;
+        if cell.state.load(Ordering::Acquire) >> 2 != slot.token {
+            return None;
+        }
+        cell.stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Keeps the handler's task with its slot, so that a cancel can stop
@@ -368,13 +433,23 @@ impl CallSlots {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
                     cell.state.store(word(slot.token, ENDED), Ordering::SeqCst);
-                    response_metadata = kept.take().map(|(_, metadata)| metadata);
+                    if let HeldMetadata::Set(_, metadata) = std::mem::take(&mut *kept) {
+                        response_metadata = Some(metadata);
+                    }
                 } else {
                     cell.state.store(word(slot.token, ENDED), Ordering::Release);
                 }
                 held.take()
             };
             drop(task);
+            if self.streams_used.load(Ordering::Relaxed) {
+                let credit = cell
+                    .stream
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                drop(credit);
+            }
         }
         let last = self.live.fetch_sub(1, Ordering::AcqRel) == 1;
         if last && self.empty_wanted.load(Ordering::Acquire) {
@@ -515,6 +590,12 @@ impl SlotTable {
         let stopped = slots.stop(entry.slot);
         self.retire(slots, entry.slot);
         stopped
+    }
+
+    /// The credit of the open streaming call with `request_id`, if there
+    /// is one (a call that ended, or is not streaming, has none).
+    pub fn stream_credit(&self, slots: &CallSlots, request_id: u64) -> Option<Arc<StreamCredit>> {
+        slots.stream_credit(self.by_id.get(&request_id)?.slot)
     }
 
     /// Stops every call that waits for an answer (its client is gone); the

@@ -12,7 +12,9 @@ use courier::client::{CallOptions, Channel, MethodDescriptor};
 use courier::protocol::{
     Frame, FrameBuilder, FrameDecoder, FrameHeader, MessageKind, encode_request_prefix,
 };
-use courier::server::{IncomingCall, Server, ServerBuilder, ServerHandle, ServiceHandler};
+use courier::server::{
+    IncomingCall, ItemSender, Server, ServerBuilder, ServerHandle, ServiceHandler,
+};
 use courier::{CallContext, Metadata, RpcError, Status, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,6 +106,8 @@ pub struct Observed {
     pub gate: watch::Sender<bool>,
     /// Set by `raise_flag`; `block_until_flag` blocks its thread until then.
     pub flag: AtomicBool,
+    /// Items the streaming methods sent.
+    pub sent_items: AtomicUsize,
     /// The metadata of the last `whoami`.
     pub last_metadata: Mutex<Option<Metadata>>,
     /// What `relay` saw downstream: `whoami`'s answer (whether the
@@ -375,6 +379,62 @@ impl ServiceHandler for EchoService {
                 };
                 Err::<EchoReply, RpcError>(constructor(args.text).into())
             }),
+            // A server stream: the items 1..=`size` (as `u64`), one every
+            // `delay_ms`, then as `text` says: `ok` (the end), `declared`,
+            // `status` (15), `slow` (waits for ever after its items),
+            // `metadata` (sends `served-by` = `stream` first). Counts its
+            // items sent in `observed.sent_items`; a handler dropped before
+            // its end counts in `stopped`.
+            "count" => call.serve_server_stream(
+                move |ctx: CallContext, args: EchoArgs, mut items: ItemSender<u64>| async move {
+                    let mut detector = StopDetector::new(&observed);
+                    if args.text == "metadata" {
+                        let metadata =
+                            std::iter::once(("served-by".to_owned(), "stream".to_owned()))
+                                .collect();
+                        ctx.set_response_metadata(metadata)?;
+                    }
+                    for n in 1..=args.size {
+                        if args.delay_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(args.delay_ms)).await;
+                        }
+                        items.send(n).await?;
+                        observed.sent_items.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let outcome = match args.text.as_str() {
+                        "declared" => Err(RpcError::Declared(EchoError {
+                            not_found: Some(NotFound {
+                                key: "after".into(),
+                            }),
+                        })),
+                        "status" => Err(RpcError::Status(Status::new(
+                            StatusCode::NotFound,
+                            "no more",
+                        ))),
+                        "slow" => {
+                            std::future::pending::<()>().await;
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    };
+                    detector.finished = true;
+                    outcome
+                },
+            ),
+            // A server stream of `size`-byte items, until the client goes.
+            "blobs" => call.serve_server_stream(
+                move |_ctx: CallContext, args: EchoArgs, mut items: ItemSender<Bytes>| async move {
+                    let blob = Bytes::from(vec![b'b'; usize::try_from(args.size).expect("small")]);
+                    loop {
+                        items.send(blob.clone()).await?;
+                        observed.sent_items.fetch_add(1, Ordering::SeqCst);
+                        if false {
+                            // The method declares no error.
+                            return Ok::<(), RpcError>(());
+                        }
+                    }
+                },
+            ),
             // Answers `delay_ms` before its deadline.
             "until_deadline" => {
                 call.serve_unary(move |ctx: CallContext, args: EchoArgs| async move {
@@ -446,6 +506,8 @@ method!(RELAY, "relay");
 method!(PEER, "peer");
 method!(RESPONSE_METADATA, "response_metadata");
 method!(NOTIFY_RESPONSE_METADATA, "notify_response_metadata");
+method!(COUNT, "count");
+method!(BLOBS, "blobs");
 
 /// A method of a service the server does not have.
 pub static UNKNOWN_SERVICE: MethodDescriptor = MethodDescriptor {

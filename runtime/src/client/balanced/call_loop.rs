@@ -17,6 +17,7 @@ use super::instance::InFlight;
 use super::policy::{ATTEMPTS_CAP, Outcome, Retry, Tried};
 use crate::client::command::RawResponse;
 use crate::client::endpoint::Endpoint;
+use crate::client::pool::StreamHandle;
 use crate::client::route::{CallHead, Route};
 use crate::error::TransportError;
 use crate::protocol::{HEADER_LEN, timeout_to_ms};
@@ -84,6 +85,31 @@ impl Attempt for Oneway {
     }
 }
 
+/// The opening of a server-streaming call: an instance is picked for the
+/// whole stream, and another is tried only while the request could not be
+/// handed to a connection (nothing has moved yet).
+struct StreamOpen {
+    id: u64,
+    frame: Bytes,
+}
+
+impl Attempt for StreamOpen {
+    type Output = StreamHandle;
+
+    fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    fn send<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        call: &'a CallHead<'a>,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<Option<StreamHandle>, TransportError>> + Send + 'a {
+        endpoint.open_stream(call, self.id, frame)
+    }
+}
+
 impl Route for Balanced {
     #[inline]
     fn next_id(&self) -> u64 {
@@ -110,6 +136,15 @@ impl Route for Balanced {
         frame: Bytes,
     ) -> Result<Option<()>, TransportError> {
         self.balance(call, &Oneway { id, frame }).await
+    }
+
+    async fn open_stream(
+        &self,
+        call: &CallHead<'_>,
+        id: u64,
+        frame: Bytes,
+    ) -> Result<Option<StreamHandle>, TransportError> {
+        self.balance(call, &StreamOpen { id, frame }).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! the instances one call has [`Tried`].
 
 use crate::client::command::RawResponse;
+use crate::client::pool::StreamHandle;
 use crate::error::{StatusCode, TransportError};
 
 /// The most attempts a call can make, whatever the options say.
@@ -59,6 +60,19 @@ impl Outcome for Result<Option<()>, TransportError> {
 }
 
 /// Sorts an attempt that failed before an answer.
+impl Outcome for Result<Option<StreamHandle>, TransportError> {
+    /// Only the opening: the stream's own outcome comes later, to its
+    /// caller; failures to hand the request over are retried as for any
+    /// call, and a connection lost afterwards ends the stream.
+    fn classify(&self) -> (Verdict, Retry) {
+        match self {
+            Ok(Some(_)) => (Verdict::Healthy, Retry::Never),
+            Ok(None) => classify_status(StatusCode::DeadlineExceeded),
+            Err(error) => classify_error(error),
+        }
+    }
+}
+
 fn classify_error(error: &TransportError) -> (Verdict, Retry) {
     match error {
         // A TLS failure happens before the server reads any request.

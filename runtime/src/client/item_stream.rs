@@ -1,0 +1,274 @@
+//! The client's side of a server-streaming call: [`ItemStream`], a
+//! `futures_core::Stream` of its typed items whose last element is the
+//! failure or declared error that ended it (a call that ends well just
+//! ends), and [`BlockingItems`], the same as an `Iterator` for plain
+//! threads.
+//!
+//! The call opens on the stream's first poll. Credit goes back to the
+//! server as the application takes items (half a window at a time, or
+//! whenever it has taken every item that came), so a consumer that stops
+//! taking stops the server. Dropping the stream before its end cancels the
+//! call.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::time::{Instant, Sleep};
+
+use super::call_modes::blocking_would_stall_a_runtime;
+use super::channel::Channel;
+use super::method::{CallOptions, MethodDescriptor};
+use super::pool::StreamHandle;
+use super::request::Typed;
+use super::response_metadata::ResponseMetadataCapture;
+use crate::codegen::{Field, Reply};
+use crate::error::{RpcError, Status, StatusCode, TransportError};
+use crate::protocol::status_message;
+use crate::serializer::{DeclaredError, Serializer, WireMessage};
+use crate::server::CREDIT_WINDOW;
+
+/// The opening of a stream: a boxed future that owns what it needs.
+type Opening =
+    Pin<Box<dyn Future<Output = Result<(StreamHandle, Option<Instant>), RpcError>> + Send>>;
+
+/// The items of a server-streaming call (`stream T` result), as a
+/// `futures_core::Stream`: `Ok(item)` for each item in order, then, if the
+/// call did not end well, one `Err` (its declared error, a status, or a
+/// transport failure), then the end. Its timeout covers the whole stream.
+///
+/// ```text
+/// let mut counts = greeter.count(3, 10);
+/// while let Some(item) = counts.next().await {
+///     println!("{}", item?);
+/// }
+/// ```
+pub struct ItemStream<T, E> {
+    state: State,
+    serializer: Serializer,
+    capture: Option<ResponseMetadataCapture>,
+    /// Items taken whose credit has not been given back yet.
+    taken: u32,
+    _types: PhantomData<fn() -> (T, E)>,
+}
+
+enum State {
+    Opening(Opening),
+    Open {
+        handle: StreamHandle,
+        deadline: Option<Pin<Box<Sleep>>>,
+        /// The call's end, once it came, with the items before it still to
+        /// take.
+        end: Option<Result<super::command::RawResponse, TransportError>>,
+    },
+    Done,
+}
+
+impl<T, E> std::fmt::Debug for ItemStream<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Opening(_) => "opening",
+            State::Open { .. } => "open",
+            State::Done => "done",
+        };
+        f.debug_struct("ItemStream")
+            .field("state", &state)
+            .field("serializer", &self.serializer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Field, E: DeclaredError> ItemStream<T, E> {
+    /// Calls `method` with `args` through `channel`, as a server-streaming
+    /// call; it opens on the first poll.
+    pub fn open<A: WireMessage>(
+        channel: &Channel,
+        method: &'static MethodDescriptor<'static>,
+        args: A,
+        options: CallOptions,
+    ) -> ItemStream<T, E> {
+        let serializer = options.serializer;
+        let capture = options.response_metadata.clone();
+        if let Some(capture) = &capture {
+            capture.record(None);
+        }
+        let channel = channel.clone();
+        let opening: Opening = Box::pin(async move {
+            channel
+                .caller()
+                .open_stream(method, &Typed(&args), &options)
+                .await
+        });
+        ItemStream {
+            state: State::Opening(opening),
+            serializer,
+            capture,
+            taken: 0,
+            _types: PhantomData,
+        }
+    }
+
+    /// The next item, or the call's failure, or `None` at its end.
+    pub async fn next(&mut self) -> Option<Result<T, RpcError<E>>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, RpcError<E>>>> {
+        loop {
+            match &mut self.state {
+                State::Done => return Poll::Ready(None),
+                State::Opening(opening) => match opening.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok((handle, deadline))) => {
+                        self.state = State::Open {
+                            handle,
+                            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                            end: None,
+                        };
+                    }
+                    Poll::Ready(Err(error)) => {
+                        self.state = State::Done;
+                        return Poll::Ready(Some(Err(error.widen())));
+                    }
+                },
+                State::Open {
+                    handle,
+                    deadline,
+                    end,
+                } => {
+                    if let Poll::Ready(item) = handle.poll_item(cx) {
+                        self.taken += 1;
+                        if self.taken >= CREDIT_WINDOW / 2 || end.is_some() {
+                            handle.give_credit(std::mem::take(&mut self.taken));
+                        }
+                        return Poll::Ready(Some(self.serializer_decode(item)));
+                    }
+                    if let Some(answer) = end.take() {
+                        self.state = State::Done;
+                        return Poll::Ready(self.outcome(answer).map(Err));
+                    }
+                    // Every item taken: give the rest of the credit back
+                    // (a consumer that keeps up never starves the server).
+                    if self.taken > 0 {
+                        handle.give_credit(std::mem::take(&mut self.taken));
+                    }
+                    match handle.poll_end(cx) {
+                        // Items sent before the end have all arrived now:
+                        // take them first.
+                        Poll::Ready(answer) => *end = Some(answer),
+                        Poll::Pending => {
+                            if let Some(sleep) = deadline {
+                                if sleep.as_mut().poll(cx).is_ready() {
+                                    self.state = State::Done;
+                                    if let Some(capture) = &self.capture {
+                                        capture.record(None);
+                                    }
+                                    return Poll::Ready(Some(Err(RpcError::Status(
+                                        Status::deadline_exceeded(
+                                            "the stream's deadline passed before its end",
+                                        ),
+                                    ))));
+                                }
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn serializer_decode(&self, item: Bytes) -> Result<T, RpcError<E>> {
+        self.serializer
+            .decode::<Reply<T>>(item)
+            .map(|reply| reply.value)
+            .map_err(RpcError::Transport)
+    }
+
+    /// The end of the call as the stream's last element: `None` if it
+    /// ended well.
+    fn outcome(
+        &self,
+        answer: Result<super::command::RawResponse, TransportError>,
+    ) -> Option<RpcError<E>> {
+        let mut response = match answer {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(capture) = &self.capture {
+                    capture.record(None);
+                }
+                return Some(RpcError::Transport(error));
+            }
+        };
+        if let Some(capture) = &self.capture {
+            capture.record(Some(std::mem::take(&mut response.metadata)));
+        }
+        match StatusCode::from_u8(response.status) {
+            StatusCode::Ok => None,
+            StatusCode::DeclaredError => {
+                Some(match E::decode_declared(self.serializer, response.body) {
+                    Ok(declared) => RpcError::Declared(declared),
+                    Err(error) => RpcError::Transport(error),
+                })
+            }
+            code => Some(RpcError::Status(Status::new(
+                code,
+                status_message(&response.body),
+            ))),
+        }
+    }
+}
+
+impl<T: Field, E: DeclaredError> futures_core::Stream for ItemStream<T, E> {
+    type Item = Result<T, RpcError<E>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+impl<T, E> Unpin for ItemStream<T, E> {}
+
+/// The items of a server-streaming call as an `Iterator`, for threads that
+/// may block (plain threads, and those of `spawn_blocking`): each `next`
+/// blocks until an item, the failure, or the end comes. On a thread that
+/// runs async code it yields one
+/// [`TransportError::BlockingInAsyncContext`] instead of stalling.
+pub struct BlockingItems<T, E> {
+    stream: ItemStream<T, E>,
+    runtime: Handle,
+}
+
+impl<T, E> std::fmt::Debug for BlockingItems<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingItems")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Field, E: DeclaredError> BlockingItems<T, E> {
+    /// `stream`, driven with `runtime`.
+    pub fn new(stream: ItemStream<T, E>, runtime: Handle) -> BlockingItems<T, E> {
+        BlockingItems { stream, runtime }
+    }
+}
+
+impl<T: Field, E: DeclaredError> Iterator for BlockingItems<T, E> {
+    type Item = Result<T, RpcError<E>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if matches!(self.stream.state, State::Done) {
+            return None;
+        }
+        if blocking_would_stall_a_runtime() {
+            self.stream.state = State::Done;
+            return Some(Err(TransportError::BlockingInAsyncContext.into()));
+        }
+        let stream = &mut self.stream;
+        self.runtime.block_on(stream.next())
+    }
+}
