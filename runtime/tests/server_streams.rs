@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use courier::client::{CallOptions, Channel, ChannelConfig, ItemStream, ResponseMetadataCapture};
+use courier::protocol::CREDIT_WINDOW;
 use courier::protocol::{FrameBuilder, FrameDecoder, FrameHeader, MessageKind};
-use courier::server::CREDIT_WINDOW;
 use courier::{RpcError, StatusCode, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -334,6 +334,67 @@ async fn a_few_stopped_consumers_do_not_hold_up_the_others() {
     assert_eq!(reply.value, "still");
     drop(stopped);
     eventually("every handler to stop", || server.handle.in_flight() == 0).await;
+}
+
+/// A client that opens a stream of large items and never reads: the
+/// server's senders wait for room without spinning, so on a
+/// current-thread runtime the server still answers everyone else.
+#[tokio::test]
+async fn senders_waiting_for_room_leave_the_runtime_to_others() {
+    let server = TestServer::start_with(|builder| {
+        builder
+            .max_frame_size(256 * 1024)
+            .max_buffered_bytes_per_connection(512 * 1024)
+    })
+    .await;
+    let mut raw = RawClient::connect(server.addr()).await;
+    let mut request = RawRequest::echo(
+        1,
+        &EchoArgs {
+            size: 64 * 1024,
+            ..EchoArgs::default()
+        },
+    );
+    request.method = "blobs";
+    raw.send(&request.encode()).await;
+    // It never reads and never gives credit: after its window, the handler
+    // waits for credit; with a larger window it would wait for room.
+    eventually("the window to be sent", || {
+        server.observed.sent_items.load(Ordering::SeqCst) >= CREDIT_WINDOW as usize
+    })
+    .await;
+    // Credit for many more items, still without reading: now the handler
+    // waits for room in the connection's account.
+    let mut credit = BytesMut::new();
+    FrameHeader {
+        serializer: 1,
+        kind: MessageKind::Credit,
+        status: 0,
+        request_id: 1,
+        body_len: 4,
+    }
+    .encode_into(&mut credit);
+    credit.extend_from_slice(&10_000u32.to_be_bytes());
+    raw.send(&credit).await;
+    let channel = server.channel().await;
+    for i in 0..20 {
+        let reply: EchoReply = within(
+            "an answer while the stream waits for room",
+            channel.unary::<_, _, courier::NoDeclaredError>(
+                &ECHO,
+                &args(&i.to_string()),
+                &options(),
+            ),
+        )
+        .await
+        .expect("a reply");
+        assert_eq!(reply.value, i.to_string());
+    }
+    let sent = server.observed.sent_items.load(Ordering::SeqCst);
+    assert!(
+        sent < 10_000,
+        "the handler sent {sent} items to a client that reads nothing"
+    );
 }
 
 /// A server that answers a request with `frames(request_id)`.

@@ -30,15 +30,15 @@ use super::command_queue::CommandReceiver;
 use super::heartbeat::{Beat, Heartbeat};
 use super::outbox::Outbox;
 use super::stream::ClientStream;
-use super::stream_items::StreamItems;
+use super::stream_items::{StreamBytes, StreamItems};
 use super::task::Shared;
 use crate::context::Metadata;
 use crate::error::TransportError;
+use crate::protocol::CREDIT_WINDOW;
 use crate::protocol::{
     BodyError, Frame, FrameDecoder, FrameError, MessageKind, MetadataLimits,
     parse_response_metadata,
 };
-use crate::server::CREDIT_WINDOW;
 use crate::tls::{TlsError, is_tls_record_start};
 
 /// Free room kept in the read buffer before each read.
@@ -203,11 +203,11 @@ impl Pending {
     }
 
     /// An item of streaming call `id` arrived: handed to the call, or, sent
-    /// without credit, the call fails. Items for calls not open (given up,
-    /// or not streaming) are dropped.
-    fn stream_item(&mut self, id: u64, item: bytes::Bytes) {
+    /// without credit, the call fails (`false`: the server is to be told).
+    /// Items for calls not open (given up, or not streaming) are dropped.
+    fn stream_item(&mut self, id: u64, item: bytes::Bytes) -> bool {
         let Some(stream) = self.streams.get_mut(&id) else {
-            return;
+            return true;
         };
         if stream.credit == 0 {
             let error = format!("the server sent an item of request {id} without credit");
@@ -215,10 +215,11 @@ impl Pending {
                 self.answers
                     .answer(ticket, Err(TransportError::Protocol(error)));
             }
-            return;
+            return false;
         }
         stream.credit -= 1;
         stream.items.push(item);
+        true
     }
 
     /// The call took `count` items: the server may send as many more.
@@ -289,10 +290,9 @@ pub(crate) struct Connection<'a> {
     batch: Batch,
     /// The response metadata a call accepts.
     max_response_metadata: MetadataLimits,
-    /// The bytes of stream items that no call has taken yet.
-    stream_bytes: Arc<AtomicUsize>,
-    /// Past this many, the connection stops reading its socket.
-    max_buffered_stream_bytes: usize,
+    /// The bytes of stream items that no call has taken yet (past its
+    /// bound the connection stops reading its socket).
+    stream_bytes: Arc<StreamBytes>,
 }
 
 /// When the connection lets other callers' frames join a write.
@@ -372,7 +372,6 @@ impl<'a> Connection<'a> {
             commands,
             pending: Pending::new(Arc::clone(&shared.answers), Arc::clone(&shared.pending_len)),
             stream_bytes: Arc::clone(&shared.stream_bytes),
-            max_buffered_stream_bytes: settings.max_buffered_stream_bytes,
             outbox,
             read_buf: BytesMut::with_capacity(MIN_READ_ROOM),
             decoder: FrameDecoder::new(settings.max_frame_size),
@@ -568,7 +567,10 @@ impl<'a> Connection<'a> {
                 }
                 MessageKind::StreamItem => {
                     self.served = true;
-                    self.pending.stream_item(header.request_id, body);
+                    if !self.pending.stream_item(header.request_id, body) {
+                        // The call failed here: its handler need not go on.
+                        self.outbox.cancel(header.request_id);
+                    }
                 }
                 MessageKind::ResponseMetadata => {
                     self.pending
@@ -660,7 +662,7 @@ impl Future for Connection<'_> {
             // then join the write below.
             // Items its calls have not taken hold the connection's reads
             // (woken by their credit commands as they take them).
-            let held = this.stream_bytes.load(Ordering::Acquire) > this.max_buffered_stream_bytes;
+            let held = this.stream_bytes.hold_reads(cx);
             let read = poll_read
                 && !held
                 && match this.read_responses(cx) {

@@ -27,9 +27,9 @@ use super::request::Typed;
 use super::response_metadata::ResponseMetadataCapture;
 use crate::codegen::{Field, Reply};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
+use crate::protocol::CREDIT_WINDOW;
 use crate::protocol::status_message;
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
-use crate::server::CREDIT_WINDOW;
 
 /// The opening of a stream: a boxed future that owns what it needs.
 type Opening =
@@ -141,7 +141,8 @@ impl<T: Field, E: DeclaredError> ItemStream<T, E> {
                 } => {
                     if let Poll::Ready(item) = handle.poll_item(cx) {
                         self.taken += 1;
-                        if self.taken >= CREDIT_WINDOW / 2 || end.is_some() {
+                        // After the end, credit would go nowhere.
+                        if self.taken >= CREDIT_WINDOW / 2 && end.is_none() {
                             handle.give_credit(std::mem::take(&mut self.taken));
                         }
                         return Poll::Ready(Some(self.serializer_decode(item)));

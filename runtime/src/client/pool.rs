@@ -21,7 +21,7 @@ use super::connection::ConnectionSettings;
 use super::dial::Dialer;
 use super::outbox::Unsent;
 use super::send_room::{SendPermit, SendRoom};
-use super::stream_items::StreamItems;
+use super::stream_items::{StreamBytes, StreamItems};
 use super::task::{Shared, run_connection};
 use crate::error::{StatusCode, TransportError};
 
@@ -41,7 +41,7 @@ pub(crate) struct Link {
     /// What the connection holds unwritten, by its own count (a test hook).
     unsent: Arc<Unsent>,
     /// The bytes of stream items it holds that no call has taken yet.
-    stream_bytes: Arc<AtomicUsize>,
+    stream_bytes: Arc<StreamBytes>,
 }
 
 impl Link {
@@ -95,6 +95,9 @@ impl Pool {
             .map(|stream| {
                 let (commands, receiver) = command_queue();
                 let shared = Shared::default();
+                shared
+                    .stream_bytes
+                    .set_limit(settings.max_buffered_stream_bytes);
                 tokio::spawn(run_connection(
                     receiver,
                     stream,
@@ -258,10 +261,13 @@ impl Pool {
         Ok(Some(()))
     }
 
-    /// Opens a server-streaming call: sends its request frame (request id
-    /// `id`) on one of the connections, after waiting for room as
-    /// [`round_trip`](Self::round_trip) does; `None` if `deadline` passed
-    /// first. The items and the end come through the returned handle.
+    /// Opens a server-streaming call: hands its request frame (request id
+    /// `id`) to one of the connections, after waiting for room as
+    /// [`round_trip`](Self::round_trip) does (until `deadline`:
+    /// [`TransportError::SendQueueFull`] after it). The items and the end
+    /// come through the returned handle; it is always `Some` (the
+    /// [`Route`](super::route::Route) signature leaves room for routes
+    /// whose deadline can pass first).
     pub async fn open_stream(
         &self,
         id: u64,

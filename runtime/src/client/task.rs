@@ -13,6 +13,7 @@ use super::connection::{Connection, ConnectionEnd, ConnectionSettings};
 use super::dial::Dialer;
 use super::outbox::Unsent;
 use super::stream::ClientStream;
+use super::stream_items::StreamBytes;
 use crate::error::TransportError;
 
 /// What a connection task shares with its callers' end (`pool.rs`).
@@ -25,7 +26,7 @@ pub(crate) struct Shared {
     /// What it holds unwritten (a test hook).
     pub unsent: Arc<Unsent>,
     /// The bytes of stream items it holds that no call has taken yet.
-    pub stream_bytes: Arc<AtomicUsize>,
+    pub stream_bytes: Arc<StreamBytes>,
 }
 
 /// Runs until every `Channel` is dropped.

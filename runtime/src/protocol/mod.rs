@@ -22,3 +22,8 @@ pub use body::{
 pub use decoder::{DEFAULT_MAX_FRAME_SIZE, Frame, FrameDecoder, FrameError};
 pub use frame::{BodyTooLarge, FrameBuilder, empty_frame};
 pub use header::{FrameHeader, HEADER_LEN, MAGIC, MessageKind, VERSION};
+
+/// The credits each direction of a streaming call starts with: the sender
+/// may send this many items before the receiver gives more (message type
+/// 9 adds credit).
+pub const CREDIT_WINDOW: u32 = 16;

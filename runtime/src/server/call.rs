@@ -15,13 +15,14 @@ use tracing::field::Empty;
 
 use super::connection_shared::{ConnShared, SlotGuard};
 use super::environment::ServerEnv;
-use super::item_sender::{CREDIT_WINDOW, ItemSender, StreamCredit};
+use super::item_sender::{ItemSender, StreamCredit};
 use super::respond::Responder;
 use super::response_metadata::ResponseMetadataSlot;
 use crate::catch_unwind::{Guarded, Interrupted, guard_deadline, run_guarded};
 use crate::codegen::{Field, Reply};
 use crate::context::{CallContext, Metadata, with_caller_deadline};
 use crate::error::{NoDeclaredError, RpcError, StatusCode, TransportError};
+use crate::protocol::CREDIT_WINDOW;
 use crate::protocol::Utf8Bytes;
 use crate::serializer::{DeclaredError, Serializer, WireMessage};
 
@@ -182,7 +183,8 @@ impl IncomingCall {
             tracing::debug!(request_id = call.slot.request_id, method = %call.method, "a one-way request for a streaming method: dropped");
             return;
         }
-        let (mut ctx, payload, call) = call.into_context();
+        let (mut ctx, payload, mut call) = call.into_context();
+        call.stream = true;
         let metadata_bytes = ctx.metadata().heap_bytes();
         let (serializer, responder) = (call.serializer, call.responder);
         let interceptors = call.interceptors();
@@ -291,6 +293,9 @@ struct CallTask {
     deadline: Option<Instant>,
     /// Whether the client waits for an answer (not a one-way request).
     answer: bool,
+    /// A streaming call: its end is queued like a control frame, whatever
+    /// its items left of the connection's room (see `CallEnd::stream`).
+    stream: bool,
     slot: SlotGuard,
 }
 
@@ -328,6 +333,7 @@ impl CallParts {
             responder: slot.responder(serializer.id()),
             deadline,
             answer: !oneway,
+            stream: false,
             slot,
         };
         (ctx, payload, task)
@@ -393,6 +399,7 @@ where
         responder,
         deadline,
         answer,
+        stream,
         mut slot,
     } = call;
     let conn = Arc::clone(&slot.conn);
@@ -416,6 +423,7 @@ where
         slot,
         responder,
         answer,
+        stream,
         recorder: traced.then(|| (span.clone(), Instant::now())),
     };
     let handle = if traced {
@@ -522,6 +530,10 @@ struct CallEnd {
     responder: Responder,
     /// Whether the client waits for an answer (not a one-way request).
     answer: bool,
+    /// A streaming call: its items may fill the connection's room up to its
+    /// limit by design, so its end (small, one per call) is charged past
+    /// it rather than replaced by status 18.
+    stream: bool,
     /// The call's span and when it started, if it is traced.
     recorder: Option<(tracing::Span, Instant)>,
 }
@@ -562,6 +574,7 @@ where
             mut slot,
             responder,
             answer,
+            stream,
             recorder,
         }) = this.end.take()
         else {
@@ -591,7 +604,11 @@ where
         }
         if answer {
             if let Some(frame) = frame {
-                slot.answer(frame, &responder);
+                if stream {
+                    slot.answer_stream_end(frame, &responder);
+                } else {
+                    slot.answer(frame, &responder);
+                }
             }
         }
         drop(slot);

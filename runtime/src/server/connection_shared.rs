@@ -279,6 +279,16 @@ impl SlotGuard {
         }
     }
 
+    /// Ends a streaming call with its answer (after its metadata, if no
+    /// item took it out), charged past the connection's limit like a
+    /// control frame, unless the call was cancelled or cut.
+    pub fn answer_stream_end(&mut self, frame: Bytes, responder: &Responder) {
+        if self.claim() {
+            send_response_metadata(&self.conn, self.slot, responder);
+            self.conn.send_control(frame);
+        }
+    }
+
     /// Answers the call with a short status frame, unless it was cancelled
     /// or cut.
     pub fn answer_status(&mut self, frame: Bytes) {

@@ -3,7 +3,7 @@
 //! which the client's credit frames (message type 9) add to.
 //!
 //! An item waits for two things before it is queued: a credit (the call
-//! starts with [`CREDIT_WINDOW`]; the client gives more as its application
+//! starts with [`CREDIT_WINDOW`](crate::protocol::CREDIT_WINDOW); the client gives more as its application
 //! takes items), and room in the connection's account (a client that does
 //! not read its socket makes the items wait, not pile up). The first item
 //! takes the call's response metadata out ahead of it: none can be set
@@ -25,10 +25,6 @@ use crate::codegen::{Field, Reply};
 use crate::error::{RpcError, Status, StatusCode, TransportError};
 use crate::serializer::Serializer;
 
-/// The credits each direction of a streaming call starts with: the sender
-/// may send this many items before the receiver gives more.
-pub const CREDIT_WINDOW: u32 = 16;
-
 /// How often a sender waiting for room looks at the server's pool again
 /// (other connections' releases do not wake it).
 const POOL_RECHECK: Duration = Duration::from_millis(50);
@@ -44,6 +40,8 @@ pub(crate) struct StreamCredit {
 struct CreditState {
     available: u64,
     waiting: Option<Waker>,
+    /// The call ended: no item can go any more.
+    closed: bool,
 }
 
 impl StreamCredit {
@@ -53,6 +51,7 @@ impl StreamCredit {
             state: Mutex::new(CreditState {
                 available: u64::from(initial),
                 waiting: None,
+                closed: false,
             }),
         })
     }
@@ -69,15 +68,45 @@ impl StreamCredit {
         }
     }
 
-    /// Takes one credit, or waits for one.
-    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// The call ended (its slot is released): a sender that outlived it
+    /// (moved into a task of its own) fails instead of waiting for ever.
+    pub fn close(&self) {
+        let waiting = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.closed = true;
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+
+    /// Takes one credit, or waits for one; `Err` once the call has ended.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<(), ItemSendError>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.available > 0 {
+        if state.closed {
+            Poll::Ready(Err(ItemSendError::CallEnded))
+        } else if state.available > 0 {
             state.available -= 1;
-            Poll::Ready(())
+            Poll::Ready(Ok(()))
         } else {
             state.waiting = Some(cx.waker().clone());
             Poll::Pending
+        }
+    }
+}
+
+/// A credit taken for an item not yet queued: given back if the item does
+/// not go (its `send` was dropped while waiting for room).
+struct TakenCredit<'a> {
+    credit: &'a StreamCredit,
+    used: bool,
+}
+
+impl Drop for TakenCredit<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.credit.grant(1);
         }
     }
 }
@@ -95,6 +124,9 @@ pub enum ItemSendError {
     /// The connection closed (the stream cannot go on).
     #[error("the connection closed while the stream was sending")]
     ConnectionClosed,
+    /// The call has ended (the sender was kept past its handler's end).
+    #[error("the streaming call has ended")]
+    CallEnded,
 }
 
 impl<E> From<ItemSendError> for RpcError<E> {
@@ -107,9 +139,9 @@ impl<E> From<ItemSendError> for RpcError<E> {
                 StatusCode::FrameTooLarge,
                 format!("a stream item is too large: {message}"),
             )),
-            ItemSendError::ConnectionClosed => RpcError::Transport(TransportError::ConnectionLost(
-                "the connection closed while the stream was sending".to_owned(),
-            )),
+            ItemSendError::ConnectionClosed | ItemSendError::CallEnded => {
+                RpcError::Transport(TransportError::ConnectionLost(error.to_string()))
+            }
         }
     }
 }
@@ -122,7 +154,9 @@ impl<E> From<ItemSendError> for RpcError<E> {
 /// `send` waits while the client has not given credit for another item
 /// (flow control: a slow consumer makes the handler wait), and while the
 /// connection holds its byte limit. When the call is cancelled or its
-/// deadline passes, the handler (and this sender) is dropped.
+/// deadline passes, the handler is dropped; a sender moved elsewhere then
+/// fails with [`ItemSendError::CallEnded`]. `send` may be cancelled (in a
+/// `select!` or a timeout): an item not queued gives its credit back.
 pub struct ItemSender<T> {
     inner: SenderInner,
     _item: PhantomData<fn(T)>,
@@ -174,7 +208,6 @@ impl<T: Field> ItemSender<T> {
     /// than the server's frame size limit (status 10), or the connection
     /// is closed; with `?` the handler then ends with that error.
     pub async fn send(&mut self, item: T) -> Result<(), ItemSendError> {
-        poll_fn(|cx| self.inner.credit.poll_take(cx)).await;
         let frame = self
             .inner
             .responder
@@ -192,7 +225,15 @@ impl SenderInner {
     /// Queues an item frame: after the call's response metadata if it is
     /// the first, once the connection has room for it.
     async fn queue(&mut self, frame: Bytes) -> Result<(), ItemSendError> {
+        poll_fn(|cx| self.credit.poll_take(cx)).await?;
+        let mut taken = TakenCredit {
+            credit: &self.credit,
+            used: false,
+        };
         let conn = &self.conn;
+        if !conn.slots.is_live(self.slot) {
+            return Err(ItemSendError::CallEnded);
+        }
         if self.sent == 0 {
             let (metadata, stale) = conn.slots.close_response_metadata(self.slot);
             if let Some(stale) = stale {
@@ -218,6 +259,7 @@ impl SenderInner {
             conn.release(cost);
             return Err(ItemSendError::ConnectionClosed);
         }
+        taken.used = true;
         self.sent += 1;
         Ok(())
     }

@@ -152,9 +152,21 @@ impl ConnMemory {
             Charge::PoolOnly => pool_after <= pool.limit as isize,
         };
         if !fits {
-            self.release(pool, bytes);
+            self.roll_back(pool, bytes);
         }
         fits
+    }
+
+    /// Takes back a charge that was refused: nothing was freed, so nobody
+    /// waiting for room is woken (a waiting stream sender would otherwise
+    /// wake itself with its own refused charge, and spin).
+    fn roll_back(&self, pool: &MemoryPool, bytes: usize) {
+        let old = self.charged.fetch_sub(bytes, Ordering::AcqRel);
+        let new = old.saturating_sub(bytes);
+        let returned = past(old, self.reserved) - past(new, self.reserved);
+        if returned != 0 {
+            pool.add(-returned);
+        }
     }
 
     /// Charges `bytes` that stay until the connection is gone (always

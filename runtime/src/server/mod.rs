@@ -28,6 +28,7 @@ mod shared;
 mod slots;
 mod writer;
 
+pub use crate::protocol::CREDIT_WINDOW;
 pub use builder::{Server, ServerBuilder, ServerHandle};
 pub use call::{IncomingCall, ServiceHandler};
 pub use config::{
@@ -39,7 +40,7 @@ pub use config::{
     DEFAULT_WRITE_STALL_TIMEOUT,
 };
 pub use interceptor::ServerInterceptor;
-pub use item_sender::{CREDIT_WINDOW, ItemSendError, ItemSender};
+pub use item_sender::{ItemSendError, ItemSender};
 pub use listener::DEFAULT_LISTEN_BACKLOG;
 pub(crate) use response_metadata::ResponseMetadataSlot;
 pub use slots::CALL_SLOT_BYTES;

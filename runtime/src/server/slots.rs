@@ -322,6 +322,10 @@ impl CallSlots {
             .response_metadata
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if cell.state.load(Ordering::SeqCst) >> 2 != slot.token {
+            // The call has ended and the slot is another call's.
+            return (None, None);
+        }
         match std::mem::replace(&mut *held, HeldMetadata::Closed(slot.token)) {
             HeldMetadata::Set(token, metadata) if token == slot.token => (Some(metadata), None),
             HeldMetadata::Set(_, stale) => (None, Some(stale)),
@@ -332,10 +336,17 @@ impl CallSlots {
     /// Takes the metadata the call set to send back (after it claimed its
     /// answer, or when it ends): `None` at the cost of one load on a
     /// connection none of whose calls ever set any.
+    #[inline]
     pub fn take_response_metadata(&self, slot: SlotId) -> Option<Metadata> {
         if !self.response_metadata_used.load(Ordering::SeqCst) {
             return None;
         }
+        self.take_set_response_metadata(slot)
+    }
+
+    /// [`take_response_metadata`](Self::take_response_metadata) on a
+    /// connection where some call set response metadata.
+    fn take_set_response_metadata(&self, slot: SlotId) -> Option<Metadata> {
         let mut held = self
             .slot(slot.index)?
             .response_metadata
@@ -350,6 +361,12 @@ impl CallSlots {
                 None
             }
         }
+    }
+
+    /// Whether the call in `slot` is still live: not answered, stopped or
+    /// ended.
+    pub fn is_live(&self, slot: SlotId) -> bool {
+        self.state(slot) == Some(LIVE)
     }
 
     /// Keeps a server-streaming call's credit with its slot, for the
@@ -448,7 +465,9 @@ impl CallSlots {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
-                drop(credit);
+                if let Some(credit) = credit {
+                    credit.close();
+                }
             }
         }
         let last = self.live.fetch_sub(1, Ordering::AcqRel) == 1;

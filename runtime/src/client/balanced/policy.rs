@@ -59,11 +59,11 @@ impl Outcome for Result<Option<()>, TransportError> {
     }
 }
 
-/// Sorts an attempt that failed before an answer.
+/// Only a stream's opening: its own outcome comes later, to its caller
+/// (and is not recorded against the instance); failures to hand the
+/// request over are retried as for any call, and a connection lost
+/// afterwards ends the stream.
 impl Outcome for Result<Option<StreamHandle>, TransportError> {
-    /// Only the opening: the stream's own outcome comes later, to its
-    /// caller; failures to hand the request over are retried as for any
-    /// call, and a connection lost afterwards ends the stream.
     fn classify(&self) -> (Verdict, Retry) {
         match self {
             Ok(Some(_)) => (Verdict::Healthy, Retry::Never),
@@ -73,6 +73,7 @@ impl Outcome for Result<Option<StreamHandle>, TransportError> {
     }
 }
 
+/// Sorts an attempt that failed before an answer.
 fn classify_error(error: &TransportError) -> (Verdict, Retry) {
     match error {
         // A TLS failure happens before the server reads any request.
