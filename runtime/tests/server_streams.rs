@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use courier::client::{CallOptions, Channel, ChannelConfig, ItemStream, ResponseMetadataCapture};
+use courier::client::{
+    CallOptions, Channel, ChannelConfig, ItemStream, RawReply, ResponseMetadataCapture,
+};
 use courier::protocol::CREDIT_WINDOW;
 use courier::protocol::{FrameBuilder, FrameDecoder, FrameHeader, MessageKind};
 use courier::{RpcError, StatusCode, TransportError};
@@ -474,4 +476,36 @@ async fn a_server_that_sends_past_its_credit_fails_the_stream() {
         }
         other => panic!("expected a protocol error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_raw_stream_gives_the_encoded_items_then_the_declared_error() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let options = CallOptions {
+        serializer: courier::Serializer::Json,
+        ..CallOptions::default()
+    };
+    let method = courier::client::MethodDescriptor::new(SERVICE, "count");
+    let mut stream = channel
+        .open_stream_raw(
+            &method,
+            br#"{"text":"declared","size":3,"delay_ms":0}"#,
+            &options,
+        )
+        .await
+        .expect("opened");
+    let mut seen = Vec::new();
+    while let Some(element) = within("an element", stream.next()).await {
+        seen.push(element.expect("no failure"));
+    }
+    assert_eq!(
+        seen,
+        [
+            RawReply::Ok(Bytes::from_static(br#"{"value":1}"#)),
+            RawReply::Ok(Bytes::from_static(br#"{"value":2}"#)),
+            RawReply::Ok(Bytes::from_static(br#"{"value":3}"#)),
+            RawReply::Declared(Bytes::from_static(br#"{"not_found":{"key":"after"}}"#)),
+        ]
+    );
 }

@@ -56,7 +56,7 @@ pub use config::{
     DEFAULT_MAX_BUFFERED_STREAM_BYTES, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_CALLS,
 };
 pub use interceptor::{ClientInterceptor, OutgoingRequest};
-pub use item_stream::{BlockingItems, ItemStream};
+pub use item_stream::{BlockingItems, ItemStream, RawItemStream};
 pub use method::{CallOptions, MethodDescriptor};
 pub use pending_call::PendingCall;
 pub use raw::RawReply;
