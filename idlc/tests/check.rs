@@ -348,6 +348,17 @@ fn stream_mistakes() {
     }
 }
 
+/// A streaming method's client forms are its name and `_blocking`; it
+/// reserves `_future` and `_with_callback` too, like every method, so a
+/// change of shape never makes a clash.
+#[test]
+fn streaming_methods_reserve_their_client_forms() {
+    for other in ["count_blocking", "count_future", "countWithCallback"] {
+        let text = format!("service S {{ stream u32 count(); u32 {other}(); }}");
+        assert_eq!(codes(&text), ["idl::rust_name_collision"], "{other}");
+    }
+}
+
 /// `stream` stays a name: files that used it before streams still check.
 #[test]
 fn stream_as_a_name_still_checks() {
