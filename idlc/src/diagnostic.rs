@@ -465,6 +465,91 @@ pub enum DiagnosticKind {
         span: SourceSpan,
     },
 
+    /// A `oneway` method with a `stream` result or parameter.
+    #[error("oneway method `{method}` cannot stream")]
+    #[diagnostic(
+        code(idl::oneway_with_stream),
+        help(
+            "a oneway call is one request with no reply, so no items can flow: drop `stream`, or drop `oneway`"
+        )
+    )]
+    OnewayWithStream {
+        /// The method.
+        method: String,
+        /// The `stream` keyword.
+        #[label("a oneway call cannot stream")]
+        span: SourceSpan,
+    },
+
+    /// `stream void`: a stream without items.
+    #[error("method `{method}` streams `void`: a stream needs an item type")]
+    #[diagnostic(
+        code(idl::stream_void),
+        help("stream a type (`stream Event watch(..)`), or return `void` without `stream`")
+    )]
+    StreamVoid {
+        /// The method.
+        method: String,
+        /// `stream void`.
+        #[label("no items to send")]
+        span: SourceSpan,
+    },
+
+    /// More than one `stream` parameter in a method.
+    #[error("method `{method}` has more than one `stream` parameter")]
+    #[diagnostic(
+        code(idl::multiple_stream_params),
+        help(
+            "a method takes at most one stream parameter: stream a union (or a struct) that can hold each kind of item"
+        )
+    )]
+    MultipleStreamParams {
+        /// The method.
+        method: String,
+        /// The second stream parameter.
+        #[label(primary, "second stream parameter")]
+        span: SourceSpan,
+        /// The first.
+        #[label("first stream parameter")]
+        first: Option<SourceSpan>,
+    },
+
+    /// A `stream` parameter followed by other parameters.
+    #[error("stream parameter `{param}` of method `{method}` must be the last parameter")]
+    #[diagnostic(
+        code(idl::stream_param_not_last),
+        help("move it after the other parameters (its tag can stay as it is)")
+    )]
+    StreamParamNotLast {
+        /// The method.
+        method: String,
+        /// The stream parameter.
+        param: String,
+        /// The stream parameter.
+        #[label(primary, "not the last parameter")]
+        span: SourceSpan,
+        /// The last parameter.
+        #[label("comes after it")]
+        last: Option<SourceSpan>,
+    },
+
+    /// A `stream` parameter (client or bidirectional streaming), which idlc
+    /// does not generate code for yet.
+    #[error("client and bidirectional streaming are not supported yet (only `stream` results)")]
+    #[diagnostic(
+        code(idl::streaming_not_supported),
+        help(
+            "for now, send the items as a `list<..>` parameter or over several calls; a `stream T` result (server streaming) is supported"
+        )
+    )]
+    StreamingNotSupported {
+        /// The method.
+        method: String,
+        /// The parameter's `stream` keyword.
+        #[label("a stream parameter of `{method}`")]
+        span: SourceSpan,
+    },
+
     /// More than one `@hash_key` parameter in a method.
     #[error("method `{method}` has more than one `@hash_key` parameter")]
     #[diagnostic(

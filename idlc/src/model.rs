@@ -251,18 +251,92 @@ pub struct Method {
     pub name: String,
     /// Doc comment.
     pub docs: Docs,
-    /// `oneway`: no reply, `returns` is `None` and `throws` is empty.
+    /// `oneway`: no reply, `returns` is `None`, `throws` is empty and the
+    /// method does not stream.
     pub oneway: bool,
-    /// Parameters; they form the args message.
+    /// Parameters other than a `stream` parameter; they form the args
+    /// message.
     pub params: Vec<Field>,
-    /// The return type; `None` for `void`.
+    /// The type of the response's result (its `value`); `None` for `void`
+    /// and for a `stream` result, whose response carries the empty message
+    /// (its items are in [`Method::streaming`]).
     pub returns: Option<FieldType>,
+    /// Which sides send a stream of items besides the request and the
+    /// response.
+    pub streaming: Streaming,
     /// Declared errors, in `throws` order (error message tag = position + 1).
     pub throws: Vec<TypeRef>,
     /// `@idempotent`.
     pub idempotent: bool,
     /// `@timeout(ms = N)`.
     pub timeout_ms: Option<u64>,
+}
+
+/// A method's streaming shape (IDL.md, "Streaming"): one call, one request
+/// id, items of the call's type in item frames between its request and its
+/// response (PROTOCOL.md, "Streams").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Streaming {
+    /// One request, one response (one-way methods too: no response).
+    #[default]
+    Unary,
+    /// `stream T name(..)`: the server sends any number of items of type
+    /// `item`, then its response ends the call ([`Method::returns`] is
+    /// `None`).
+    Server {
+        /// The type of each item (never `void`).
+        item: FieldType,
+    },
+    /// `T name(.., N: stream U items)`: the client sends any number of
+    /// items of the parameter's type after the request, then half-closes;
+    /// the server answers with one response.
+    Client {
+        /// The stream parameter (its type is the items' type; it is not in
+        /// [`Method::params`]).
+        param: Field,
+    },
+    /// `stream T name(.., N: stream U items)`: items flow both ways,
+    /// independently.
+    Bidirectional {
+        /// The type of the server's items.
+        item: FieldType,
+        /// The stream parameter: the client's items.
+        param: Field,
+    },
+}
+
+impl Streaming {
+    /// The type of the items the server sends, if it streams.
+    pub fn server_item(&self) -> Option<&FieldType> {
+        match self {
+            Streaming::Server { item } | Streaming::Bidirectional { item, .. } => Some(item),
+            Streaming::Unary | Streaming::Client { .. } => None,
+        }
+    }
+
+    /// The stream parameter (the client's items), if the client streams.
+    pub fn client_param(&self) -> Option<&Field> {
+        match self {
+            Streaming::Client { param } | Streaming::Bidirectional { param, .. } => Some(param),
+            Streaming::Unary | Streaming::Server { .. } => None,
+        }
+    }
+
+    /// Whether no side streams.
+    pub fn is_unary(&self) -> bool {
+        matches!(self, Streaming::Unary)
+    }
+
+    /// The shape in words: `unary`, `server streaming`, `client streaming`
+    /// or `bidirectional streaming`.
+    pub fn shape(&self) -> &'static str {
+        match self {
+            Streaming::Unary => "unary",
+            Streaming::Server { .. } => "server streaming",
+            Streaming::Client { .. } => "client streaming",
+            Streaming::Bidirectional { .. } => "bidirectional streaming",
+        }
+    }
 }
 
 /// Where the declarations of one file are, by IDL name: byte spans into the
@@ -307,7 +381,9 @@ pub struct MethodSpans {
     pub name: SourceSpan,
     /// The `oneway` keyword, if written.
     pub oneway: Option<SourceSpan>,
-    /// The return type (or `void`).
+    /// The `stream` keyword of a `stream` result, if written.
+    pub stream: Option<SourceSpan>,
+    /// The return type (or `void`; of a `stream` result: the item type).
     pub returns: SourceSpan,
     /// Each type of its `throws` list, in order.
     pub throws: Vec<SourceSpan>,

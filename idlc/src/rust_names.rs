@@ -18,8 +18,9 @@
 //! - generated code names the standard library through the runtime
 //!   (`__rt::Option`) wherever the module declares a type of that name, and
 //!   names its own locals and generic parameters so no parameter or type
-//!   can shadow them (`ctx` becomes `call_ctx`, the adapter's `T` becomes
-//!   `S`, `Unrecognized` becomes `UnrecognizedValue`, ...).
+//!   can shadow them (`ctx` becomes `call_ctx`, a stream's `items` becomes
+//!   `item_sender`, the adapter's `T` becomes `S`, `Unrecognized` becomes
+//!   `UnrecognizedValue`, ...).
 //!
 //! A keyword becomes a raw identifier (`type` → `r#type`), except the four
 //! that cannot be raw (`self`, `Self`, `super`, `crate`), which get a
@@ -216,6 +217,9 @@ pub struct MethodNames {
     pub ctx: String,
     /// The callback form's callback parameter: `on_result` unless taken.
     pub on_result: String,
+    /// The trait method's item sender of a server-streaming method:
+    /// `items` unless taken.
+    pub items: String,
 }
 
 impl ServiceNames {
@@ -440,6 +444,7 @@ pub(crate) fn table(file: &FileModel) -> (RustNames, Vec<Clash>) {
                 descriptor,
                 ctx: free_name(&["ctx", "call_ctx"], taken),
                 on_result: free_name(&["on_result", "callback"], taken),
+                items: free_name(&["items", "item_sender"], taken),
                 params,
             });
         }

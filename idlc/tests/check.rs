@@ -242,6 +242,145 @@ fn generated_name_collisions_are_reported_where_construction_cannot_avoid_them()
     }
 }
 
+fn method<'a>(model: &'a FileModel, name: &str) -> &'a Method {
+    model.services[0]
+        .methods
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no method {name}"))
+}
+
+#[test]
+fn server_streaming_methods_are_modelled() {
+    let model = check_one(
+        "error TooMany { 1: u32 max; }\n\
+         struct Quote { 1: string symbol; }\n\
+         service Greeter {\n\
+           @idempotent @timeout(ms = 5000)\n\
+           stream u32 count(1: u32 n, 2: u32 interval_ms) throws TooMany;\n\
+           stream list<Quote> pages(1: string symbol);\n\
+           u32 plain();\n\
+         }",
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let count = method(&model, "count");
+    assert_eq!(
+        count.streaming,
+        Streaming::Server {
+            item: FieldType::Scalar(Scalar::U32)
+        }
+    );
+    assert_eq!(count.streaming.shape(), "server streaming");
+    // The response of a stream carries the empty message.
+    assert_eq!(count.returns, None);
+    assert_eq!(count.throws.len(), 1);
+    assert!(count.idempotent);
+    assert_eq!(count.timeout_ms, Some(5000));
+    let names: Vec<&str> = count.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["n", "interval_ms"]);
+    assert!(count.streaming.client_param().is_none());
+    let pages = method(&model, "pages");
+    assert!(matches!(
+        pages.streaming.server_item(),
+        Some(FieldType::List(item)) if matches!(item.as_ref(), FieldType::Named(r) if r.name == "Quote")
+    ));
+    let plain = method(&model, "plain");
+    assert!(plain.streaming.is_unary());
+    assert_eq!(plain.returns, Some(FieldType::Scalar(Scalar::U32)));
+    let spans = model.spans.method("Greeter", "count").expect("spans");
+    assert!(spans.stream.is_some());
+    assert!(
+        model
+            .spans
+            .method("Greeter", "plain")
+            .expect("spans")
+            .stream
+            .is_none()
+    );
+}
+
+/// Everything about streams that `check` rejects, each with its code.
+#[test]
+fn stream_mistakes() {
+    let service = |body: &str| format!("service S {{ {body} }}");
+    let cases: &[(&str, &[&str])] = &[
+        ("oneway stream u32 a();", &["idl::oneway_with_stream"]),
+        (
+            "oneway void a(1: stream u32 x);",
+            &["idl::streaming_not_supported", "idl::oneway_with_stream"],
+        ),
+        ("stream void a();", &["idl::stream_void"]),
+        (
+            "u64 a(1: stream u32 x, 2: stream u32 y);",
+            &[
+                "idl::streaming_not_supported",
+                "idl::multiple_stream_params",
+            ],
+        ),
+        (
+            "u64 a(1: stream u32 x, 2: u32 y);",
+            &["idl::streaming_not_supported", "idl::stream_param_not_last"],
+        ),
+        (
+            "u64 a(1: u32 x, 2: stream u32 y);",
+            &["idl::streaming_not_supported"],
+        ),
+        (
+            "stream string a(1: stream string words);",
+            &["idl::streaming_not_supported"],
+        ),
+        (
+            "u64 a(1: stream u32 x @hash_key);",
+            &["idl::streaming_not_supported", "idl::hash_key_type"],
+        ),
+        (
+            "u64 a(1: stream u32 x = 4);",
+            &["idl::streaming_not_supported", "idl::unexpected_default"],
+        ),
+        (
+            "u64 a(1: u32 x, 1: stream u32 y);",
+            &["idl::duplicate_tag", "idl::streaming_not_supported"],
+        ),
+        ("stream a();", &["idl::unknown_type"]),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(&codes(&service(body)), expected, "{body}");
+    }
+}
+
+/// A streaming method's client forms are its name and `_blocking`; it
+/// reserves `_future` and `_with_callback` too, like every method, so a
+/// change of shape never makes a clash.
+#[test]
+fn streaming_methods_reserve_their_client_forms() {
+    for other in ["count_blocking", "count_future", "countWithCallback"] {
+        let text = format!("service S {{ stream u32 count(); u32 {other}(); }}");
+        assert_eq!(codes(&text), ["idl::rust_name_collision"], "{other}");
+    }
+}
+
+/// `stream` stays a name: files that used it before streams still check.
+#[test]
+fn stream_as_a_name_still_checks() {
+    let model = check_one(
+        "struct stream { 1: u32 stream; }\n\
+         service Streams {\n\
+           stream stream(1: stream stream);\n\
+           stream stream items(1: u32 stream);\n\
+         }",
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"));
+    let unary = method(&model, "stream");
+    assert!(unary.streaming.is_unary());
+    assert!(matches!(&unary.returns, Some(FieldType::Named(r)) if r.name == "stream"));
+    assert_eq!(unary.params[0].name, "stream");
+    let items = method(&model, "items");
+    assert!(matches!(
+        items.streaming.server_item(),
+        Some(FieldType::Named(r)) if r.name == "stream"
+    ));
+}
+
 #[test]
 fn defaults_of_each_type() {
     let model = check_one(

@@ -36,11 +36,20 @@ fn plain_name() -> impl Strategy<Value = String> {
 }
 
 /// A name of a field, parameter, method, variant, constant or annotation:
-/// keywords are legal there.
+/// keywords are legal there, and so is the contextual `stream`.
 fn member_name() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => plain_name(),
-        1 => proptest::sample::select(RESERVED).prop_map(str::to_owned),
+        8 => plain_name(),
+        2 => proptest::sample::select(RESERVED).prop_map(str::to_owned),
+        1 => Just("stream".to_owned()),
+    ]
+}
+
+/// A name of a declared type: `stream` is one too.
+fn declared_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => plain_name(),
+        1 => Just("stream".to_owned()),
     ]
 }
 
@@ -162,13 +171,15 @@ fn docs() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn type_name() -> impl Strategy<Value = TypeName> {
-    (proptest::collection::vec(plain_name(), 0..3), plain_name()).prop_map(|(package, name)| {
-        TypeName {
+    (
+        proptest::collection::vec(plain_name(), 0..3),
+        declared_name(),
+    )
+        .prop_map(|(package, name)| TypeName {
             package: (!package.is_empty()).then(|| package.join(".")),
             name,
             span: span(0, 0),
-        }
-    })
+        })
 }
 
 fn type_expr() -> impl Strategy<Value = TypeExpr> {
@@ -236,6 +247,7 @@ fn field() -> impl Strategy<Value = GenField> {
                             value: tag,
                             span: span(0, 0),
                         },
+                        stream: None,
                         ty,
                         name: ident(name),
                         default: default.as_ref().map(|(_, kind)| Literal {
@@ -251,6 +263,14 @@ fn field() -> impl Strategy<Value = GenField> {
                 }
             },
         )
+}
+
+/// A parameter: a field that may be a stream parameter (`1: stream T x`).
+fn param() -> impl Strategy<Value = GenField> {
+    (field(), proptest::bool::weighted(0.2)).prop_map(|(mut param, stream)| {
+        param.field.stream = stream.then(|| span(0, 0));
+        param
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -297,20 +317,30 @@ fn method() -> impl Strategy<Value = GenMethod> {
     (
         docs(),
         proptest::collection::vec(annotation(), 0..3),
-        any::<bool>(),
+        (any::<bool>(), proptest::bool::weighted(0.3)),
         proptest::option::of(type_expr()),
         member_name(),
-        proptest::collection::vec(field(), 0..5),
+        proptest::collection::vec(param(), 0..5),
         any::<bool>(),
         proptest::collection::vec(type_name(), 0..3),
     )
         .prop_map(
-            |(docs, annotations, oneway, returns, name, params, trailing_comma, throws)| {
+            |(
+                docs,
+                annotations,
+                (oneway, stream),
+                returns,
+                name,
+                params,
+                trailing_comma,
+                throws,
+            )| {
                 GenMethod {
                     method: MethodDecl {
                         docs,
                         annotations: annotations.iter().map(|a| a.annotation.clone()).collect(),
                         oneway: oneway.then(|| span(0, 0)),
+                        stream: stream.then(|| span(0, 0)),
                         returns: match returns {
                             Some(ty) => ReturnType::Type(ty),
                             None => ReturnType::Void(span(0, 0)),
@@ -381,7 +411,7 @@ fn decl() -> impl Strategy<Value = GenDecl> {
             proptest::sample::select(
                 &[StructKind::Struct, StructKind::Error, StructKind::Union][..]
             ),
-            plain_name(),
+            declared_name(),
             proptest::collection::vec(field(), 0..5)
         )
             .prop_map(|(docs, annotations, kind, name, fields)| GenDecl::Struct {
@@ -394,7 +424,7 @@ fn decl() -> impl Strategy<Value = GenDecl> {
         (
             docs(),
             annotations(),
-            plain_name(),
+            declared_name(),
             proptest::collection::vec(variant(), 0..5)
         )
             .prop_map(|(docs, annotations, name, variants)| GenDecl::Enum {
@@ -406,7 +436,7 @@ fn decl() -> impl Strategy<Value = GenDecl> {
         (
             docs(),
             annotations(),
-            plain_name(),
+            declared_name(),
             proptest::collection::vec(method(), 0..4)
         )
             .prop_map(|(docs, annotations, name, methods)| GenDecl::Service {
@@ -651,6 +681,9 @@ impl Messy {
         }
         self.tok(&f.tag_text);
         self.tok(":");
+        if f.field.stream.is_some() {
+            self.tok("stream");
+        }
         self.ty(&f.field.ty);
         self.tok(&f.field.name.name);
         for a in mid {
@@ -757,6 +790,9 @@ impl Messy {
         self.head(&m.method.docs, &m.annotations);
         if m.method.oneway.is_some() {
             self.tok("oneway");
+        }
+        if m.method.stream.is_some() {
+            self.tok("stream");
         }
         match &m.method.returns {
             ReturnType::Void(_) => self.tok("void"),

@@ -285,6 +285,139 @@ fn keywords_as_member_names() {
 }
 
 #[test]
+fn stream_results_and_parameters() {
+    let text = "service S {\n  stream u32 count(1: u32 n) throws TooMany;\n  u64 sum(1: string label, 2: stream u32 numbers);\n  stream string shout(1: stream string words);\n  oneway stream void nothing();\n}";
+    let file = ok(text);
+    let service = only_service(&file);
+    let [count, sum, shout, nothing] = service.methods.as_slice() else {
+        panic!("{:#?}", service.methods)
+    };
+    // `stream` has its own span; the result is the item type.
+    assert_eq!(at(text, count.stream.expect("stream result")), "stream");
+    assert!(count.stream.expect("span").offset() < count.name.span.offset());
+    let ReturnType::Type(item) = &count.returns else {
+        panic!("{:#?}", count.returns)
+    };
+    assert_eq!(item.kind, TypeExprKind::Scalar(Scalar::U32));
+    assert_eq!(at(text, item.span), "u32");
+    assert_eq!(count.throws.len(), 1);
+    assert!(count.params[0].stream.is_none());
+    // A stream parameter: `stream` before its type.
+    assert!(sum.stream.is_none());
+    assert!(sum.params[0].stream.is_none());
+    let numbers = &sum.params[1];
+    assert_eq!(
+        at(text, numbers.stream.expect("stream parameter")),
+        "stream"
+    );
+    assert_eq!(numbers.name.name, "numbers");
+    assert_eq!(numbers.ty.kind, TypeExprKind::Scalar(Scalar::U32));
+    assert_eq!(at(text, numbers.ty.span), "u32");
+    // Both: bidirectional.
+    assert!(shout.stream.is_some() && shout.params[0].stream.is_some());
+    // `stream void` parses (the checker rejects it), after `oneway` too.
+    assert!(nothing.oneway.is_some() && nothing.stream.is_some());
+    assert!(matches!(nothing.returns, ReturnType::Void(_)));
+}
+
+/// `stream` is a contextual keyword: where no type and name follow it, it
+/// is a name like any other, as it was before streams (a type, field,
+/// method, parameter or variant called `stream`).
+#[test]
+fn stream_is_still_a_name() {
+    let text = "struct stream { 1: u32 stream; 2: stream next; 3: list<stream> all; 4: stream.Item qualified; }\n\
+                enum Mode { stream = 0; }\n\
+                service stream {\n\
+                  stream get(1: stream stream);\n\
+                  stream stream(1: stream x, 2: u32 stream);\n\
+                  stream stream stream(1: stream stream stream);\n\
+                  stream u32 void();\n\
+                  stream void(1: stream optional);\n\
+                  stream stream.Item items(1: stream.Item stream);\n\
+                  void stream();\n\
+                }";
+    let file = ok(text);
+    let [Decl::Struct(s), Decl::Enum(e), Decl::Service(service)] = file.decls.as_slice() else {
+        panic!("{:#?}", file.decls)
+    };
+    assert_eq!(s.name.name, "stream");
+    let names: Vec<_> = s.fields.iter().map(|f| f.name.name.as_str()).collect();
+    assert_eq!(names, ["stream", "next", "all", "qualified"]);
+    let named = |ty: &TypeExpr| match &ty.kind {
+        TypeExprKind::Named(name) => name.written(),
+        other => panic!("{other:#?}"),
+    };
+    assert_eq!(named(&s.fields[1].ty), "stream");
+    assert_eq!(named(&s.fields[3].ty), "stream.Item");
+    assert!(s.fields.iter().all(|f| f.stream.is_none()));
+    assert_eq!(e.variants[0].name.name, "stream");
+    assert_eq!(service.name.name, "stream");
+    let shape = |m: &MethodDecl| {
+        let returns = match &m.returns {
+            ReturnType::Void(_) => "void".to_owned(),
+            ReturnType::Type(ty) => match &ty.kind {
+                TypeExprKind::Named(name) => name.written(),
+                TypeExprKind::Scalar(_) => "scalar".to_owned(),
+                other => panic!("{other:#?}"),
+            },
+        };
+        let params: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| {
+                let stream = if p.stream.is_some() { "stream " } else { "" };
+                let ty = match &p.ty.kind {
+                    TypeExprKind::Named(name) => name.written(),
+                    _ => "scalar".to_owned(),
+                };
+                format!("{stream}{ty} {}", p.name.name)
+            })
+            .collect();
+        let stream = if m.stream.is_some() { "stream " } else { "" };
+        format!("{stream}{returns} {}({})", m.name.name, params.join(", "))
+    };
+    let shapes: Vec<String> = service.methods.iter().map(shape).collect();
+    assert_eq!(
+        shapes,
+        [
+            "stream get(stream stream)",
+            "stream stream(stream x, scalar stream)",
+            "stream stream stream(stream stream stream)",
+            "stream scalar void()",
+            "stream void(stream optional)",
+            "stream stream.Item items(stream.Item stream)",
+            "void stream()",
+        ]
+    );
+}
+
+#[test]
+fn fields_cannot_stream() {
+    for text in [
+        "struct A { 1: stream u32 x; }",
+        "union A { 1: u32 a; 2: stream list<u32> x; }",
+    ] {
+        let errors = parse(text).errors;
+        let [idlc::DiagnosticKind::Syntax { help, .. }] = errors.as_slice() else {
+            panic!("{errors:#?}")
+        };
+        let help = help.as_deref().unwrap_or_default();
+        assert!(help.starts_with("a field cannot stream"), "{help}");
+    }
+    // Not for other mistakes, nor in parameter lists.
+    for text in [
+        "struct A { 1: u32 x y; }",
+        "service S { void f(1: stream u32 x y); }",
+    ] {
+        let errors = parse(text).errors;
+        let [idlc::DiagnosticKind::Syntax { help, .. }] = errors.as_slice() else {
+            panic!("{errors:#?}")
+        };
+        assert_eq!(help, &None, "{text}");
+    }
+}
+
+#[test]
 fn literals() {
     assert_eq!(literal("42"), LiteralKind::Int(42));
     assert_eq!(literal("-42"), LiteralKind::Int(-42));

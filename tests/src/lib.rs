@@ -58,6 +58,10 @@ pub mod fixtures {
     pub mod services {
         courier::include_idl!("services");
     }
+    /// `streams.rpc`
+    pub mod streams {
+        courier::include_idl!("streams");
+    }
     /// `unions.rpc`
     pub mod unions {
         courier::include_idl!("unions");

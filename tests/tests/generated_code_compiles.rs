@@ -1,5 +1,6 @@
 //! Every `.rpc` file `idlc check` accepts generates Rust that compiles
-//! (IDL.md; issue "idlc v2"): random valid files whose names are drawn from
+//! (IDL.md; issue "idlc v2"): random valid files, with unary, one-way and
+//! server-streaming methods, whose names are drawn from
 //! Rust keywords, standard-library and prelude names, the generated client's
 //! and server's own items and locals, and every suffix the generator adds,
 //! are generated and compiled together, once, with `-D warnings` and
@@ -184,6 +185,20 @@ const NASTY: &[&str] = &[
     "get_with_callback",
     "Get",
     "Store",
+    // streams: the contextual keyword, the item sender and its fallback,
+    // the runtime's stream types and calls
+    "stream",
+    "items",
+    "item_sender",
+    "items2",
+    "ItemStream",
+    "ItemSender",
+    "BlockingItems",
+    "server_stream",
+    "server_stream_blocking",
+    "next",
+    "send",
+    "into_iter",
 ];
 
 /// IDL keywords: not type names (fields, methods and parameters may use
@@ -336,6 +351,9 @@ impl Gen {
                 let oneway = self.rng.random_bool(0.15);
                 let returns = if oneway || self.rng.random_bool(0.3) {
                     "void".to_owned()
+                } else if self.rng.random_bool(0.3) {
+                    // A server stream: any type a result may be.
+                    format!("stream {}", self.ty(0))
                 } else {
                     self.ty(0)
                 };
@@ -396,7 +414,8 @@ fn courier_rlib(deps: &Path, work: &Path) -> PathBuf {
     let probe = work.join("probe.rs");
     std::fs::write(
         &probe,
-        "pub fn probe(core: &courier::codegen::StubCore) -> &courier::client::Channel { core.channel() }\n",
+        "pub fn probe(core: &courier::codegen::StubCore) -> &courier::client::Channel { core.channel() }\n\
+         pub type Items = courier::codegen::ItemStream<u32, courier::codegen::NoDeclaredError>;\n",
     )
     .expect("write the probe");
     for (_, rlib) in &candidates {

@@ -10,8 +10,9 @@ use super::fields::{Container, ContainerKind};
 use super::names::{CLIENT_METHOD_SUFFIXES, Case, Clash, NameScope};
 use super::symbols::SymbolId;
 use crate::diagnostic::DiagnosticKind;
-use crate::model::{FieldType, Method, Scalar, Service, TypeKind, TypeRef};
-use crate::parse::ast::{MethodDecl, ReturnType, ServiceDecl};
+use crate::model::{Field, FieldType, Method, Scalar, Service, Streaming, TypeKind, TypeRef};
+use crate::parse::ast::{FieldDecl, MethodDecl, ReturnType, ServiceDecl};
+use crate::source::span;
 
 impl FileChecker<'_> {
     /// Checks a service declared in a file of `package`.
@@ -64,7 +65,9 @@ impl FileChecker<'_> {
             name: name.clone(),
             layout: None,
         };
-        let params = self.checked_fields(&container, &decl.params);
+        // A stream parameter shares the tags and names of the others.
+        let mut params = self.checked_fields(&container, &decl.params);
+        let stream_param = self.stream_params(decl, &mut params.fields);
         if let [first, second, ..] = params.hash_keys.as_slice() {
             self.report(DiagnosticKind::MultipleHashKeys {
                 method: name.clone(),
@@ -88,9 +91,18 @@ impl FileChecker<'_> {
             }
         }
         let returns = match &decl.returns {
-            ReturnType::Void(_) => None,
+            ReturnType::Void(void) => {
+                if let Some(stream) = decl.stream {
+                    self.report(DiagnosticKind::StreamVoid {
+                        method: name.clone(),
+                        span: span(stream.offset(), void.offset() + void.len()),
+                    });
+                }
+                None
+            }
             ReturnType::Type(ty) => {
-                if decl.oneway.is_some() {
+                // A oneway stream is reported once, as a stream.
+                if decl.oneway.is_some() && decl.stream.is_none() {
                     self.report(DiagnosticKind::OnewayWithResult {
                         method: name.clone(),
                         span: ty.span,
@@ -98,6 +110,32 @@ impl FileChecker<'_> {
                 }
                 self.field_type(ty)
             }
+        };
+        if let Some(oneway_stream) = decl
+            .stream
+            .or_else(|| decl.params.iter().find_map(|p| p.stream))
+            .filter(|_| decl.oneway.is_some())
+        {
+            self.report(DiagnosticKind::OnewayWithStream {
+                method: name.clone(),
+                span: oneway_stream,
+            });
+        }
+        let (returns, streaming) = match (decl.stream, returns, stream_param) {
+            (None, returns, None) => (returns, Streaming::Unary),
+            (None, returns, Some(param)) => (returns, Streaming::Client { param }),
+            // `stream void` was reported; its model is never read.
+            (Some(_), item, None) => (
+                None,
+                item.map_or(Streaming::Unary, |item| Streaming::Server { item }),
+            ),
+            (Some(_), item, Some(param)) => (
+                None,
+                match item {
+                    Some(item) => Streaming::Bidirectional { item, param },
+                    None => Streaming::Client { param },
+                },
+            ),
         };
         if let (Some(_), Some(span)) = (decl.oneway, decl.throws_span) {
             self.report(DiagnosticKind::OnewayWithThrows {
@@ -112,10 +150,78 @@ impl FileChecker<'_> {
             oneway: decl.oneway.is_some(),
             params: params.fields,
             returns,
+            streaming,
             throws,
             idempotent: annotations.idempotent,
             timeout_ms: annotations.timeout_ms,
         }
+    }
+
+    /// Checks the `stream` parameters of a method (at most one, the last,
+    /// without `@hash_key` or a default; and, for now, none at all) and
+    /// takes the stream parameter out of `fields`, the args message.
+    fn stream_params(&mut self, decl: &MethodDecl, fields: &mut Vec<Field>) -> Option<Field> {
+        let method = &decl.name.name;
+        let streams: Vec<(usize, &FieldDecl, SourceSpan)> = decl
+            .params
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.stream.map(|keyword| (i, p, keyword)))
+            .collect();
+        let &[(index, first, keyword), ..] = streams.as_slice() else {
+            return None;
+        };
+        if let Some(&(_, second, _)) = streams.get(1) {
+            self.report(DiagnosticKind::MultipleStreamParams {
+                method: method.clone(),
+                span: second.name.span,
+                first: Some(first.name.span),
+            });
+        } else if let Some(last) = decl.params.last().filter(|_| index + 1 < decl.params.len()) {
+            self.report(DiagnosticKind::StreamParamNotLast {
+                method: method.clone(),
+                param: first.name.name.clone(),
+                span: first.name.span,
+                last: Some(last.name.span),
+            });
+        }
+        for &(_, param, _) in &streams {
+            if let Some(hash_key) = param.annotations.iter().find(|a| a.name.name == "hash_key") {
+                self.report(DiagnosticKind::HashKeyType {
+                    method: method.clone(),
+                    param: param.name.name.clone(),
+                    ty: "a stream".to_owned(),
+                    span: hash_key.span,
+                });
+            }
+            if let Some(default) = &param.default {
+                self.report(DiagnosticKind::UnexpectedDefault {
+                    reason: format!(
+                        "stream parameter `{}` cannot have a default value",
+                        param.name.name
+                    ),
+                    span: default.span,
+                    help: Some(
+                        "drop the default: a stream's items are what the caller sends".to_owned(),
+                    ),
+                });
+            }
+        }
+        // Temporary: idlc generates server streaming only, and every file
+        // it accepts must compile.
+        self.report(DiagnosticKind::StreamingNotSupported {
+            method: method.clone(),
+            span: keyword,
+        });
+        let is_stream = |field: &Field| {
+            streams.iter().any(|(_, p, _)| {
+                p.name.name == field.name && u32::try_from(p.tag.value).ok() == Some(field.tag)
+            })
+        };
+        let position = fields.iter().position(is_stream)?;
+        let param = fields.remove(position);
+        fields.retain(|field| !is_stream(field));
+        Some(param)
     }
 
     fn throws(&mut self, decl: &MethodDecl) -> Vec<TypeRef> {

@@ -72,6 +72,7 @@ pub(super) fn of_file(file: &File) -> DeclSpans {
                         MethodSpans {
                             name: method.name.span,
                             oneway: method.oneway,
+                            stream: method.stream,
                             returns,
                             throws: method.throws.iter().map(|t| t.span).collect(),
                         },

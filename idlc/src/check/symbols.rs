@@ -224,6 +224,13 @@ impl SymbolTable {
         if let Some(help) = self.not_imported_help(files, from, visible, name) {
             return Some(help);
         }
+        // `stream` without the item type or name that make it the keyword.
+        if name.package.is_none() && name.name == "stream" {
+            return Some(
+                "to stream, write `stream`, the item type and the name: `stream Event watch(..)` or `1: stream Chunk chunks`"
+                    .to_owned(),
+            );
+        }
         // A package that no visible file declares.
         if let Some(package) = &name.package {
             let known = visible

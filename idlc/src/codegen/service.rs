@@ -99,12 +99,16 @@ fn clippy_allows(ctx: &Ctx<'_>) -> Vec<&'static str> {
             ]
         })
     };
-    if ctx.service.methods.iter().any(|m| m.params.len() + 2 > 7) {
+    // `&self`, the call context, the parameters and a stream's sender.
+    let arguments =
+        |m: &Method| m.params.len() + 2 + usize::from(m.streaming.server_item().is_some());
+    if ctx.service.methods.iter().any(|m| arguments(m) > 7) {
         lints.push("clippy::too_many_arguments");
     }
     if ctx.service.methods.iter().any(|m| {
         m.params.iter().any(|p| nests_collections(&p.ty))
             || m.returns.as_ref().is_some_and(nests_collections)
+            || m.streaming.server_item().is_some_and(nests_collections)
     }) {
         lints.push("clippy::type_complexity");
     }
@@ -225,6 +229,14 @@ fn server_trait(w: &mut Writer, ctx: &Ctx<'_>, docs: &[String]) {
             w,
             &doc_lines(&method.docs, || format!("Serves `{}`.", method.name)),
         );
+        let item = method.streaming.server_item();
+        if item.is_some() {
+            w.line("///");
+            w.line_fmt(format_args!(
+                "/// A stream: send each item with `{}.send(item).await?`, which waits for the client's credit (room for one more item); returning ends the stream: `Ok(())`, or an error, which the client receives after the items sent.",
+                names.items
+            ));
+        }
         let mut params = vec![
             Doc::text("&self"),
             Doc::text(format!("{}: __rt::CallContext", names.ctx)),
@@ -233,6 +245,17 @@ fn server_trait(w: &mut Writer, ctx: &Ctx<'_>, docs: &[String]) {
             params.push(Doc::Cat(vec![
                 Doc::text(format!("{ident}: ")),
                 ctx.scope.ty(&param.ty, param.boxed),
+            ]));
+        }
+        if let Some(item) = item {
+            params.push(Doc::Cat(vec![
+                Doc::text(format!("{}: ", names.items)),
+                Doc::list(
+                    "__rt::ItemSender",
+                    "<",
+                    vec![ctx.scope.ty(item, false)],
+                    ">",
+                ),
             ]));
         }
         let output = if method.oneway {
@@ -285,6 +308,8 @@ fn server_adapter(w: &mut Writer, ctx: &Ctx<'_>, file: &FileModel) {
         }
         if method.oneway {
             tokens.push(Tok::Word("oneway".into()));
+        } else if method.streaming.server_item().is_some() {
+            tokens.push(Tok::Word("stream".into()));
         }
         tokens.push(Tok::Word(string_literal(&method.name)));
         tokens.push(Tok::Word(method_names.func.clone()));
@@ -405,8 +430,12 @@ fn client(w: &mut Writer, ctx: &Ctx<'_>) {
     w.close("");
 }
 
-/// The four call forms of one method.
+/// The four call forms of one method (two of a server-streaming one).
 fn client_methods<'n>(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &'n MethodNames) {
+    if let Some(item) = method.streaming.server_item() {
+        server_stream_client_methods(w, ctx, method, names, item);
+        return;
+    }
     let params = client_params(ctx, method, names);
     let args = args_expression(method, names);
     let descriptor = format!("&{}", names.descriptor);
@@ -513,6 +542,59 @@ fn client_methods<'n>(w: &mut Writer, ctx: &Ctx<'_>, method: &Method, names: &'n
         None,
     ));
     body(w, "callback", &[&names.on_result], false);
+    w.close("");
+}
+
+/// The call forms of a server-streaming method: a `futures_core::Stream`
+/// of its items (not `async`: the call opens when the stream is first
+/// polled) and an `Iterator` of them for plain threads.
+fn server_stream_client_methods(
+    w: &mut Writer,
+    ctx: &Ctx<'_>,
+    method: &Method,
+    names: &MethodNames,
+    item: &FieldType,
+) {
+    let params = client_params(ctx, method, names);
+    let args = args_expression(method, names);
+    let descriptor = format!("&{}", names.descriptor);
+    let name = &method.name;
+    let signature = |func: &str, returned: &'static str| {
+        let mut all = vec![Doc::text("&self")];
+        all.extend(params.iter().cloned());
+        Doc::Cat(vec![
+            Doc::list(format!("pub fn {func}"), "(", all, ")"),
+            Doc::text(" -> "),
+            Doc::list(
+                returned,
+                "<",
+                vec![ctx.scope.ty(item, false), Doc::text(ctx.declared(names))],
+                ">",
+            ),
+        ])
+    };
+    let call_args = || vec![Doc::text(descriptor.as_str()), Doc::text(args.as_str())];
+
+    write_docs(w, &doc_lines(&method.docs, || format!("Calls `{name}`.")));
+    w.line("///");
+    w.line(
+        "/// A stream: a `futures_core::Stream` of the items, in order; a failure or declared error is its last element; dropping it cancels the call. The call opens when the stream is first polled.",
+    );
+    w.open_doc(&signature(&names.func, "__rt::ItemStream"));
+    w.method_call("self.core", "server_stream", call_args(), false, "");
+    w.close("");
+
+    w.line_fmt(format_args!(
+        "/// Calls `{name}` from a plain thread (sync mode; never on a runtime's worker): an `Iterator` of the items, which blocks for each, ending as the stream does."
+    ));
+    w.open_doc(&signature(&names.blocking, "__rt::BlockingItems"));
+    w.method_call(
+        "self.core",
+        "server_stream_blocking",
+        call_args(),
+        false,
+        "",
+    );
     w.close("");
 }
 

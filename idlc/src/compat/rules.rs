@@ -24,6 +24,12 @@ pub enum Rule {
     ThrowsReordered,
     /// A method's return type changed in a way its result does not survive.
     ReturnTypeChanged,
+    /// A method's streaming shape changed (unary, server streaming, client
+    /// streaming, bidirectional).
+    StreamingChanged,
+    /// The item type of a stream (a `stream` result or parameter) changed
+    /// in a way its items do not survive.
+    StreamItemTypeChanged,
     /// A field or parameter is gone.
     FieldRemoved,
     /// A field or parameter kept its name but got another tag.
@@ -62,7 +68,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in the order the book lists them.
-    pub const ALL: [Rule; 23] = [
+    pub const ALL: [Rule; 25] = [
         Rule::ServiceRemoved,
         Rule::WireNameChanged,
         Rule::VersionChanged,
@@ -71,6 +77,8 @@ impl Rule {
         Rule::ThrowsAdded,
         Rule::ThrowsReordered,
         Rule::ReturnTypeChanged,
+        Rule::StreamingChanged,
+        Rule::StreamItemTypeChanged,
         Rule::FieldRemoved,
         Rule::FieldRenumbered,
         Rule::FieldRenamed,
@@ -99,6 +107,8 @@ impl Rule {
             Rule::ThrowsAdded => "throws-added",
             Rule::ThrowsReordered => "throws-reordered",
             Rule::ReturnTypeChanged => "return-type-changed",
+            Rule::StreamingChanged => "streaming-changed",
+            Rule::StreamItemTypeChanged => "stream-item-type-changed",
             Rule::FieldRemoved => "field-removed",
             Rule::FieldRenumbered => "field-renumbered",
             Rule::FieldRenamed => "field-renamed",
@@ -149,6 +159,12 @@ impl Rule {
                 "a declared error travels under its position in `throws` (tag 1, 2, ...): old clients decode it as another error"
             }
             Rule::ReturnTypeChanged => "old clients decode the result as the old type",
+            Rule::StreamingChanged => {
+                "a stream's items travel in frames of their own between the request and the response: a peer of the other shape gets frames it does not expect, or waits for items or a response that never come"
+            }
+            Rule::StreamItemTypeChanged => {
+                "each item travels as its own message (field `value`, tag 1, like a result): old peers decode every item as the old type"
+            }
             Rule::FieldRemoved => {
                 "old peers still send it and expect it back; keep it (and stop using it), or retire its tag and name for good"
             }

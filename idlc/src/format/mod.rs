@@ -31,8 +31,8 @@
 //!   the tag move there (an annotation written after a default value stays
 //!   after it). Empty parentheses (`@a()`) and trailing commas in
 //!   annotation arguments are dropped.
-//! - Methods: `[oneway] Result name(1: T a, 2: U b) [throws E, F];` on one
-//!   line. When that line would be wider than 100 columns, or a comment or
+//! - Methods: `[oneway] [stream] Result name(1: T a, 2: U b) [throws E,
+//!   F];` on one line (a stream parameter: `3: stream T c`). When that line would be wider than 100 columns, or a comment or
 //!   doc comment is inside the parentheses, the parameters go one per line,
 //!   indented one level, each followed by a comma, and `)` starts the last
 //!   line.

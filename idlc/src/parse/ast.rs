@@ -161,7 +161,7 @@ pub struct StructDecl {
 }
 
 /// A field, a union arm or a method parameter:
-/// `1: u32 quantity = 1;`.
+/// `1: u32 quantity = 1;`, `1: stream Chunk chunks`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldDecl {
     /// Doc comment.
@@ -170,6 +170,10 @@ pub struct FieldDecl {
     pub annotations: Vec<Annotation>,
     /// The tag.
     pub tag: Tag,
+    /// The span of `stream` in a stream parameter (`1: stream Chunk
+    /// chunks`); always `None` for fields and union arms, which cannot
+    /// stream.
+    pub stream: Option<SourceSpan>,
     /// The type.
     pub ty: TypeExpr,
     /// The name.
@@ -273,7 +277,7 @@ pub struct ServiceDecl {
     pub methods: Vec<MethodDecl>,
 }
 
-/// `[oneway] Result name(params) [throws E, ...];`
+/// `[oneway] [stream] Result name(params) [throws E, ...];`
 #[derive(Debug, Clone, PartialEq)]
 pub struct MethodDecl {
     /// Doc comment.
@@ -282,7 +286,11 @@ pub struct MethodDecl {
     pub annotations: Vec<Annotation>,
     /// The span of `oneway`, if given.
     pub oneway: Option<SourceSpan>,
-    /// The result.
+    /// The span of `stream` before the result (`stream Quote watch(..)`),
+    /// if given: [`MethodDecl::returns`] is then the type of the items.
+    pub stream: Option<SourceSpan>,
+    /// The result (of a `stream` result: the item type, `void` included,
+    /// which the checker rejects).
     pub returns: ReturnType,
     /// The name.
     pub name: Ident,

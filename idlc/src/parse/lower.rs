@@ -169,10 +169,12 @@ impl Lower<'_> {
         let outer = pair.clone();
         let (mut docs, mut annotations) = (Vec::new(), Vec::new());
         let (mut tag, mut ty, mut name, mut default) = (None, None, None, None);
+        let mut stream = None;
         for child in pair.into_inner() {
             match child.as_rule() {
                 Rule::doc => docs.push(doc_line(child.as_str())),
                 Rule::annotation => annotations.extend(self.annotation(child)),
+                Rule::kw_stream => stream = Some(self.span(&child)),
                 Rule::tag => {
                     let Some(int) = child.into_inner().next() else {
                         self.internal(&outer, "tag");
@@ -202,6 +204,7 @@ impl Lower<'_> {
                 docs,
                 annotations,
                 tag,
+                stream,
                 ty,
                 name,
                 default,
@@ -376,7 +379,7 @@ impl Lower<'_> {
     fn method(&mut self, pair: P<'_>) -> Option<MethodDecl> {
         let outer = pair.clone();
         let (mut docs, mut annotations, mut params) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut oneway, mut returns, mut name) = (None, None, None);
+        let (mut oneway, mut stream, mut returns, mut name) = (None, None, None, None);
         let (mut throws, mut throws_span) = (Vec::new(), None);
         for child in pair.into_inner() {
             match child.as_rule() {
@@ -384,13 +387,16 @@ impl Lower<'_> {
                 Rule::annotation => annotations.extend(self.annotation(child)),
                 Rule::kw_oneway => oneway = Some(self.span(&child)),
                 Rule::return_type => {
-                    let span = self.span(&child);
-                    returns = match child.into_inner().next() {
-                        Some(ty) if ty.as_rule() == Rule::field_type => {
-                            Some(ReturnType::Type(self.field_type(ty)?))
+                    for part in child.into_inner() {
+                        match part.as_rule() {
+                            Rule::kw_stream => stream = Some(self.span(&part)),
+                            Rule::field_type => {
+                                returns = Some(ReturnType::Type(self.field_type(part)?));
+                            }
+                            Rule::kw_void => returns = Some(ReturnType::Void(self.span(&part))),
+                            _ => {}
                         }
-                        _ => Some(ReturnType::Void(span)),
-                    };
+                    }
                 }
                 Rule::ident => name = Some(self.ident(&child)),
                 Rule::param_list => {
@@ -414,6 +420,7 @@ impl Lower<'_> {
                 docs,
                 annotations,
                 oneway,
+                stream,
                 returns,
                 name,
                 params,

@@ -34,7 +34,8 @@ pub(crate) fn syntax_error(
             let expects_close = positives.contains(&Rule::rbrace);
             unclosed_brace(text, base, pos, expects_close).unwrap_or_else(|| {
                 let expected = describe_expected(positives);
-                let help = reserved_word_help(positives, text, pos, found_len);
+                let help = reserved_word_help(positives, text, pos, found_len)
+                    .or_else(|| streaming_field_help(text, pos));
                 DiagnosticKind::Syntax {
                     message: format!("expected {expected}, found {found}"),
                     label: format!("unexpected {found}"),
@@ -82,6 +83,24 @@ fn reserved_word_help(positives: &[Rule], text: &str, pos: usize, len: usize) ->
     let word = &text[pos..pos + len];
     (wanted_name && RESERVED.contains(&word)).then(|| {
         format!("`{word}` is a keyword and cannot be used as a type name here; choose another name")
+    })
+}
+
+/// A help line when a field of a struct, error or union is written as a
+/// stream (`1: stream u32 x;`), which only methods can be.
+fn streaming_field_help(text: &str, pos: usize) -> Option<String> {
+    let before = &text[..pos];
+    let member = before
+        .rfind([';', '{'])
+        .map_or(before, |start| &before[start + 1..]);
+    let (_, after_tag) = member.split_once(':')?;
+    let streams = after_tag
+        .trim_start()
+        .strip_prefix("stream")
+        .is_some_and(|rest| rest.starts_with(char::is_whitespace));
+    (streams && !member.contains('(')).then(|| {
+        "a field cannot stream: only a method's result (`stream T name(..)`) and parameter (`N: stream T name`) can"
+            .to_owned()
     })
 }
 
@@ -156,6 +175,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::struct_keyword => "`struct`, `error` or `union`",
         Rule::kw_oneway => "`oneway`",
         Rule::kw_void => "`void`",
+        Rule::kw_stream => "`stream`",
         Rule::kw_throws | Rule::throws_clause => "`throws`",
         Rule::kw_optional => "`optional`",
         Rule::kw_list => "`list`",

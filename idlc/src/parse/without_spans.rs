@@ -89,6 +89,7 @@ fn method(m: &MethodDecl) -> MethodDecl {
         docs: m.docs.clone(),
         annotations: annotations(&m.annotations),
         oneway: m.oneway.map(|_| nowhere()),
+        stream: m.stream.map(|_| nowhere()),
         returns: match &m.returns {
             ReturnType::Void(_) => ReturnType::Void(nowhere()),
             ReturnType::Type(ty) => ReturnType::Type(type_expr(ty)),
@@ -108,6 +109,7 @@ fn field(f: &FieldDecl) -> FieldDecl {
             value: f.tag.value,
             span: nowhere(),
         },
+        stream: f.stream.map(|_| nowhere()),
         ty: type_expr(&f.ty),
         name: ident(&f.name),
         default: f.default.as_ref().map(literal),
