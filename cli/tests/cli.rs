@@ -15,7 +15,7 @@ use courier::server::{Server, ServerHandle, ServerInterceptor};
 use courier::{BoxFuture, CallContext, RpcError, Status};
 use courier_test_support::zookeeper::ZooKeeperServer;
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::greeter::{Greeter, GreeterServer, SayHelloError};
+use idl_examples::hello::greeter::{CountError, Greeter, GreeterServer, SayHelloError};
 use idl_examples::order_book::MemoryOrderBook;
 use idl_examples::shop::order_book::OrderBookServer;
 use serde_json::{Value, json};
@@ -501,6 +501,16 @@ impl Greeter for Refusing {
     }
 
     async fn notify(&self, _ctx: CallContext, _event: String) {}
+
+    async fn count(
+        &self,
+        _ctx: CallContext,
+        _n: u32,
+        _interval_ms: u32,
+        _items: courier::server::ItemSender<u32>,
+    ) -> Result<(), RpcError<CountError>> {
+        Err(Status::unimplemented("this greeter does not count").into())
+    }
 }
 
 #[test]

@@ -13,8 +13,8 @@ pub mod shop {
     courier::include_idl!("shop");
 }
 
-use hello::EmptyName;
-use hello::greeter::{Greeter, GreeterClient, GreeterServer, SayHelloError};
+use hello::greeter::{CountError, Greeter, GreeterClient, GreeterServer, SayHelloError};
+use hello::{EmptyName, TooMany};
 
 struct HelloGreeter;
 
@@ -37,6 +37,22 @@ impl Greeter for HelloGreeter {
     async fn notify(&self, _ctx: CallContext, event: String) {
         println!("event: {event}");
     }
+
+    async fn count(
+        &self,
+        _ctx: CallContext,
+        n: u32,
+        _interval_ms: u32,
+        mut items: ItemSender<u32>,
+    ) -> RpcResult<(), CountError> {
+        for i in 1..=n.min(100) {
+            items.send(i).await?;
+        }
+        if n > 100 {
+            return Err(TooMany { max: 100 }.into());
+        }
+        Ok(())
+    }
 }
 
 #[tokio::main]
@@ -51,6 +67,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match greeter.say_hello("").await {
         Err(RpcError::Declared(SayHelloError::EmptyName(e))) => println!("typed error: {}", e.hint),
         other => println!("{other:?}"),
+    }
+    let mut counted = greeter.count(3, 0);
+    while let Some(i) = counted.next().await {
+        println!("counted {}", i?);
     }
     greeter.notify("done").await?;
     server.shutdown().await;

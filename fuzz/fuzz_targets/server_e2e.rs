@@ -347,6 +347,20 @@ impl hello::greeter::Greeter for FuzzGreeter {
     }
 
     async fn notify(&self, _ctx: CallContext, _event: String) {}
+
+    async fn count(
+        &self,
+        _ctx: CallContext,
+        n: u32,
+        _interval_ms: u32,
+        mut items: courier::server::ItemSender<u32>,
+    ) -> Result<(), RpcError<hello::greeter::CountError>> {
+        // A few items at most: inputs stay fast.
+        for i in 1..=n.min(4) {
+            items.send(i).await?;
+        }
+        Ok(())
+    }
 }
 
 /// `shop.OrderBook`, without state: answers are computed from the args.

@@ -3,11 +3,15 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use courier::server::ItemSender;
 use courier::{CallContext, Metadata, RpcError};
 use tokio::sync::watch;
 
-use crate::hello::EmptyName;
-use crate::hello::greeter::{Greeter, SayHelloError};
+use crate::hello::greeter::{CountError, Greeter, SayHelloError};
+use crate::hello::{EmptyName, TooMany};
+
+/// `count` counts to at most this, then ends with `TooMany`.
+pub const COUNT_MAX: u32 = 100;
 
 /// At most this many events are kept: the most recent ones.
 pub const MAX_EVENTS: usize = 1024;
@@ -103,6 +107,25 @@ impl Greeter for HelloGreeter {
 
     async fn notify(&self, _ctx: CallContext, event: String) {
         self.record(event);
+    }
+
+    async fn count(
+        &self,
+        _ctx: CallContext,
+        n: u32,
+        interval_ms: u32,
+        mut items: ItemSender<u32>,
+    ) -> Result<(), RpcError<CountError>> {
+        for i in 1..=n.min(COUNT_MAX) {
+            if interval_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(u64::from(interval_ms))).await;
+            }
+            items.send(i).await?;
+        }
+        if n > COUNT_MAX {
+            return Err(TooMany { max: COUNT_MAX }.into());
+        }
+        Ok(())
     }
 }
 

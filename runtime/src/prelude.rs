@@ -10,4 +10,4 @@ pub use crate::codegen::RpcResult;
 pub use crate::context::{CallContext, Metadata};
 pub use crate::error::{RpcError, Status, StatusCode};
 pub use crate::serializer::Serializer;
-pub use crate::server::Server;
+pub use crate::server::{ItemSender, Server};
