@@ -74,6 +74,9 @@ struct Prepared {
     method: String,
     payload: Vec<u8>,
     oneway: bool,
+    /// A server-streaming method (`stream` result): its items are printed
+    /// as they come.
+    stream: bool,
     idempotent: bool,
     default_timeout: Option<Duration>,
 }
@@ -141,6 +144,7 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
             method: method.to_owned(),
             payload: serde_json::to_vec(&json).map_err(|e| CliError::usage(e.to_string()))?,
             oneway: false,
+            stream: false,
             idempotent: false,
             default_timeout: None,
         },
@@ -160,6 +164,11 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
         hash_key: None,
         response_metadata: (args.repeat <= 1).then(|| response_metadata.clone()),
     };
+    if args.repeat > 1 && prepared.stream {
+        return Err(CliError::usage(format!(
+            "{service}/{method} is a server-streaming method: --repeat measures unary calls"
+        )));
+    }
     if args.repeat > 1 {
         return repeat(
             &channel,
@@ -171,6 +180,17 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
         .await;
     }
     let what = format!("{service}/{method}");
+    if let (true, Some(codec)) = (prepared.stream, &codec) {
+        return stream_items(
+            &channel,
+            &prepared,
+            &options,
+            codec,
+            &what,
+            &response_metadata,
+        )
+        .await;
+    }
     if prepared.oneway {
         channel
             .oneway_raw(&prepared.method(), &prepared.payload, &options)
@@ -239,6 +259,63 @@ pub async fn run(args: CallArgs) -> Result<Exit, CliError> {
     }
 }
 
+/// Calls a server-streaming method: prints each item as one line of
+/// compact JSON as it comes (stdout is flushed after each), then ends as
+/// a unary call does with its outcome (a declared error on stdout, exit 1;
+/// a status or failure as an error). The response metadata, which comes
+/// before the first item, is printed on stderr at the end.
+async fn stream_items(
+    channel: &Channel,
+    prepared: &Prepared,
+    options: &CallOptions,
+    codec: &MethodCodec<'_>,
+    what: &str,
+    response_metadata: &ResponseMetadataCapture,
+) -> Result<Exit, CliError> {
+    let serializer = options.serializer;
+    let mut items = channel
+        .open_stream_raw(&prepared.method(), &prepared.payload, options)
+        .await
+        .map_err(|e| CliError::from_rpc(e, what))?;
+    let undecodable = |e: dynamic::DynError| {
+        CliError {
+        exit: Exit::Undecodable,
+        message: format!("the stream's items cannot be read: {what}: {e}"),
+        hint: Some(
+            "the schema (--idl, or the server's reflection) does not match the server's: get the server's .rpc files (`courier describe TARGET SERVICE`)".into(),
+        ),
+    }
+    };
+    let mut count = 0u64;
+    let end = loop {
+        match items.next().await {
+            Some(Ok(RawReply::Ok(item))) => {
+                let value = codec.decode_item(serializer, &item).map_err(undecodable)?;
+                output::print_json(&value, Format::Compact);
+                count += 1;
+            }
+            Some(Ok(RawReply::Declared(error))) => break Ok(Some(error)),
+            Some(Err(error)) => break Err(error),
+            None => break Ok(None),
+        }
+    };
+    print_response_metadata(response_metadata.take());
+    match end {
+        Ok(None) => Ok(Exit::Ok),
+        Ok(Some(payload)) => {
+            let (name, value) = codec
+                .decode_error(serializer, &payload)
+                .map_err(undecodable)?;
+            eprintln!("error: {what} raised the declared error {name} after {count} items");
+            let mut object = serde_json::Map::new();
+            object.insert(name, value);
+            output::print_json(&Value::Object(object), Format::Compact);
+            Ok(Exit::Declared)
+        }
+        Err(error) => Err(CliError::from_rpc(error, what)),
+    }
+}
+
 /// Prints the response metadata the server sent, one `< key: value` line
 /// each, on stderr (stdout keeps the result alone), with control
 /// characters escaped: a server's text never drives the terminal.
@@ -272,6 +349,7 @@ fn prepare(
         method: method.to_owned(),
         payload,
         oneway: m.oneway,
+        stream: codec.is_server_stream(),
         idempotent: m.idempotent,
         default_timeout: m.timeout_ms.map(Duration::from_millis),
     })

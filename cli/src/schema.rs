@@ -62,6 +62,9 @@ pub struct MethodSchema<'a> {
     pub result: Vec<Field>,
     /// The error message's arms: one per declared error, tag = position.
     pub errors: Vec<Field>,
+    /// For a server-streaming method (`stream T` result), the item
+    /// message's one field (`value`, tag 1); empty otherwise.
+    pub item: Vec<Field>,
 }
 
 impl Schema {
@@ -127,19 +130,17 @@ impl Schema {
                 known: found.methods.iter().map(|m| m.name.clone()).collect(),
             });
         };
-        let result = m
-            .returns
-            .iter()
-            .map(|ty| Field {
-                name: "value".into(),
-                tag: 1,
-                ty: ty.clone(),
-                default: None,
-                boxed: false,
-                docs: Vec::new(),
-                hash_key: false,
-            })
-            .collect();
+        let value = |ty: &FieldType| Field {
+            name: "value".into(),
+            tag: 1,
+            ty: ty.clone(),
+            default: None,
+            boxed: false,
+            docs: Vec::new(),
+            hash_key: false,
+        };
+        let result = m.returns.iter().map(value).collect();
+        let item = m.streaming.server_item().map(value).into_iter().collect();
         let errors = m
             .throws
             .iter()
@@ -159,6 +160,7 @@ impl Schema {
             method: m,
             result,
             errors,
+            item,
         })
     }
 }

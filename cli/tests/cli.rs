@@ -241,6 +241,60 @@ fn calls_in_every_serializer() {
 }
 
 #[test]
+fn a_server_stream_prints_its_items_as_json_lines_then_its_end() {
+    let demo = Demo::start();
+    for serializer in ["json", "protobuf", "postcard", "msgpack"] {
+        // With the schema from the server's reflection, and from --idl.
+        for idl in [None, Some(HELLO_IDL)] {
+            let mut args = vec!["call", "-s", serializer];
+            if let Some(idl) = idl {
+                args.extend(["--idl", idl]);
+            }
+            args.extend([
+                demo.addr.as_str(),
+                "hello.Greeter/count",
+                r#"{"n":3,"interval_ms":1}"#,
+            ]);
+            let run = courier(&args);
+            assert_eq!(
+                (run.code, run.stdout.as_str()),
+                (0, "1\n2\n3\n"),
+                "{serializer} {idl:?}: {run:?}"
+            );
+        }
+    }
+    // Past 100 it sends 100 items, then ends with its declared error.
+    let run = courier(&[
+        "call",
+        &demo.addr,
+        "hello.Greeter/count",
+        r#"{"n":101,"interval_ms":0}"#,
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 101, "{run:?}");
+    let expected: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
+    assert_eq!(lines[..100], expected);
+    assert_eq!(lines[100], r#"{"TooMany":{"max":100}}"#);
+    assert!(
+        run.stderr
+            .contains("raised the declared error TooMany after 100 items"),
+        "{run:?}"
+    );
+    // --repeat measures unary calls only.
+    let run = courier(&[
+        "call",
+        "--repeat",
+        "3",
+        &demo.addr,
+        "hello.Greeter/count",
+        r#"{"n":1}"#,
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("server-streaming method"), "{run:?}");
+}
+
+#[test]
 fn a_declared_error_prints_its_type_and_exits_1() {
     let demo = Demo::start();
     for serializer in ["json", "protobuf", "postcard", "msgpack"] {

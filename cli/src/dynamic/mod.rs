@@ -78,6 +78,21 @@ impl<'a> MethodCodec<'a> {
         Shape::Struct(&self.method.result)
     }
 
+    fn item_shape(&self) -> Shape<'_> {
+        Shape::Struct(&self.method.item)
+    }
+
+    /// Whether the server streams the answer (a `stream` result).
+    pub fn is_server_stream(&self) -> bool {
+        !self.method.item.is_empty()
+    }
+
+    /// Decodes one stream item (message type 7): the item as JSON.
+    pub fn decode_item(&self, serializer: Serializer, payload: &[u8]) -> Result<Value, DynError> {
+        let message = self.decode(serializer, &self.item_shape(), payload)?;
+        Ok(take_value(message))
+    }
+
     fn error_shape(&self) -> Shape<'_> {
         Shape::Union(&self.method.errors)
     }
@@ -196,10 +211,11 @@ impl<'a> MethodCodec<'a> {
                 format!("{}: {} {}{default}", p.tag, idl_type(&p.ty), p.name)
             })
             .collect();
-        let returns = m
-            .returns
-            .as_ref()
-            .map_or_else(|| "void".to_owned(), idl_type);
+        let returns = match (m.streaming.server_item(), &m.returns) {
+            (Some(item), _) => format!("stream {}", idl_type(item)),
+            (None, Some(ty)) => idl_type(ty),
+            (None, None) => "void".to_owned(),
+        };
         let throws = if m.throws.is_empty() {
             String::new()
         } else {
