@@ -123,7 +123,7 @@ async fn run_connection(server: &ServerHandle, steps: &[Step]) {
 }
 
 /// Reads until the server closes; checks that it wrote only well-formed
-/// responses and pongs.
+/// responses, pongs, stream items (`count`) and response metadata.
 async fn read_answers(reader: &mut tokio::io::ReadHalf<DuplexStream>) {
     let mut decoder = FrameDecoder::default();
     let mut buf = BytesMut::with_capacity(4096);
@@ -137,7 +137,13 @@ async fn read_answers(reader: &mut tokio::io::ReadHalf<DuplexStream>) {
             .expect("the server wrote a malformed frame")
         {
             assert!(
-                matches!(frame.header.kind, MessageKind::Response | MessageKind::Pong),
+                matches!(
+                    frame.header.kind,
+                    MessageKind::Response
+                        | MessageKind::Pong
+                        | MessageKind::StreamItem
+                        | MessageKind::ResponseMetadata
+                ),
                 "the server sent {:?}",
                 frame.header
             );
