@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use super::call::{CallParts, IncomingCall};
 use super::config::READ_CHUNK;
 use super::connection_shared::{ConnShared, SlotGuard};
+use super::environment::CloseSignal;
 use super::limits::{
     Check, MAX_LINGERING_REFUSALS, ReadClock, Stall, far_future, refuse_connection,
 };
@@ -448,33 +449,9 @@ async fn read_frames<R: ReadSide>(
     let timed = clock.enabled();
     let timer = tokio::time::sleep_until(clock.next_deadline().map_or_else(far_future, |d| d.0));
     tokio::pin!(timer);
-    // One wait for the server's close for the whole loop, on a receiver of
-    // its own (the paused reader has `phase`): made anew for every read, it
-    // registered with the watch and left it again each time (~650
-    // instructions a call, callgrind). And polled only when it may have
-    // something new: a wait that is registered takes the watch's lock on
-    // every poll; its waker, the task's, is woken by any change of phase,
-    // which a receiver of our own sees without the lock.
-    let mut closing_phase = phase.clone();
-    let closing_wait = closing(&mut closing_phase);
-    tokio::pin!(closing_wait);
-    let mut changes = phase.clone();
-    let mut registered: Option<std::task::Waker> = None;
-    let mut closing_read = std::future::poll_fn(|cx| {
-        let same_waker = registered
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        // An error: the server is gone, which the wait sees as a close.
-        if same_waker && !changes.has_changed().unwrap_or(true) {
-            return std::task::Poll::Pending;
-        }
-        changes.mark_unchanged();
-        let polled = closing_wait.as_mut().poll(cx);
-        if !same_waker {
-            registered = Some(cx.waker().clone());
-        }
-        polled
-    });
+    // The server's close, one atomic load a turn (see `CloseSignal`).
+    let mut close_signal = CloseSignal::new(&conn.env, conn.id());
+    let mut closing_read = std::future::poll_fn(|cx| close_signal.poll_closed(cx));
     let pool = &conn.env.memory;
     // Unwritten answers at which the reader stops handling requests until
     // the peer has read half of them.

@@ -68,6 +68,11 @@ impl ConnShared {
         })
     }
 
+    /// The connection's id in its server's registers.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Charges `bytes` to the connection, however many it already holds
     /// (bytes that were read, a request frame).
     pub fn charge_forced(&self, bytes: usize) {

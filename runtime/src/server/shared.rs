@@ -177,6 +177,7 @@ impl ServerShared {
     pub fn close(&self) {
         self.start_draining();
         self.phase.send_replace(Phase::Closing);
+        self.env.close_connections();
     }
 
     /// Follows the phase.
