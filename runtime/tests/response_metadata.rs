@@ -9,14 +9,11 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use common::*;
 use courier::client::{CallOptions, Channel, ChannelConfig, ResponseMetadataCapture};
-use courier::protocol::{
-    FrameBuilder, FrameDecoder, FrameHeader, MessageKind, MetadataLimits, encode_response_metadata,
-};
+use courier::protocol::{MessageKind, MetadataLimits, encode_response_metadata};
 use courier::{Metadata, RpcError, StatusCode, TransportError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 /// `response_metadata` args: `entries` entries, answered as `how` says.
@@ -52,9 +49,6 @@ fn call(
 
 /// Whether a call's outcome is the one expected.
 type IsExpected = fn(&Result<EchoReply, RpcError<EchoError>>) -> bool;
-
-/// The frames a scripted server answers a request id with.
-type Script = fn(u64) -> Vec<bytes::Bytes>;
 
 /// Every kind of answer a handler gives, and whether the outcome is it.
 fn answers() -> Vec<(&'static str, IsExpected)> {
@@ -353,51 +347,6 @@ async fn the_client_refuses_metadata_over_its_limits_and_goes_on() {
     eventually("the pending map to empty", || channel.pending_len() == 0).await;
 }
 
-/// A server that answers each request with `frames(request_id)`.
-async fn scripted_server(frames: Script) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut decoder = FrameDecoder::default();
-                let mut buf = BytesMut::new();
-                loop {
-                    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
-                        if frame.header.kind == MessageKind::Request {
-                            for bytes in frames(frame.header.request_id) {
-                                if socket.write_all(&bytes).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    match socket.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-fn frame(kind: MessageKind, request_id: u64, body: &[u8]) -> bytes::Bytes {
-    let mut builder = FrameBuilder::new(
-        FrameHeader {
-            serializer: 1,
-            kind,
-            status: 0,
-            request_id,
-            body_len: 0,
-        },
-        body.len(),
-    );
-    builder.body_mut().extend_from_slice(body);
-    builder.finish(u32::MAX).expect("small")
-}
-
 /// `k` = `v`, as the scripted servers send it.
 fn k_is_v() -> Metadata {
     std::iter::once(("k".to_owned(), "v".to_owned())).collect()
@@ -415,9 +364,9 @@ async fn a_server_that_breaks_the_rules_fails_that_call_with_a_clear_error() {
         (
             |id| {
                 vec![
-                    frame(MessageKind::ResponseMetadata, id, &one_entry()),
-                    frame(MessageKind::ResponseMetadata, id, &one_entry()),
-                    frame(MessageKind::Response, id, b""),
+                    scripted_frame(MessageKind::ResponseMetadata, id, &one_entry()),
+                    scripted_frame(MessageKind::ResponseMetadata, id, &one_entry()),
+                    scripted_frame(MessageKind::Response, id, b""),
                 ]
             },
             "sent response metadata twice",
@@ -425,8 +374,8 @@ async fn a_server_that_breaks_the_rules_fails_that_call_with_a_clear_error() {
         (
             |id| {
                 vec![
-                    frame(MessageKind::ResponseMetadata, id, b"\x00\x01\x00\x05k"),
-                    frame(MessageKind::Response, id, b""),
+                    scripted_frame(MessageKind::ResponseMetadata, id, b"\x00\x01\x00\x05k"),
+                    scripted_frame(MessageKind::Response, id, b""),
                 ]
             },
             "malformed response metadata",
@@ -434,8 +383,8 @@ async fn a_server_that_breaks_the_rules_fails_that_call_with_a_clear_error() {
         (
             |id| {
                 vec![
-                    frame(MessageKind::ResponseMetadata, id, b"\x00\x00\x00"),
-                    frame(MessageKind::Response, id, b""),
+                    scripted_frame(MessageKind::ResponseMetadata, id, b"\x00\x00\x00"),
+                    scripted_frame(MessageKind::Response, id, b""),
                 ]
             },
             "1 bytes follow the last metadata entry",
@@ -458,9 +407,9 @@ async fn a_server_that_breaks_the_rules_fails_that_call_with_a_clear_error() {
     let channel = Channel::connect(
         scripted_server(|id| {
             vec![
-                frame(MessageKind::ResponseMetadata, id + 1000, &one_entry()),
-                frame(MessageKind::ResponseMetadata, id, &one_entry()),
-                frame(MessageKind::Response, id, b"\x0a\x02ok"),
+                scripted_frame(MessageKind::ResponseMetadata, id + 1000, &one_entry()),
+                scripted_frame(MessageKind::ResponseMetadata, id, &one_entry()),
+                scripted_frame(MessageKind::Response, id, b"\x0a\x02ok"),
             ]
         })
         .await,

@@ -14,10 +14,8 @@ use courier::client::{
     CallOptions, Channel, ChannelConfig, ItemStream, RawReply, ResponseMetadataCapture,
 };
 use courier::protocol::CREDIT_WINDOW;
-use courier::protocol::{FrameBuilder, FrameDecoder, FrameHeader, MessageKind};
+use courier::protocol::{FrameHeader, MessageKind};
 use courier::{RpcError, StatusCode, TransportError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 fn count_args(how: &str, items: u64, interval_ms: u64) -> EchoArgs {
     EchoArgs {
@@ -399,61 +397,14 @@ async fn senders_waiting_for_room_leave_the_runtime_to_others() {
     );
 }
 
-/// A server that answers a request with `frames(request_id)`.
-async fn scripted_server(frames: fn(u64) -> Vec<Bytes>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut decoder = FrameDecoder::default();
-                let mut buf = BytesMut::new();
-                loop {
-                    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
-                        if frame.header.kind == MessageKind::Request {
-                            // One write: the frames arrive in one read
-                            // (credit the client gives back meanwhile
-                            // cannot come between them).
-                            let all: Vec<u8> = frames(frame.header.request_id).concat();
-                            if socket.write_all(&all).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    match socket.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-fn frame(kind: MessageKind, request_id: u64, body: &[u8]) -> Bytes {
-    let mut builder = FrameBuilder::new(
-        FrameHeader {
-            serializer: 1,
-            kind,
-            status: 0,
-            request_id,
-            body_len: 0,
-        },
-        body.len(),
-    );
-    builder.body_mut().extend_from_slice(body);
-    builder.finish(u32::MAX).expect("small")
-}
-
 #[tokio::test]
 async fn a_server_that_sends_past_its_credit_fails_the_stream() {
     // 17 items (field 1 = 7) against a window of 16, then an end.
     let addr = scripted_server(|id| {
         let mut frames: Vec<Bytes> = (0..=CREDIT_WINDOW)
-            .map(|_| frame(MessageKind::StreamItem, id, b"\x08\x07"))
+            .map(|_| scripted_frame(MessageKind::StreamItem, id, b"\x08\x07"))
             .collect();
-        frames.push(frame(MessageKind::Response, id, b""));
+        frames.push(scripted_frame(MessageKind::Response, id, b""));
         frames
     })
     .await;

@@ -745,3 +745,56 @@ impl RawClient {
         }
     }
 }
+
+/// The frames a scripted server answers a request id with.
+pub type Script = fn(u64) -> Vec<Bytes>;
+
+/// A server on a real socket that answers each request with
+/// `frames(request_id)`, all in one write (so they arrive in one read:
+/// nothing the client sends meanwhile comes between them), for tests of
+/// what a client does with a server that breaks the rules.
+pub async fn scripted_server(frames: Script) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut decoder = FrameDecoder::default();
+                let mut buf = BytesMut::new();
+                loop {
+                    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                        if frame.header.kind == MessageKind::Request {
+                            let all: Vec<u8> = frames(frame.header.request_id).concat();
+                            if socket.write_all(&all).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    match socket.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A frame of `kind` for `request_id` with `body`, status 0, protobuf.
+pub fn scripted_frame(kind: MessageKind, request_id: u64, body: &[u8]) -> Bytes {
+    let mut builder = FrameBuilder::new(
+        FrameHeader {
+            serializer: 1,
+            kind,
+            status: 0,
+            request_id,
+            body_len: 0,
+        },
+        body.len(),
+    );
+    builder.body_mut().extend_from_slice(body);
+    builder.finish(u32::MAX).expect("small")
+}
