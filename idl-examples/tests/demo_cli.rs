@@ -145,6 +145,18 @@ fn in_process_demo_runs_and_exits_0() {
         "{stdout}"
     );
     assert!(stdout.contains("declared error EmptyName"), "{stdout}");
+    assert!(
+        stdout.contains("response metadata greetings = "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("count(3, 10) -> items [1, 2, 3]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("count(101, 0) -> 100 items, then declared error TooMany { max: 100 }"),
+        "{stdout}"
+    );
     assert!(stdout.contains("done"), "{stdout}");
 }
 

@@ -24,13 +24,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use courier::balance::{Strategy, hash_key_of};
-use courier::client::{BalanceOptions, CallOptions, Channel, ChannelConfig, Stub};
+use courier::client::{
+    BalanceOptions, CallOptions, Channel, ChannelConfig, ResponseMetadataCapture, Stub,
+};
 use courier::registry::{MemoryRegistry, Registry, RegistryUrl, ServiceInstance};
 use courier::server::{Server, ServerHandle};
 use courier::tls::{ClientTlsConfig, ServerTlsConfig};
 use courier::{RpcError, Serializer};
 use idl_examples::greeter::HelloGreeter;
-use idl_examples::hello::greeter::{GreeterClient, GreeterServer, SayHelloError};
+use idl_examples::hello::greeter::{CountError, GreeterClient, GreeterServer, SayHelloError};
 use idl_examples::order_book::MemoryOrderBook;
 use idl_examples::shop::order_book::{GetError, OrderBookClient, OrderBookServer};
 use idl_examples::shop::{LineItem, OrderStatus};
@@ -281,6 +283,50 @@ async fn run_in_process() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("say_hello(\"JSON\") over JSON -> {greeting:?}");
+
+    // Response metadata: the greeter counts its greetings.
+    let capture = ResponseMetadataCapture::new();
+    greeter
+        .clone()
+        .capture_response_metadata(&capture)
+        .say_hello("metadata")
+        .await
+        .map_err(|e| e.to_string())?;
+    let greetings = capture
+        .take()
+        .and_then(|metadata| metadata.get("greetings").map(str::to_owned))
+        .unwrap_or_default();
+    println!("say_hello(\"metadata\") -> response metadata greetings = {greetings}");
+
+    // A server stream: the items, in order, then its end.
+    let mut counted = Vec::new();
+    let mut count = greeter.count(3, 10);
+    while let Some(item) = count.next().await {
+        counted.push(item.map_err(|e| e.to_string())?);
+    }
+    println!("count(3, 10) -> items {counted:?}");
+    let mut items = 0;
+    let mut too_many = greeter.count(101, 0);
+    let end = loop {
+        match too_many.next().await {
+            Some(Ok(_)) => items += 1,
+            Some(Err(error)) => break Some(error),
+            None => break None,
+        }
+    };
+    match end {
+        Some(RpcError::Declared(CountError::TooMany(error))) => {
+            println!(
+                "count(101, 0) -> {items} items, then declared error TooMany {{ max: {} }}",
+                error.max
+            );
+        }
+        other => {
+            return Err(format!(
+                "count(101, 0) should end with TooMany, got {other:?}"
+            ));
+        }
+    }
 
     let hurried = greeter.clone().with_options(CallOptions {
         timeout: Some(Duration::from_millis(50)),
