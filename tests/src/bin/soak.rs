@@ -14,6 +14,12 @@
 //! fault schedule puts one instance at a time under delay, throttle,
 //! blackhole, reset or cut, in turn.
 //!
+//! Each instance also serves the demo's `hello.Greeter`, whose server
+//! stream `count(n)` a stream worker calls through a second balanced
+//! channel: every item is checked (1, 2, ... in order, none missing or
+//! repeated, `TooMany` after exactly 100 for n > 100, all n for a stream
+//! that ends well).
+//!
 //! Every call is counted when it starts and when it ends (reply, declared
 //! error, status, or transport error). A call is LOST if it never ends, or
 //! ends later than its timeout plus [`LOST_MARGIN`] (a watchdog checks).
@@ -40,6 +46,8 @@ use courier_tests::fixtures::services::store::{
     DeleteError, GetError, PutError, Store, StoreClient, StoreServer,
 };
 use courier_tests::fixtures::services::{NotFound, ReadOnly};
+use idl_examples::greeter::HelloGreeter;
+use idl_examples::hello::greeter::{CountError, GreeterClient, GreeterServer};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -225,14 +233,16 @@ enum Mode {
     Future,
     Callback,
     Oneway,
+    Stream,
 }
 
-const MODES: [Mode; 5] = [
+const MODES: [Mode; 6] = [
     Mode::Async,
     Mode::Blocking,
     Mode::Future,
     Mode::Callback,
     Mode::Oneway,
+    Mode::Stream,
 ];
 
 impl Mode {
@@ -243,6 +253,7 @@ impl Mode {
             Mode::Future => "future",
             Mode::Callback => "callback",
             Mode::Oneway => "oneway",
+            Mode::Stream => "stream",
         }
     }
 }
@@ -455,6 +466,71 @@ async fn async_call(clients: &Clients, ledger: &Ledger, rng: &mut SmallRng) {
     }
 }
 
+/// The items of every server stream of the run.
+#[derive(Default)]
+struct ItemLedger {
+    received: AtomicU64,
+    /// Items missing, repeated or out of order, and streams that ended
+    /// wrong (all of them failures of the run).
+    violations: AtomicU64,
+    samples: Mutex<Vec<String>>,
+}
+
+impl ItemLedger {
+    fn violation(&self, what: String) {
+        self.violations.fetch_add(1, Ordering::Relaxed);
+        let mut samples = lock(&self.samples);
+        if samples.len() < 20 {
+            samples.push(what);
+        }
+    }
+}
+
+/// A stream worker: `count(n)` streams one after another, every item
+/// checked.
+async fn stream_worker(
+    greeter: GreeterClient,
+    ledger: Arc<Ledger>,
+    items: Arc<ItemLedger>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    while !stop.load(Ordering::Relaxed) {
+        let n: u32 = rng.random_range(0..=130);
+        let t = ledger.start(Mode::Stream, "count", NORMAL_TIMEOUT);
+        let mut stream = greeter.count(n, 0);
+        let mut next = 1u32;
+        let end: Result<(), RpcError<CountError>> = loop {
+            match stream.next().await {
+                Some(Ok(item)) => {
+                    items.received.fetch_add(1, Ordering::Relaxed);
+                    if item != next {
+                        items.violation(format!("count({n}): item {item} where {next} was due"));
+                    }
+                    next = item.saturating_add(1);
+                }
+                Some(Err(error)) => break Err(error),
+                None => break Ok(()),
+            }
+        };
+        let got = next - 1;
+        match &end {
+            Ok(()) if n > 100 => {
+                items.violation(format!("count({n}) ended well after {got} items"));
+            }
+            Ok(()) if got != n => {
+                items.violation(format!("count({n}) ended well after {got} items"));
+            }
+            Err(RpcError::Declared(CountError::TooMany(_))) if n <= 100 || got != 100 => {
+                items.violation(format!("count({n}) ended with TooMany after {got} items"));
+            }
+            _ => {}
+        }
+        ledger.end(t, &end);
+    }
+}
+
 /// Async workers: one call after another.
 async fn async_worker(clients: Clients, ledger: Arc<Ledger>, stop: Arc<AtomicBool>, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -629,15 +705,18 @@ async fn start_cluster(instances: usize, registry: &MemoryRegistry) -> Result<Cl
         let store = Arc::new(SoakStore::default());
         let server = Server::builder()
             .add_service(StoreServer::from_arc(Arc::clone(&store)))
+            .add_service(GreeterServer::new(HelloGreeter::default()))
             .bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot bind a server: {e}"))?;
         let proxy = FaultProxy::start(server.local_addr())
             .map_err(|e| format!("cannot start a fault proxy: {e}"))?;
-        registry
-            .register(ServiceInstance::new(StoreClient::WIRE_NAME, proxy.addr()))
-            .await
-            .map_err(|e| format!("cannot register: {e}"))?;
+        for service in [StoreClient::WIRE_NAME, GreeterClient::WIRE_NAME] {
+            registry
+                .register(ServiceInstance::new(service, proxy.addr()))
+                .await
+                .map_err(|e| format!("cannot register: {e}"))?;
+        }
         servers.push(server);
         stores.push(store);
         proxies.push(proxy);
@@ -666,22 +745,32 @@ async fn settles(patience: Duration, mut condition: impl FnMut() -> bool) -> boo
 async fn run(options: Options) -> Result<bool, String> {
     let registry = MemoryRegistry::new();
     let cluster = start_cluster(options.instances, &registry).await?;
+    let balance = || BalanceOptions {
+        channel: ChannelConfig {
+            heartbeat_interval: Some(Duration::from_millis(500)),
+            connect_timeout: Duration::from_secs(1),
+            ..ChannelConfig::default()
+        },
+        eject_base: Duration::from_millis(500),
+        eject_max: Duration::from_secs(5),
+        ..BalanceOptions::with_strategy(options.strategy)
+    };
     let channel = Channel::balanced(
         Arc::new(registry.clone()),
         StoreClient::WIRE_NAME,
-        BalanceOptions {
-            channel: ChannelConfig {
-                heartbeat_interval: Some(Duration::from_millis(500)),
-                connect_timeout: Duration::from_secs(1),
-                ..ChannelConfig::default()
-            },
-            eject_base: Duration::from_millis(500),
-            eject_max: Duration::from_secs(5),
-            ..BalanceOptions::with_strategy(options.strategy)
-        },
+        balance(),
     )
     .await
     .map_err(|e| format!("cannot start the balanced channel: {e}"))?;
+    let greeter_channel = Channel::balanced(
+        Arc::new(registry.clone()),
+        GreeterClient::WIRE_NAME,
+        balance(),
+    )
+    .await
+    .map_err(|e| format!("cannot start the greeter's balanced channel: {e}"))?;
+    let greeter = GreeterClient::new(greeter_channel.clone()).with_timeout(NORMAL_TIMEOUT);
+    let items = Arc::new(ItemLedger::default());
     let clients = Clients::new(&channel);
     // Warm up: every instance connected and the allocator in steady use.
     for _ in 0..(options.instances * 4) {
@@ -725,6 +814,13 @@ async fn run(options: Options) -> Result<bool, String> {
         Arc::clone(&ledger),
         Arc::clone(&stop),
         options.seed.wrapping_add(2000),
+    )));
+    tasks.push(tokio::spawn(stream_worker(
+        greeter.clone(),
+        Arc::clone(&ledger),
+        Arc::clone(&items),
+        Arc::clone(&stop),
+        options.seed.wrapping_add(5000),
     )));
     let mut threads = Vec::new();
     for i in 0..2 {
@@ -800,10 +896,15 @@ async fn run(options: Options) -> Result<bool, String> {
     let (rss_end, rss_peak) = memory_kib();
 
     // Leaks: pending maps, then connections once the channel is gone.
-    let pending_emptied = settles(SETTLE, || channel.pending_len() == 0).await;
-    let pending = channel.pending_len();
+    let pending_emptied = settles(SETTLE, || {
+        channel.pending_len() == 0 && greeter_channel.pending_len() == 0
+    })
+    .await;
+    let pending = channel.pending_len() + greeter_channel.pending_len();
     drop(clients);
     drop(channel);
+    drop(greeter);
+    drop(greeter_channel);
     let servers_closed = settles(SETTLE, || {
         cluster.servers.iter().all(|s| s.connection_count() == 0)
     })
@@ -853,6 +954,12 @@ async fn run(options: Options) -> Result<bool, String> {
         .map(|m| format!("{} {}", m.name(), by_mode.get(m).copied().unwrap_or(0)))
         .collect();
     let _ = writeln!(report, "by mode          {}", modes.join(", "));
+    let violations = items.violations.load(Ordering::Relaxed);
+    let _ = writeln!(
+        report,
+        "stream items     {} received, {violations} missing, repeated or out of order (or a stream that ended wrong)",
+        items.received.load(Ordering::Relaxed)
+    );
     let _ = writeln!(
         report,
         "calls/s          {:.0}",
@@ -900,10 +1007,16 @@ async fn run(options: Options) -> Result<bool, String> {
     for call in lock(&ledger.lost_calls).iter().take(20) {
         println!("  lost: {call}");
     }
+    for violation in lock(&items.samples).iter() {
+        println!("  stream: {violation}");
+    }
 
     let mut problems = Vec::new();
     if lost > 0 || never_ended > 0 {
         problems.push(format!("{lost} calls lost"));
+    }
+    if violations > 0 {
+        problems.push(format!("{violations} stream items or ends wrong"));
     }
     if !pending_emptied {
         problems.push(format!("{pending} calls left in the pending maps"));
