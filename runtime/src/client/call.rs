@@ -82,17 +82,9 @@ impl<'a, R: Route> Caller<'a, R> {
         payload: &impl RequestPayload,
         options: &CallOptions,
     ) -> Result<(), RpcError> {
-        let timeout = options.effective_timeout(method, self.default_timeout);
-        let (metadata, timeout) = self.intercept(method, options, timeout).await?;
-        let (head, id, frame) = self.encode(
-            MessageKind::OnewayRequest,
-            method,
-            payload,
-            options,
-            &metadata,
-            timeout,
-            Instant::now(),
-        )?;
+        let (head, id, frame) = self
+            .intercept_and_encode(MessageKind::OnewayRequest, method, payload, options)
+            .await?;
         match self.route.send_oneway(&head, id, frame).await? {
             Some(()) => Ok(()),
             None => Err(not_written_in_time(&head).into()),
@@ -109,21 +101,39 @@ impl<'a, R: Route> Caller<'a, R> {
         payload: &impl RequestPayload,
         options: &CallOptions,
     ) -> Result<(StreamHandle, Option<Instant>), RpcError> {
+        let (head, id, frame) = self
+            .intercept_and_encode(MessageKind::Request, method, payload, options)
+            .await?;
+        match self.route.open_stream(&head, id, frame).await? {
+            Some(handle) => Ok((handle, head.deadline)),
+            None => Err(no_answer_in_time(&head).into()),
+        }
+    }
+
+    /// The interceptors, then the request frame, encoded once (the
+    /// deadline runs from now): the way of the calls that are not the
+    /// request-response hot path (one-way calls, streams).
+    async fn intercept_and_encode<'h>(
+        &self,
+        kind: MessageKind,
+        method: &'h MethodDescriptor<'h>,
+        payload: &impl RequestPayload,
+        options: &CallOptions,
+    ) -> Result<(CallHead<'h>, u64, Bytes), RpcError>
+    where
+        'a: 'h,
+    {
         let timeout = options.effective_timeout(method, self.default_timeout);
         let (metadata, timeout) = self.intercept(method, options, timeout).await?;
-        let (head, id, frame) = self.encode(
-            MessageKind::Request,
+        self.encode(
+            kind,
             method,
             payload,
             options,
             &metadata,
             timeout,
             Instant::now(),
-        )?;
-        match self.route.open_stream(&head, id, frame).await? {
-            Some(handle) => Ok((handle, head.deadline)),
-            None => Err(no_answer_in_time(&head).into()),
-        }
+        )
     }
 
     /// The call's metadata and timeout after the interceptors: the

@@ -123,7 +123,21 @@ impl IncomingCall {
     /// serving. If the request carried a timeout, the handler is stopped
     /// when it passes and status 6 is answered then. A one-way request
     /// served this way runs the handler and answers nothing.
-    pub fn serve_unary<Args, Reply, E, F, Fut>(mut self, handler: F)
+    pub fn serve_unary<Args, Reply, E, F, Fut>(self, handler: F)
+    where
+        Args: WireMessage,
+        Reply: WireMessage,
+        E: DeclaredError,
+        F: FnOnce(CallContext, Args) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Reply, RpcError<E>>> + Send + 'static,
+    {
+        self.serve_answered(false, handler);
+    }
+
+    /// [`serve_unary`](Self::serve_unary)'s work, also for the end of a
+    /// server stream (`stream`: its end is queued like a control frame).
+    #[inline]
+    fn serve_answered<Args, Reply, E, F, Fut>(mut self, stream: bool, handler: F)
     where
         Args: WireMessage,
         Reply: WireMessage,
@@ -134,7 +148,8 @@ impl IncomingCall {
         let Some(call) = self.inner.take() else {
             return;
         };
-        let (mut ctx, payload, call) = call.into_context();
+        let (mut ctx, payload, mut call) = call.into_context();
+        call.stream = stream;
         let metadata_bytes = ctx.metadata().heap_bytes();
         let (serializer, responder) = (call.serializer, call.responder);
         let interceptors = call.interceptors();
@@ -176,48 +191,28 @@ impl IncomingCall {
         F: FnOnce(CallContext, Args, ItemSender<Item>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), RpcError<E>>> + Send + 'static,
     {
-        let Some(call) = self.inner.take() else {
+        let Some(call) = self.inner.as_ref() else {
             return;
         };
         if call.oneway {
             tracing::debug!(request_id = call.slot.request_id, method = %call.method, "a one-way request for a streaming method: dropped");
+            self.inner = None;
             return;
         }
-        let (mut ctx, payload, mut call) = call.into_context();
-        call.stream = true;
-        let metadata_bytes = ctx.metadata().heap_bytes();
-        let (serializer, responder) = (call.serializer, call.responder);
-        let interceptors = call.interceptors();
+        let (conn, slot) = (&call.slot.conn, call.slot.slot);
         let credit = StreamCredit::new(CREDIT_WINDOW);
-        let conn = &call.slot.conn;
-        conn.slots
-            .set_stream_credit(call.slot.slot, Arc::clone(&credit));
+        conn.slots.set_stream_credit(slot, Arc::clone(&credit));
         let items = ItemSender::new(
             Arc::clone(conn),
-            call.slot.slot,
-            responder,
-            serializer,
+            slot,
+            call.slot.responder(call.serializer.id()),
+            call.serializer,
             credit,
         );
-        let work = async move {
-            if let Some(server) = interceptors {
-                if let Err(rejection) = intercept(&server, &mut ctx).await {
-                    return Some(rejection.answer(&responder, serializer));
-                }
-            }
-            let args = match serializer.decode::<Args>(payload) {
-                Ok(args) => args,
-                Err(e) => {
-                    let message = bad_args_message(&ctx, serializer, e);
-                    return Some(responder.status(StatusCode::BadRequest, &message));
-                }
-            };
-            Some(match handler(ctx, args, items).await {
-                Ok(()) => responder.reply(serializer, &Reply::new(())),
-                Err(error) => responder.error(serializer, error),
-            })
-        };
-        spawn_call(call, metadata_bytes, work);
+        // The stream's end: the empty message, or the handler's error.
+        self.serve_answered(true, move |ctx, args| async move {
+            handler(ctx, args, items).await.map(Reply::new)
+        });
     }
 
     /// Runs the handler of a one-way method (inline, then as a task if it
